@@ -1,0 +1,1 @@
+"""otlp-feedback: OTLP feedback events -> typed Avro in Kafka."""
