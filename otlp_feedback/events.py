@@ -1,0 +1,172 @@
+"""The typed feedback events: what the pipeline validates into and what consumers read back.
+
+Five event types share one envelope. They are plain pydantic models with flat fields (no nested
+models) so that the encoder can hand ``model.__dict__`` straight to fastavro, and so that the
+Avro schemas in ``schemas/avro/`` mirror them one to one (``tests/unit/test_schema_alignment.py``
+proves they agree).
+
+Who uses this: ``validation`` builds these from mapped attributes; ``encoding`` writes them;
+``consumer``/``tail`` read them back.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+EventType = Literal[
+    "user_feedback",
+    "performance_metrics",
+    "model_response",
+    "system_health",
+    "experiment_result",
+]
+Carrier = Literal["log_record", "span_event", "genai_span"]
+
+UnitInterval = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+NonNegFloat = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+NonNegInt = Annotated[int, Field(ge=0, le=2**63 - 1)]
+Percent = Annotated[float, Field(ge=0.0, le=100.0, allow_inf_nan=False)]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class FeedbackEvent(BaseModel):
+    """The envelope every event carries.
+
+    ``event_id`` is either the client's ``event.id`` or a UUIDv5 of the record's content, so a
+    retried export yields the same id and consumers can drop duplicates.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=65536)
+
+    event_type: ClassVar[EventType]
+
+    event_id: Annotated[str, Field(min_length=1, max_length=128)]
+    timestamp: datetime
+    received_at: datetime
+    carrier: Carrier
+    service: str | None = None
+    environment: str | None = None
+    trace_id: str | None = None
+    span_id: str | None = None
+    request_id: str | None = None
+    session_id: str | None = None
+    user_id: str | None = None
+    attributes: dict[str, str] = Field(default_factory=dict)
+
+    def kafka_key(self) -> str | None:
+        """The record key that keeps related events in one partition (overridden per type).
+
+        By default the request id, else the trace id, so a call's events stay together.
+        """
+        return self.request_id or self.trace_id
+
+
+class UserFeedback(FeedbackEvent):
+    """What an end user said about a response: stars, thumbs, a comment, tags."""
+
+    event_type: ClassVar[EventType] = "user_feedback"
+
+    session_id: Annotated[str, Field(min_length=1)]  # type: ignore[assignment]
+    rating: Annotated[float, Field(ge=0.0, le=5.0, allow_inf_nan=False)] | None = None
+    thumbs: Literal["up", "down"] | None = None
+    comment: Annotated[str, Field(max_length=1000)] | None = None
+    tags: list[str] = Field(default_factory=list)
+
+    def kafka_key(self) -> str | None:
+        return self.session_id
+
+
+class PerformanceMetrics(FeedbackEvent):
+    """Latency, tokens, cost and outcome of one model call."""
+
+    event_type: ClassVar[EventType] = "performance_metrics"
+
+    model: Annotated[str, Field(min_length=1)]
+    response_model: str | None = None
+    provider: str | None = None
+    operation: str | None = None
+    latency_ms: NonNegFloat | None = None
+    input_tokens: NonNegInt | None = None
+    output_tokens: NonNegInt | None = None
+    cost_usd: NonNegFloat | None = None
+    success: bool = True
+    error_type: str | None = None
+    cache_hit: bool | None = None
+    custom_metrics: dict[str, FiniteFloat] = Field(default_factory=dict)
+
+
+class ModelResponse(FeedbackEvent):
+    """Quality of one model response, scored by a human, a rule or an LLM judge."""
+
+    event_type: ClassVar[EventType] = "model_response"
+
+    model: str | None = None
+    quality_score: Percent | None = None
+    accuracy: UnitInterval | None = None
+    relevance: UnitInterval | None = None
+    coherence: UnitInterval | None = None
+    completeness: UnitInterval | None = None
+    safety: UnitInterval | None = None
+    custom_scores: dict[str, FiniteFloat] = Field(default_factory=dict)
+    evaluation_name: str | None = None
+    explanation: str | None = None
+    prompt_hash: str | None = None
+    response_length: NonNegInt | None = None
+    finish_reasons: list[str] = Field(default_factory=list)
+    temperature: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] | None = None
+    top_p: UnitInterval | None = None
+    max_tokens: NonNegInt | None = None
+    top_k: NonNegInt | None = None
+
+
+class SystemHealth(FeedbackEvent):
+    """A service's own report of its health."""
+
+    event_type: ClassVar[EventType] = "system_health"
+
+    service: Annotated[str, Field(min_length=1)]  # type: ignore[assignment]
+    status: Literal["healthy", "degraded", "unhealthy"]
+    error_rate: UnitInterval | None = None
+    availability: UnitInterval | None = None
+    cpu_percent: Percent | None = None
+    memory_mb: NonNegFloat | None = None
+    memory_percent: Percent | None = None
+    network_mbps: NonNegFloat | None = None
+    active_requests: NonNegInt | None = None
+
+    def kafka_key(self) -> str | None:
+        return self.service
+
+
+class ExperimentResult(FeedbackEvent):
+    """The outcome of one arm of an experiment (A/B test, bandit, parameter sweep)."""
+
+    event_type: ClassVar[EventType] = "experiment_result"
+
+    experiment_id: Annotated[str, Field(min_length=1)]
+    experiment_type: Literal["ab_test", "multi_armed_bandit", "parameter_tuning"]
+    variant_id: Annotated[str, Field(min_length=1)]
+    reward: FiniteFloat | None = None
+    cost: NonNegFloat | None = None
+    quality: FiniteFloat | None = None
+    latency_ms: NonNegFloat | None = None
+    user_satisfaction: FiniteFloat | None = None
+
+    def kafka_key(self) -> str | None:
+        return self.experiment_id
+
+
+EVENT_MODELS: dict[EventType, type[FeedbackEvent]] = {
+    m.event_type: m
+    for m in (UserFeedback, PerformanceMetrics, ModelResponse, SystemHealth, ExperimentResult)
+}
+EVENT_TYPES: tuple[EventType, ...] = tuple(EVENT_MODELS)
+
+
+def event_to_json_dict(event: FeedbackEvent) -> dict[str, Any]:
+    """A JSON-ready dict with ``event_type`` included (what ``tail`` prints)."""
+    data = event.model_dump(mode="json")
+    return {"event_type": event.event_type, **data}

@@ -1,0 +1,60 @@
+"""Feedback carried as OTel log records (events): ``ExportLogsServiceRequest`` -> ``RawFeedback``.
+
+A log record is feedback when its ``event_name`` (or, for older SDKs, its ``event.name``
+attribute) is one of the convention's names. Everything else is counted as ignored.
+"""
+
+from __future__ import annotations
+
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+
+from otlp_feedback.mapping import convention as conv
+from otlp_feedback.mapping.attributes import AttrValue, attributes_dict, find_string
+from otlp_feedback.mapping.records import Context, MappedRequest, build_raw
+
+_NO_SPAN: dict[str, AttrValue] = {}
+
+
+def map_logs_request(request: ExportLogsServiceRequest) -> MappedRequest:
+    """Find the feedback records in a logs export request. Pure; never raises on content."""
+    out = MappedRequest()
+    for ri, resource_logs in enumerate(request.resource_logs):
+        resource_attrs: dict[str, AttrValue] | None = None  # converted on first feedback only
+        for si, scope_logs in enumerate(resource_logs.scope_logs):
+            for li, record in enumerate(scope_logs.log_records):
+                event_name = record.event_name or find_string(
+                    record.attributes, conv.EVENT_NAME_ATTRIBUTE
+                )
+                event_type = conv.event_type_for(event_name)
+                if event_type is None or event_name is None:
+                    out.ignored += 1
+                    continue
+                if resource_attrs is None:
+                    resource_attrs = attributes_dict(resource_logs.resource.attributes)
+                record_attrs, body_text = _record_attributes(record)
+                out.feedback.append(
+                    build_raw(
+                        event_name=event_name,
+                        event_type=event_type,
+                        carrier="log_record",
+                        location=f"resource_logs[{ri}].scope_logs[{si}].log_records[{li}]",
+                        record_attributes=record_attrs,
+                        context=Context(resource_attrs, _NO_SPAN, record.trace_id, record.span_id),
+                        time_ns=record.time_unix_nano or record.observed_time_unix_nano,
+                        content=record.SerializeToString(deterministic=True),
+                        body_text=body_text,
+                    )
+                )
+    return out
+
+
+def _record_attributes(record: LogRecord) -> tuple[dict[str, AttrValue], str | None]:
+    """The record's attributes, with a key/value body merged under them; or the string body."""
+    attrs = attributes_dict(record.attributes)
+    kind = record.body.WhichOneof("value")
+    if kind == "kvlist_value":
+        return {**attributes_dict(record.body.kvlist_value.values), **attrs}, None
+    if kind == "string_value":
+        return attrs, record.body.string_value
+    return attrs, None

@@ -1,0 +1,184 @@
+"""Shared by the log and trace mappers: turn one feedback carrier's attributes into ``RawFeedback``.
+
+``RawFeedback.fields`` holds the event's fields by model field name with values as sent (not yet
+type-checked; ``validation`` does that). Precedence: record attributes win over span attributes,
+which win over resource attributes; a key/value body counts as record attributes of lower
+priority than the record's own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from otlp_feedback.events import Carrier, EventType
+from otlp_feedback.mapping import convention as conv
+from otlp_feedback.mapping.attributes import AttrValue
+
+# A fixed namespace so that ids are stable across processes and releases.
+EVENT_ID_NAMESPACE = uuid.UUID("6f0e3c1c-6c2b-5a8e-9a51-0f1eedbac4a1")
+_NS_BYTES = EVENT_ID_NAMESPACE.bytes
+
+
+@dataclass(slots=True)
+class RawFeedback:
+    """One feedback record found in a request, before validation."""
+
+    event_type: EventType
+    carrier: Carrier
+    location: str  # e.g. "resource_logs[0].scope_logs[1].log_records[7]", for error messages
+    fields: dict[str, Any]
+    time_ns: int
+    # The record's own attributes as sent (kept for dead letters and error messages).
+    source_attributes: dict[str, AttrValue]
+    # Problems the mapper already knows make the record invalid (validation reports them).
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class MappedRequest:
+    """What a request held: feedback to validate, and how many records were not feedback."""
+
+    feedback: list[RawFeedback] = field(default_factory=list)
+    ignored: int = 0
+
+
+@dataclass(slots=True, frozen=True)
+class Context:
+    """What the enclosing resource and span contribute to each record."""
+
+    resource_attributes: dict[str, AttrValue]
+    span_attributes: dict[str, AttrValue]
+    trace_id: bytes
+    span_id: bytes
+
+
+def deterministic_event_id(*parts: bytes) -> str:
+    """A UUIDv5-style id of the record's content, so a retried export yields the same id."""
+    digest = hashlib.sha1(_NS_BYTES + b"\x00".join(parts), usedforsecurity=False).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=5))
+
+
+def build_raw(
+    *,
+    event_name: str,
+    event_type: EventType,
+    carrier: Carrier,
+    location: str,
+    record_attributes: dict[str, AttrValue],
+    context: Context,
+    time_ns: int,
+    content: bytes,
+    body_text: str | None = None,
+) -> RawFeedback:
+    """Assemble the fields of one feedback record (see the module docstring for precedence)."""
+    local = {**context.span_attributes, **record_attributes}
+    merged = {**context.resource_attributes, **local}
+    is_evaluation = event_name == conv.GENAI_EVALUATION_EVENT
+    if is_evaluation:
+        event_type = (
+            "user_feedback"
+            if merged.get(conv.EVAL_NAME) == conv.USER_FEEDBACK_EVALUATION
+            else "model_response"
+        )
+    consumed = set(conv.CONSUMED_KEYS[event_type])
+    problems: list[str] = []
+
+    fields: dict[str, Any] = {"carrier": carrier}
+    for name, keys in conv.ENVELOPE_KEYS.items():
+        _first(merged, keys, fields, name)
+    for name, keys in conv.FIELD_KEYS[event_type].items():
+        _first(merged, keys, fields, name)
+
+    if is_evaluation:
+        _apply_evaluation(event_type, merged, fields, consumed, problems)
+
+    prefix_map = conv.PREFIX_MAPS.get(event_type)
+    if prefix_map is not None:
+        prefix, target = prefix_map
+        known = conv.FIELD_KEYS[event_type]
+        extra = {
+            key[len(prefix) :]: value
+            for key, value in merged.items()
+            if key.startswith(prefix) and key[len(prefix) :] not in known
+        }
+        if extra:
+            fields[target] = {**fields.get(target, {}), **extra}
+            consumed.update(prefix + k for k in extra)
+
+    if event_type == "user_feedback" and "comment" not in fields and body_text:
+        fields["comment"] = body_text
+
+    if trace_id := _hex_id(context.trace_id):
+        fields["trace_id"] = trace_id
+    if span_id := _hex_id(context.span_id):
+        fields["span_id"] = span_id
+    if "event_id" not in fields:
+        service = str(merged.get("service.name", ""))
+        fields["event_id"] = deterministic_event_id(
+            event_type.encode(), service.encode(), context.trace_id, context.span_id, content
+        )
+    fields["attributes"] = {k: v for k, v in local.items() if k not in consumed}
+    return RawFeedback(
+        event_type=event_type,
+        carrier=carrier,
+        location=location,
+        fields=fields,
+        time_ns=time_ns,
+        source_attributes=record_attributes,
+        problems=problems,
+    )
+
+
+def _first(
+    attrs: dict[str, AttrValue], keys: tuple[str, ...], out: dict[str, Any], name: str
+) -> None:
+    for key in keys:
+        value = attrs.get(key)
+        if value is not None:
+            out[name] = value
+            return
+
+
+def _apply_evaluation(
+    event_type: EventType,
+    attrs: dict[str, AttrValue],
+    fields: dict[str, Any],
+    consumed: set[str],
+    problems: list[str],
+) -> None:
+    """``gen_ai.evaluation.result``: user feedback or a quality score, by evaluation name."""
+    name = attrs.get(conv.EVAL_NAME)
+    score = attrs.get(conv.EVAL_SCORE)
+    explanation = attrs.get(conv.EVAL_EXPLANATION)
+    if event_type == "user_feedback":
+        label = attrs.get(conv.EVAL_LABEL)
+        if score is not None:
+            fields.setdefault("rating", score)
+        if isinstance(label, str) and label in conv.THUMBS_LABELS:
+            fields.setdefault("thumbs", conv.THUMBS_LABELS[label])
+            consumed.add(conv.EVAL_LABEL)
+        if explanation is not None:
+            fields.setdefault("comment", explanation)
+        return
+    # Anything else is a quality dimension of a model response.
+    if not isinstance(name, str) or not name:
+        problems.append(f"{conv.EVAL_NAME} is missing")
+        return
+    fields["evaluation_name"] = name
+    if explanation is not None:
+        fields["explanation"] = explanation
+    if score is None:
+        problems.append(f"{conv.EVAL_SCORE} is missing")
+    elif name in conv.QUALITY_DIMENSIONS:
+        fields.setdefault(name, score)
+    else:
+        fields.setdefault("custom_scores", {})[name] = score
+
+
+def _hex_id(raw: bytes) -> str | None:
+    if not raw or not any(raw):
+        return None
+    return raw.hex()

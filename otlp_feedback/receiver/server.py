@@ -1,0 +1,86 @@
+"""The OTLP/gRPC server's lifecycle: bind, serve both Export RPCs and grpc.health.v1, stop.
+
+Contract (as in the OTel Collector): ``start`` returns once the port is bound; ``shutdown`` is
+idempotent and safe before ``start``: health goes NOT_SERVING, new RPCs are refused, in-flight
+RPCs get ``grace`` seconds to finish, then the pipeline is flushed and shut down.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from otlp_feedback.config import ReceiverConfig
+from otlp_feedback.pipeline import Pipeline
+from otlp_feedback.receiver.service import LOGS_SERVICE, TRACE_SERVICE, ExportService
+
+log = logging.getLogger(__name__)
+
+
+class GrpcReceiver:
+    """The receiver. ``port`` is the bound port (useful with an endpoint ending in ``:0``)."""
+
+    def __init__(
+        self, config: ReceiverConfig, pipeline: Pipeline, max_rejection_messages: int = 5
+    ) -> None:
+        self._config = config
+        self._pipeline = pipeline
+        self._service = ExportService(pipeline, max_rejection_messages)
+        self._health = health.HealthServicer()
+        self._server: grpc.Server | None = None
+        self._lock = threading.Lock()
+        self._stopped = False
+        self.port: int | None = None
+
+    def start(self) -> None:
+        """Bind and serve. Raises ``OSError`` if the endpoint cannot be bound."""
+        cfg = self._config
+        options = [
+            ("grpc.max_receive_message_length", cfg.max_recv_msg_bytes),
+            ("grpc.so_reuseport", 1 if cfg.reuse_port else 0),
+        ]
+        server = grpc.server(
+            ThreadPoolExecutor(max_workers=cfg.max_workers, thread_name_prefix="otlp"),
+            handlers=self._service.handlers(),
+            options=options,
+            maximum_concurrent_rpcs=cfg.max_concurrent_rpcs,
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        port = server.add_insecure_port(cfg.endpoint)
+        if port == 0:
+            raise OSError(f"cannot bind OTLP/gRPC receiver to {cfg.endpoint}")
+        server.start()
+        for name in ("", LOGS_SERVICE, TRACE_SERVICE):
+            self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._server = server
+        self.port = port
+        log.info("OTLP/gRPC receiver listening on %s (port %d)", cfg.endpoint, port)
+
+    def shutdown(self, grace: float = 10.0) -> None:
+        """Stop accepting, let in-flight RPCs finish within ``grace``, then flush the pipeline."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        self._health.enter_graceful_shutdown()
+        if self._server is not None:
+            self._server.stop(grace).wait(grace + 1.0)
+        self._pipeline.shutdown(grace)
+        log.info("OTLP/gRPC receiver stopped")
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the server has terminated (True) or ``timeout`` passed (False)."""
+        if self._server is None:
+            return True
+        return bool(self._server.wait_for_termination(timeout))
+
+    def __enter__(self) -> GrpcReceiver:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()

@@ -1,0 +1,133 @@
+"""The schema registry as the pipeline sees it: a small protocol and two implementations.
+
+``ConfluentRegistry`` talks the Confluent Schema Registry REST API through
+``confluent_kafka.schema_registry`` (so Confluent SR, Karapace, Apicurio ccompat, Redpanda and
+the bundled ``otlp-feedback registry`` all work). ``InMemoryRegistry`` is the test double for
+unit tests that need no network.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from typing import Protocol, TypeVar
+
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, SchemaRegistryError
+
+from otlp_feedback.errors import RegistryUnavailable, SchemaError
+
+T = TypeVar("T")
+
+
+class SchemaRegistry(Protocol):
+    """What the pipeline needs from a registry. Implementations are thread-safe."""
+
+    def register(self, subject: str, schema_text: str) -> int:
+        """Register (idempotently) and return the schema id. Raises SchemaError if refused."""
+        ...
+
+    def lookup(self, subject: str, schema_text: str) -> int:
+        """The id of an already-registered schema. Raises SchemaError if it is not there."""
+        ...
+
+    def set_compatibility(self, subject: str, level: str) -> None: ...
+
+    def schema_text(self, schema_id: int) -> str: ...
+
+
+class ConfluentRegistry:
+    """A registry reached over HTTP with confluent-kafka's client."""
+
+    def __init__(self, conf: dict[str, object]) -> None:
+        self._client = SchemaRegistryClient(conf)
+
+    @property
+    def client(self) -> SchemaRegistryClient:
+        """The underlying client, for AvroSerializer/AvroDeserializer users."""
+        return self._client
+
+    def register(self, subject: str, schema_text: str) -> int:
+        return _call(
+            f"registering {subject}",
+            lambda: int(self._client.register_schema(subject, Schema(schema_text, "AVRO"))),
+        )
+
+    def lookup(self, subject: str, schema_text: str) -> int:
+        return _call(
+            f"looking up {subject}",
+            lambda: int(self._client.lookup_schema(subject, Schema(schema_text, "AVRO")).schema_id),
+        )
+
+    def set_compatibility(self, subject: str, level: str) -> None:
+        _call(
+            f"setting compatibility of {subject}",
+            lambda: self._client.set_compatibility(subject, level),
+        )
+
+    def schema_text(self, schema_id: int) -> str:
+        return _call(
+            f"fetching schema id {schema_id}",
+            lambda: str(self._client.get_schema(schema_id).schema_str),
+        )
+
+
+class InMemoryRegistry:
+    """A registry in a dict: ids are global, registration is idempotent per subject."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ids: dict[str, int] = {}  # canonical schema text -> id
+        self._subjects: dict[str, list[int]] = {}
+        self.compatibility: dict[str, str] = {}
+
+    def register(self, subject: str, schema_text: str) -> int:
+        key = _canonical(schema_text)
+        with self._lock:
+            schema_id = self._ids.setdefault(key, len(self._ids) + 1)
+            versions = self._subjects.setdefault(subject, [])
+            if schema_id not in versions:
+                versions.append(schema_id)
+            return schema_id
+
+    def lookup(self, subject: str, schema_text: str) -> int:
+        key = _canonical(schema_text)
+        with self._lock:
+            schema_id = self._ids.get(key)
+            if schema_id is None or schema_id not in self._subjects.get(subject, []):
+                raise SchemaError(f"schema not registered under {subject}")
+            return schema_id
+
+    def set_compatibility(self, subject: str, level: str) -> None:
+        with self._lock:
+            self.compatibility[subject] = level
+
+    def schema_text(self, schema_id: int) -> str:
+        with self._lock:
+            for text, known in self._ids.items():
+                if known == schema_id:
+                    return text
+        raise SchemaError(f"schema id {schema_id} not found")
+
+
+def _canonical(schema_text: str) -> str:
+    return json.dumps(json.loads(schema_text), sort_keys=True, separators=(",", ":"))
+
+
+def _call(doing: str, fn: Callable[[], T]) -> T:
+    """Run a client call, mapping its failures to ours (retryable when the server is at fault)."""
+    try:
+        return fn()
+    except SchemaRegistryError as exc:
+        status = exc.http_status_code
+        if status is None or status < 0 or status >= 500:
+            raise RegistryUnavailable(
+                f"schema registry failed {doing}: {exc.error_message}"
+            ) from exc
+        raise SchemaError(
+            f"schema registry refused {doing}: {exc.error_message} (error {exc.error_code})"
+        ) from exc
+    except Exception as exc:
+        # Transport errors come from httpx or httpx2 depending on the installed authlib, and
+        # neither derives from OSError; anything that is not a registry answer is "unreachable".
+        raise RegistryUnavailable(f"schema registry unreachable {doing}: {exc}") from exc

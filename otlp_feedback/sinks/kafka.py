@@ -1,0 +1,250 @@
+"""Deliver records to Kafka with confluent-kafka and wait for their delivery reports.
+
+One idempotent producer (acks=all) per process; a background thread serves delivery callbacks
+so request threads only enqueue and wait. Each ``deliver`` call tracks its own records and
+returns when all of them are confirmed. A fatal producer error (e.g. UNKNOWN_PRODUCER_ID after a
+broker restart) makes the sink rebuild the producer; the records in flight at that moment fail
+their batch, which the caller reports as retryable, so nothing acknowledged is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from otlp_feedback.config import KafkaConfig
+from otlp_feedback.encoding.outbound import OutboundRecord
+from otlp_feedback.errors import DeliveryFailed, DeliveryTimeout, SinkUnavailable
+
+log = logging.getLogger(__name__)
+
+# Errors that no retry of the same record can fix.
+_PERMANENT = frozenset(
+    {
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.INVALID_MSG_SIZE,
+        KafkaError.INVALID_RECORD,
+        KafkaError.RECORD_LIST_TOO_LARGE,
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.POLICY_VIOLATION,
+    }
+)
+
+
+class _Batch:
+    """Delivery reports of one ``deliver`` call."""
+
+    __slots__ = ("_lock", "done", "errors", "pending")
+
+    def __init__(self, count: int) -> None:
+        self.pending = count
+        self.errors: list[tuple[KafkaError, str]] = []
+        self.done = threading.Event()
+        self._lock = threading.Lock()
+        if count == 0:
+            self.done.set()
+
+    def on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        if err is None:
+            self._settle(None)
+        else:
+            self._settle((err, _header(msg, "event_id")))
+
+    def _settle(self, error: tuple[KafkaError, str] | None) -> None:
+        # Reports arrive on the poll thread, local refusals on the request thread.
+        with self._lock:
+            if error is not None:
+                self.errors.append(error)
+            self.pending -= 1
+            if self.pending == 0:
+                self.done.set()
+
+
+class KafkaSink:
+    """The Kafka sink. Thread-safe: any number of request threads may call ``deliver``."""
+
+    def __init__(self, config: KafkaConfig, topics: Sequence[str]) -> None:
+        self._config = config
+        self._topics = list(dict.fromkeys(topics))
+        self._producer: Producer | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+        self._fatal: KafkaError | None = None
+        self._shut_down = False
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Create the topics (if configured) and the producer; start the poll thread."""
+        if self._config.create_topics:
+            self.create_topics()
+        with self._lock:
+            self._producer = self._new_producer()
+        self._poller = threading.Thread(target=self._poll_loop, name="kafka-poll", daemon=True)
+        self._poller.start()
+
+    def force_flush(self, timeout: float) -> bool:
+        producer = self._producer
+        if producer is None:
+            return True
+        return int(producer.flush(timeout)) == 0
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Flush what is queued within ``timeout``, then stop. Idempotent; safe before start."""
+        if self._shut_down:
+            return
+        self._shut_down = True
+        left = 0
+        if self._producer is not None:
+            left = int(self._producer.flush(timeout))
+        self._stop.set()
+        if self._poller is not None:
+            self._poller.join(timeout=2.0)
+        if left:
+            log.warning("kafka sink shut down with %d records unconfirmed", left)
+
+    def __enter__(self) -> KafkaSink:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    # -- the work ------------------------------------------------------------------------
+
+    def deliver(self, records: Sequence[OutboundRecord], timeout: float) -> None:
+        """Produce ``records`` and wait for every delivery report (see ``sinks.base``)."""
+        deadline = time.monotonic() + timeout
+        producer = self._current_producer()
+        batch = _Batch(len(records))
+        for record in records:
+            self._produce(producer, record, batch, deadline)
+        if not batch.done.wait(max(0.0, deadline - time.monotonic())):
+            raise DeliveryTimeout(
+                f"Kafka confirmed {len(records) - batch.pending} of {len(records)} events "
+                f"within {timeout:g}s",
+                retry_after=1.0,
+            )
+        if batch.errors:
+            self._raise_for(batch.errors, len(records))
+
+    def _produce(
+        self, producer: Producer, record: OutboundRecord, batch: _Batch, deadline: float
+    ) -> None:
+        while True:
+            try:
+                producer.produce(
+                    record.topic,
+                    value=record.value,
+                    key=record.key,
+                    headers=record.headers,
+                    on_delivery=batch.on_delivery,
+                )
+                return
+            except BufferError:
+                # librdkafka's local queue is full: that is our bounded in-flight budget.
+                if time.monotonic() >= deadline:
+                    raise DeliveryTimeout(
+                        "Kafka producer queue stayed full until the delivery deadline",
+                        retry_after=1.0,
+                    ) from None
+                time.sleep(0.005)
+            except KafkaException as exc:
+                error = exc.args[0]
+                if isinstance(error, KafkaError) and error.code() in _PERMANENT:
+                    # Refused before it was queued (e.g. too large): no report will come.
+                    batch._settle((error, record.event_id))
+                    return
+                raise SinkUnavailable(f"Kafka producer refused the record: {exc}") from exc
+
+    def _raise_for(self, errors: list[tuple[KafkaError, str]], total: int) -> None:
+        first, _ = errors[0]
+        if all(e.code() in _PERMANENT for e, _ in errors):
+            raise DeliveryFailed(
+                f"Kafka refused {len(errors)} of {total} events permanently: {first.str()}",
+                failed={event_id: e.str() for e, event_id in errors},
+            )
+        raise SinkUnavailable(
+            f"Kafka failed {len(errors)} of {total} events: {first.str()}", retry_after=1.0
+        )
+
+    # -- producer management ---------------------------------------------------------------
+
+    def _current_producer(self) -> Producer:
+        with self._lock:
+            if self._shut_down or self._producer is None:
+                raise SinkUnavailable("Kafka sink is not running")
+            if self._fatal is not None:
+                log.warning("rebuilding Kafka producer after fatal error: %s", self._fatal.str())
+                old = self._producer
+                # Purge fails the old producer's in-flight batches; their callers answer
+                # UNAVAILABLE and the clients retry, so nothing acknowledged is lost.
+                old.purge(in_queue=True, in_flight=True)
+                old.poll(0)
+                self._producer = self._new_producer()
+                self._fatal = None
+            return self._producer
+
+    def _new_producer(self) -> Producer:
+        c = self._config
+        conf: dict[str, Any] = {
+            **c.client_config(),
+            "enable.idempotence": True,
+            "acks": "all",
+            "compression.type": c.compression,
+            "linger.ms": c.linger_ms,
+            "batch.size": c.batch_size_bytes,
+            "queue.buffering.max.messages": c.queue_max_messages,
+            "message.max.bytes": c.message_max_bytes,
+            "error_cb": self._on_error,
+            **c.extra,
+        }
+        return Producer(conf)
+
+    def _on_error(self, err: KafkaError) -> None:
+        if err.fatal():
+            log.error("fatal Kafka producer error: %s", err.str())
+            self._fatal = err
+        else:
+            log.debug("Kafka client error: %s", err.str())
+
+    def _poll_loop(self) -> None:
+        while not self._stop.is_set():
+            producer = self._producer
+            if producer is None:
+                self._stop.wait(0.05)
+                continue
+            producer.poll(0.05)
+
+    def create_topics(self) -> None:
+        """Create the configured topics; existing ones are left as they are."""
+        admin = AdminClient(self._config.client_config())
+        wanted = [
+            NewTopic(t, self._config.partitions, self._config.replication_factor)
+            for t in self._topics
+        ]
+        for topic, future in admin.create_topics(wanted, request_timeout=15).items():
+            try:
+                future.result(timeout=20)
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                if (
+                    isinstance(error, KafkaError)
+                    and error.code() == KafkaError.TOPIC_ALREADY_EXISTS
+                ):
+                    continue
+                raise SinkUnavailable(f"cannot create topic {topic}: {exc}") from exc
+
+
+def _header(msg: Message, name: str) -> str:
+    for key, value in msg.headers() or ():
+        if key == name and isinstance(value, bytes):
+            return value.decode()
+    return ""

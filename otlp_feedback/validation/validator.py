@@ -1,0 +1,128 @@
+"""Turn mapped feedback into typed events, or reject it with a reason a person can act on.
+
+Called by the pipeline once per feedback record. The reason names the attribute the sender
+used (``feedback.rating``), not our field name, because that is what the sender can fix.
+Thread-safe: holds no mutable state.
+"""
+
+from __future__ import annotations
+
+import json
+from base64 import b64encode
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from otlp_feedback.config import ValidationConfig
+from otlp_feedback.events import EVENT_MODELS, Carrier, EventType, FeedbackEvent
+from otlp_feedback.mapping import convention as conv
+from otlp_feedback.mapping.attributes import AttrValue
+from otlp_feedback.mapping.records import RawFeedback
+
+_NS_PER_DAY = 86_400 * 10**9
+_FIELD_TO_KEY: dict[str, str] = {
+    field: keys[0]
+    for table in (conv.ENVELOPE_KEYS, *conv.FIELD_KEYS.values())
+    for field, keys in table.items()
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A feedback record that will not become an event, and why."""
+
+    event_type: EventType
+    carrier: Carrier
+    location: str
+    reason: str
+    source_attributes: dict[str, AttrValue]
+
+    @classmethod
+    def of(cls, raw: RawFeedback, reason: str) -> Rejection:
+        return cls(raw.event_type, raw.carrier, raw.location, reason, raw.source_attributes)
+
+    def describe(self) -> str:
+        return f"{self.location} ({self.event_type}): {self.reason}"
+
+
+class Validator:
+    """Checks one record at a time against the typed event models and the configured limits."""
+
+    def __init__(self, limits: ValidationConfig) -> None:
+        self._limits = limits
+        self._max_future_ns = int(limits.max_future_skew_s * 1e9)
+        self._max_age_ns = int(limits.max_age_days * _NS_PER_DAY)
+
+    def validate(
+        self, raw: RawFeedback, received_at_ns: int, received_at: datetime
+    ) -> FeedbackEvent | Rejection:
+        """The typed event, or a ``Rejection``; never raises for bad content."""
+        if raw.problems:
+            return Rejection.of(raw, "; ".join(raw.problems))
+        time_ns = raw.time_ns or received_at_ns
+        if time_ns > received_at_ns + self._max_future_ns:
+            return Rejection.of(raw, f"timestamp {_iso(time_ns)} is too far in the future")
+        if time_ns < received_at_ns - self._max_age_ns:
+            return Rejection.of(
+                raw,
+                f"timestamp {_iso(time_ns)} is older than {self._limits.max_age_days:g} days",
+            )
+        fields = raw.fields
+        fields["attributes"] = self._stringify(fields.get("attributes", {}))
+        fields["timestamp"] = datetime.fromtimestamp(time_ns / 1e9, UTC)
+        fields["received_at"] = received_at
+        try:
+            return EVENT_MODELS[raw.event_type].model_validate(fields)
+        except ValidationError as exc:
+            return Rejection.of(raw, _explain(exc, raw))
+
+    def _stringify(self, attributes: dict[str, AttrValue]) -> dict[str, str]:
+        limit = self._limits.max_attribute_value_len
+        out: dict[str, str] = {}
+        for key, value in attributes.items():
+            if len(out) >= self._limits.max_attributes:
+                break
+            text = _to_text(value)
+            out[key] = text if len(text) <= limit else text[:limit]
+        return out
+
+
+def _explain(exc: ValidationError, raw: RawFeedback) -> str:
+    parts = []
+    for err in exc.errors(include_url=False)[:3]:
+        field = str(err["loc"][0]) if err["loc"] else "?"
+        key = _FIELD_TO_KEY.get(field, field)
+        if err["type"] == "missing":
+            parts.append(f"{key} is required")
+            continue
+        got = err.get("input")
+        shown = repr(got) if len(repr(got)) <= 60 else repr(got)[:57] + "..."
+        parts.append(f"{key}: {err['msg']} (got {shown})")
+    return "; ".join(parts)
+
+
+def _iso(time_ns: int) -> str:
+    try:
+        return datetime.fromtimestamp(time_ns / 1e9, UTC).isoformat()
+    except (OverflowError, ValueError, OSError):
+        return f"{time_ns} ns since epoch"
+
+
+def _to_text(value: AttrValue) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, bytes):
+        return b64encode(value).decode()
+    return json.dumps(value, default=_json_default, separators=(",", ":"))
+
+
+def _json_default(value: Any) -> str:
+    if isinstance(value, bytes):
+        return b64encode(value).decode()
+    return str(value)
