@@ -101,7 +101,9 @@ class ParsedSchema:
     canonical: str
 
 
-def parse_schema(text: object, schema_type: object = None, references: object = None) -> ParsedSchema:
+def parse_schema(
+    text: object, schema_type: object = None, references: object = None
+) -> ParsedSchema:
     """Parse the ``schema``/``schemaType``/``references`` of a request body.
 
     ``schema_type`` ``None`` means AVRO, as in Confluent. The canonical text is the schema's
@@ -120,34 +122,25 @@ def parse_schema(text: object, schema_type: object = None, references: object = 
         raise InvalidSchemaError("Schema references are not supported by this registry")
     if not isinstance(text, str) or not text.strip():
         raise InvalidSchemaError("Empty schema")
-    parsed = _parse_avro(text)
-    return _parse_canonical(_canonical(parsed)) if parsed is not None else _invalid(text)
+    schema = _parse_avro(text)
+    return ParsedSchema(schema, _canonical(schema))
 
 
 @lru_cache(maxsize=1024)
-def _parse_canonical(canonical: str) -> ParsedSchema:
-    """Parse text already in canonical form; cached because stored versions are re-checked."""
-    parsed = _parse_avro(canonical)
-    if parsed is None:
-        _invalid(canonical)
-    assert parsed is not None
-    return ParsedSchema(parsed, canonical)
+def parse_stored(canonical: str) -> ParsedSchema:
+    """A schema as the store returns it (already canonical, already valid).
+
+    Cached because every registration re-checks the subject's stored versions.
+    """
+    return ParsedSchema(_parse_avro(canonical), canonical)
 
 
-def _parse_avro(text: str) -> Schema | None:
+def _parse_avro(text: str) -> Schema:
     try:
         return avro.schema.parse(text)
-    except (AvroException, ValueError, TypeError, KeyError, AttributeError):
-        return None
-
-
-def _invalid(text: str) -> ParsedSchema:
-    """Re-raise the parser's complaint as ``InvalidSchemaError`` (kept out of the cached path)."""
-    try:
-        avro.schema.parse(text)
     except (AvroException, ValueError, TypeError, KeyError, AttributeError) as exc:
+        # The avro parser lets some malformed shapes surface as built-in errors.
         raise InvalidSchemaError(f"Invalid schema: {exc}") from exc
-    raise InvalidSchemaError("Invalid schema")
 
 
 def _canonical(schema: Schema) -> str:
@@ -265,10 +258,14 @@ def _explain(
             if record is not None and isinstance(record[0], RecordSchema):
                 name = record[0].fields[int(last)].name
                 messages.discard(name)
-                explained.append((
-                    "READER_FIELD_MISSING_DEFAULT_VALUE", location, path,
-                    f"field '{name}' has no default value and the writer's schema lacks it",
-                ))
+                explained.append(
+                    (
+                        "READER_FIELD_MISSING_DEFAULT_VALUE",
+                        location,
+                        path,
+                        f"field '{name}' has no default value and the writer's schema lacks it",
+                    )
+                )
                 continue
         if parent is not None:
             reason = _explain_child(last, parent[0], parent[1], messages)
@@ -289,8 +286,14 @@ def _explain(
             # "/" also appears as a by-product of avro merging a compatible result; skip it.
             explained.append(("INCOMPATIBLE", location, path, "the reader cannot read this"))
     # Anything avro said that we could not place is still reported, just without a location.
+    explained.sort(key=lambda item: _location_order(item[1]))
     explained += [("INCOMPATIBLE", "", "", message) for message in sorted(messages)]
     return explained
+
+
+def _location_order(location: str) -> list[tuple[int, str]]:
+    """Sort key putting ``/fields/2`` before ``/fields/10``."""
+    return [(int(t), "") if t.isdigit() else (-1, t) for t in location.split("/")]
 
 
 def _explain_child(

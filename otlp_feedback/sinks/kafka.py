@@ -107,6 +107,9 @@ class KafkaSink:
         self._stop.set()
         if self._poller is not None:
             self._poller.join(timeout=2.0)
+        with self._lock:
+            # Dropping the last reference closes librdkafka's threads and connections now.
+            self._producer = None
         if left:
             log.warning("kafka sink shut down with %d records unconfirmed", left)
 

@@ -1,0 +1,121 @@
+"""Per-record cost of each pipeline stage, in-process, no network.
+
+Decodes the loadgen's 512-record request, then times each stage on its own (best of
+``--repeat`` rounds): protobuf parse, mapping, validation, Avro encoding with the fast encoder
+and with fastavro, the whole ``EventEncoder.encode`` (headers + key), and the whole
+``Pipeline.export_logs`` into the in-memory sink. ``--profile`` prints a cProfile of the
+pipeline instead.
+
+Run: ``.venv/bin/python benchmarks/stages.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+from fastavro import schemaless_writer
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from loadgen import build_request  # noqa: E402
+
+from otlp_feedback.config import load_config  # noqa: E402
+from otlp_feedback.encoding import AvroEventSerializer, load_schemas  # noqa: E402
+from otlp_feedback.events import FeedbackEvent  # noqa: E402
+from otlp_feedback.mapping import map_logs_request  # noqa: E402
+from otlp_feedback.pipeline import Pipeline  # noqa: E402
+from otlp_feedback.registry.client import InMemoryRegistry  # noqa: E402
+from otlp_feedback.sinks.memory import InMemorySink  # noqa: E402
+from otlp_feedback.validation import Validator  # noqa: E402
+
+
+def best_us_per_record(fn: Callable[[], Any], records: int, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - started)
+    return best / records * 1e6
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=512)
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args(argv)
+
+    payload = build_request(args.records, seed=1).SerializeToString()
+    settings = load_config()
+    sink = InMemorySink()
+    pipeline = Pipeline(settings, InMemoryRegistry(), sink)
+    pipeline.start()
+
+    if args.profile:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(args.repeat):
+            pipeline.export_logs(ExportLogsServiceRequest.FromString(payload))
+            sink.records.clear()
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+        return
+
+    request = ExportLogsServiceRequest.FromString(payload)
+    validator = Validator(settings.validation)
+    now_ns = time.time_ns()
+    now = datetime.fromtimestamp(now_ns / 1e9, UTC)
+
+    def validate_all() -> list[Any]:
+        # validate() mutates raw.fields, so map afresh outside the timed part is not possible;
+        # mapping is cheap next to validation and is subtracted below.
+        return [validator.validate(raw, now_ns, now) for raw in map_logs_request(request).feedback]
+
+    events: list[FeedbackEvent] = [e for e in validate_all() if isinstance(e, FeedbackEvent)]
+    schemas = load_schemas()
+    fast = {t: AvroEventSerializer(schemas.latest(t), 1) for t in schemas.versions}
+    encoder = pipeline._encoder
+    assert encoder is not None
+
+    def fastavro_all() -> None:
+        for e in events:
+            buf = BytesIO()
+            schemaless_writer(buf, fast[e.event_type].schema.parsed, e.__dict__)
+
+    def export() -> None:
+        pipeline.export_logs(ExportLogsServiceRequest.FromString(payload))
+        sink.records.clear()
+
+    n, r = args.records, args.repeat
+    parse = best_us_per_record(lambda: ExportLogsServiceRequest.FromString(payload), n, r)
+    mapping = best_us_per_record(lambda: map_logs_request(request), n, r)
+    map_validate = best_us_per_record(validate_all, n, r)
+    rows = [
+        ("protobuf parse", parse),
+        ("mapping", mapping),
+        ("validation (pydantic)", map_validate - mapping),
+        ("avro: fastavro.schemaless_writer", best_us_per_record(fastavro_all, n, r)),
+        ("avro: AvroEventSerializer", best_us_per_record(
+            lambda: [fast[e.event_type](e) for e in events], n, r)),
+        ("EventEncoder.encode (avro+headers)", best_us_per_record(
+            lambda: [encoder.encode(e) for e in events], n, r)),
+        ("Pipeline.export_logs, in-memory sink", best_us_per_record(export, n, r)),
+    ]
+    print(f"events: {len(events)} of {n} records; serializer: "
+          f"{type(fast['user_feedback']).__name__} fast={getattr(fast['user_feedback'], 'is_fast', False)}")
+    for name, us in rows:
+        print(f"{name:>38}: {us:6.2f} us/record")
+
+
+if __name__ == "__main__":
+    main()
