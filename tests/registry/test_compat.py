@@ -206,7 +206,11 @@ def test_nested_enum_fixed_and_union_problems_each_get_a_location() -> None:
         ("MISSING_ENUM_SYMBOLS", "/fields/0/type/symbols", "otlp.Feedback.kind"),
         ("NAME_MISMATCH", "/fields/1/type/name", "otlp.Feedback.hash"),
         ("FIXED_SIZE_MISMATCH", "/fields/1/type/size", "otlp.Feedback.hash"),
-        ("MISSING_UNION_BRANCH", "/fields/2/type/items/1", "otlp.Feedback.items[]<writer branch 1>"),
+        (
+            "MISSING_UNION_BRANCH",
+            "/fields/2/type/items/1",
+            "otlp.Feedback.items[]<writer branch 1>",
+        ),
     }
     assert all(p.location for p in problems), "every avro message was placed"
     enum_problem = next(p for p in problems if p.kind == "MISSING_ENUM_SYMBOLS")

@@ -1,0 +1,12 @@
+"""Test doubles and helpers shipped with the package, so tests (ours and users') need no network.
+
+- ``otlp``: build OTLP log/trace export requests from plain Python values.
+- ``InMemorySink`` (``otlp_feedback.sinks.memory``) and ``InMemoryRegistry``
+  (``otlp_feedback.registry.client``): the sink and registry twins.
+- ``run_receiver``: a receiver on a free loopback port with those twins.
+"""
+
+from otlp_feedback.testing.otlp import logs_request, make_log_record, make_span, traces_request
+from otlp_feedback.testing.receiver import run_receiver
+
+__all__ = ["logs_request", "make_log_record", "make_span", "run_receiver", "traces_request"]
