@@ -1,0 +1,105 @@
+"""``otlp-feedback dev``, the README's first command: it brings up broker, registry and receiver,
+accepts feedback, and stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+import yaml
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
+
+from otlp_feedback.config import load_config
+from otlp_feedback.consumer import FeedbackConsumer
+from otlp_feedback.embedded.tansu import free_port
+from otlp_feedback.testing import logs_request, make_log_record
+
+pytestmark = pytest.mark.integration
+
+
+def _lines(proc: subprocess.Popen[str]) -> queue.Queue[str]:
+    out: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            out.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return out
+
+
+def _wait_for(lines: queue.Queue[str], text: str, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=deadline - time.monotonic())
+        except queue.Empty:
+            break
+        seen.append(line)
+        if text in line:
+            return line
+    raise AssertionError(f"{text!r} not printed within {timeout}s; got:\n{''.join(seen)}")
+
+
+def test_dev_runs_everything_accepts_feedback_and_stops_on_sigterm(tmp_path: Path) -> None:
+    broker, registry, receiver = free_port(), free_port(), free_port()
+    config = tmp_path / "dev.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "receiver": {"endpoint": f"127.0.0.1:{receiver}"},
+                "kafka": {"partitions": 2},
+                "dev": {
+                    "broker_port": broker,
+                    "registry_port": registry,
+                    "data_dir": str(tmp_path / "data"),
+                },
+            }
+        )
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "otlp_feedback.cli", "dev", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        lines = _lines(proc)
+        _wait_for(lines, "otlp-feedback dev is running", timeout=60)
+        _wait_for(lines, f"OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:{receiver}", timeout=5)
+
+        stub = LogsServiceStub(grpc.insecure_channel(f"127.0.0.1:{receiver}"))
+        record = make_log_record(
+            "feedback.user_feedback", {"session.id": "dev-1", "feedback.thumbs": "up"}
+        )
+        response = stub.Export(logs_request([record]), timeout=30)
+        assert not response.HasField("partial_success")
+
+        settings = load_config(
+            kafka={"bootstrap_servers": f"127.0.0.1:{broker}"},
+            registry={"url": f"http://127.0.0.1:{registry}"},
+        )
+        with FeedbackConsumer(settings, from_beginning=True) as consumer:
+            event = next(consumer.events(idle_timeout=20))
+        assert (event.event_type, event.session_id, event.thumbs) == (  # type: ignore[attr-defined]
+            "user_feedback",
+            "dev-1",
+            "up",
+        )
+        assert (tmp_path / "data" / "registry.db").is_file()
+
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
