@@ -145,7 +145,7 @@ def _print_banner(settings: Settings, port: int) -> None:
         "Point an OpenTelemetry SDK at it:\n"
         f"  export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:{port}\n"
         "  export OTEL_EXPORTER_OTLP_PROTOCOL=grpc\n"
-        "Watch events arrive:  otlp-feedback tail --from-beginning  (with OTLP_FEEDBACK_* as here)\n"
+        "Watch events arrive: otlp-feedback tail --from-beginning\n"
         "Stop with Ctrl-C.\n",
         flush=True,
     )

@@ -61,11 +61,13 @@ class FeedbackConsumer:
                     continue
                 raise SinkUnavailable(f"consumer error: {error.str()}")
             last = time.monotonic()
-            yield self._decode(msg.topic() or "", msg.value() or b"", msg.headers() or [])
+            headers = msg.headers() or []
+            pairs = list(headers.items()) if isinstance(headers, dict) else headers
+            yield self._decode(msg.topic() or "", msg.value() or b"", pairs)
             self._consumer.commit(message=msg, asynchronous=True)
 
     def _decode(
-        self, topic: str, value: bytes, headers: list[tuple[str, bytes | None]]
+        self, topic: str, value: bytes, headers: list[tuple[str, str | bytes | None]]
     ) -> FeedbackEvent:
         event_type = _event_type(headers) or self._topics.get(topic)
         if event_type is None:
@@ -86,10 +88,10 @@ class FeedbackConsumer:
         self.close()
 
 
-def _event_type(headers: list[tuple[str, bytes | None]]) -> EventType | None:
+def _event_type(headers: list[tuple[str, str | bytes | None]]) -> EventType | None:
     for key, value in headers:
         if key == "event_type" and value is not None:
-            name = value.decode(errors="replace")
+            name = value.decode(errors="replace") if isinstance(value, bytes) else value
             if name in EVENT_MODELS:
-                return name  # type: ignore[return-value]
+                return name
     return None

@@ -69,7 +69,7 @@ class UserFeedback(FeedbackEvent):
 
     event_type: ClassVar[EventType] = "user_feedback"
 
-    session_id: Annotated[str, Field(min_length=1)]  # type: ignore[assignment]
+    session_id: Annotated[str, Field(min_length=1)]
     rating: Annotated[float, Field(ge=0.0, le=5.0, allow_inf_nan=False)] | None = None
     thumbs: Literal["up", "down"] | None = None
     comment: Annotated[str, Field(max_length=1000)] | None = None
@@ -127,7 +127,7 @@ class SystemHealth(FeedbackEvent):
 
     event_type: ClassVar[EventType] = "system_health"
 
-    service: Annotated[str, Field(min_length=1)]  # type: ignore[assignment]
+    service: Annotated[str, Field(min_length=1)]
     status: Literal["healthy", "degraded", "unhealthy"]
     error_rate: UnitInterval | None = None
     availability: UnitInterval | None = None

@@ -163,8 +163,9 @@ class Pipeline:
             except DeliveryFailed as exc:
                 # Kafka refused some records for good; the rest are delivered.
                 for event_id, reason in exc.failed.items():
-                    if (raw := sources.get(event_id)) is not None:
-                        outcome.rejections.append(Rejection.of(raw, f"Kafka refused it: {reason}"))
+                    if (source := sources.get(event_id)) is not None:
+                        refused = Rejection.of(source, f"Kafka refused it: {reason}")
+                        outcome.rejections.append(refused)
                 outcome.accepted = len(records) - len(exc.failed)
             except Exception:
                 self.stats.delivery_failures += 1

@@ -35,6 +35,9 @@ class RawFeedback:
     source_attributes: dict[str, AttrValue]
     # Problems the mapper already knows make the record invalid (validation reports them).
     problems: list[str] = field(default_factory=list)
+    # The attribute key each field was read from ("custom_scores.tone" for a map entry), so that
+    # a rejection names what the sender sent (e.g. gen_ai.evaluation.score.value, not rating).
+    keys: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -85,15 +88,16 @@ def build_raw(
         )
     consumed = set(conv.CONSUMED_KEYS[event_type])
     problems: list[str] = []
+    sources: dict[str, str] = {}
 
     fields: dict[str, Any] = {"carrier": carrier}
     for name, keys in conv.ENVELOPE_KEYS.items():
-        _first(merged, keys, fields, name)
+        _first(merged, keys, fields, name, sources)
     for name, keys in conv.FIELD_KEYS[event_type].items():
-        _first(merged, keys, fields, name)
+        _first(merged, keys, fields, name, sources)
 
     if is_evaluation:
-        _apply_evaluation(event_type, merged, fields, consumed, problems)
+        _apply_evaluation(event_type, merged, fields, consumed, problems, sources)
 
     prefix_map = conv.PREFIX_MAPS.get(event_type)
     if prefix_map is not None:
@@ -107,9 +111,11 @@ def build_raw(
         if extra:
             fields[target] = {**fields.get(target, {}), **extra}
             consumed.update(prefix + k for k in extra)
+            sources.update({f"{target}.{k}": prefix + k for k in extra})
 
     if event_type == "user_feedback" and "comment" not in fields and body_text:
         fields["comment"] = body_text
+        sources["comment"] = "body"
 
     if trace_id := _hex_id(context.trace_id):
         fields["trace_id"] = trace_id
@@ -129,17 +135,32 @@ def build_raw(
         time_ns=time_ns,
         source_attributes=record_attributes,
         problems=problems,
+        keys=sources,
     )
 
 
 def _first(
-    attrs: dict[str, AttrValue], keys: tuple[str, ...], out: dict[str, Any], name: str
+    attrs: dict[str, AttrValue],
+    keys: tuple[str, ...],
+    out: dict[str, Any],
+    name: str,
+    sources: dict[str, str],
 ) -> None:
     for key in keys:
         value = attrs.get(key)
         if value is not None:
             out[name] = value
+            sources[name] = key
             return
+
+
+def _default(
+    fields: dict[str, Any], sources: dict[str, str], name: str, value: AttrValue, key: str
+) -> None:
+    """Set ``name`` from ``key`` unless an explicit attribute already set it."""
+    if name not in fields:
+        fields[name] = value
+        sources[name] = key
 
 
 def _apply_evaluation(
@@ -148,6 +169,7 @@ def _apply_evaluation(
     fields: dict[str, Any],
     consumed: set[str],
     problems: list[str],
+    sources: dict[str, str],
 ) -> None:
     """``gen_ai.evaluation.result``: user feedback or a quality score, by evaluation name."""
     name = attrs.get(conv.EVAL_NAME)
@@ -156,26 +178,29 @@ def _apply_evaluation(
     if event_type == "user_feedback":
         label = attrs.get(conv.EVAL_LABEL)
         if score is not None:
-            fields.setdefault("rating", score)
+            _default(fields, sources, "rating", score, conv.EVAL_SCORE)
         if isinstance(label, str) and label in conv.THUMBS_LABELS:
-            fields.setdefault("thumbs", conv.THUMBS_LABELS[label])
+            _default(fields, sources, "thumbs", conv.THUMBS_LABELS[label], conv.EVAL_LABEL)
             consumed.add(conv.EVAL_LABEL)
         if explanation is not None:
-            fields.setdefault("comment", explanation)
+            _default(fields, sources, "comment", explanation, conv.EVAL_EXPLANATION)
         return
     # Anything else is a quality dimension of a model response.
     if not isinstance(name, str) or not name:
         problems.append(f"{conv.EVAL_NAME} is missing")
         return
     fields["evaluation_name"] = name
+    sources["evaluation_name"] = conv.EVAL_NAME
     if explanation is not None:
         fields["explanation"] = explanation
+        sources["explanation"] = conv.EVAL_EXPLANATION
     if score is None:
         problems.append(f"{conv.EVAL_SCORE} is missing")
     elif name in conv.QUALITY_DIMENSIONS:
-        fields.setdefault(name, score)
+        _default(fields, sources, name, score, conv.EVAL_SCORE)
     else:
         fields.setdefault("custom_scores", {})[name] = score
+        sources[f"custom_scores.{name}"] = conv.EVAL_SCORE
 
 
 def _hex_id(raw: bytes) -> str | None:

@@ -78,9 +78,7 @@ class ExportService:
             return grpc.unary_unary_rpc_method_handler(fn)
 
         return (
-            grpc.method_handlers_generic_handler(
-                LOGS_SERVICE, {"Export": unary(self.export_logs)}
-            ),
+            grpc.method_handlers_generic_handler(LOGS_SERVICE, {"Export": unary(self.export_logs)}),
             grpc.method_handlers_generic_handler(
                 TRACE_SERVICE, {"Export": unary(self.export_traces)}
             ),

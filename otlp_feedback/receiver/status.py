@@ -47,6 +47,7 @@ def abort(context: grpc.ServicerContext, exc: OtlpFeedbackError) -> NoReturn:
     message = str(exc) or type(exc).__name__
     if retry_after is None:
         context.abort(code, message)
+        raise AssertionError("unreachable: abort raises")  # pragma: no cover
     status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message)
     info = error_details_pb2.RetryInfo(retry_delay=_duration(retry_after))
     status.details.add().Pack(info)

@@ -13,7 +13,12 @@ import threading
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, SchemaRegistryError
+from confluent_kafka.schema_registry import (
+    RegisteredSchema,
+    Schema,
+    SchemaRegistryClient,
+    SchemaRegistryError,
+)
 
 from otlp_feedback.errors import RegistryUnavailable, SchemaError
 
@@ -56,7 +61,7 @@ class ConfluentRegistry:
     def lookup(self, subject: str, schema_text: str) -> int:
         return _call(
             f"looking up {subject}",
-            lambda: int(self._client.lookup_schema(subject, Schema(schema_text, "AVRO")).schema_id),
+            lambda: _schema_id(self._client.lookup_schema(subject, Schema(schema_text, "AVRO"))),
         )
 
     def set_compatibility(self, subject: str, level: str) -> None:
@@ -108,6 +113,12 @@ class InMemoryRegistry:
                 if known == schema_id:
                     return text
         raise SchemaError(f"schema id {schema_id} not found")
+
+
+def _schema_id(found: RegisteredSchema) -> int:
+    if found.schema_id is None:
+        raise SchemaError(f"registry answered a lookup of {found.subject} without an id")
+    return int(found.schema_id)
 
 
 def _canonical(schema_text: str) -> str:

@@ -285,8 +285,8 @@ def _explain(
         if not matched and location != "/":
             # "/" also appears as a by-product of avro merging a compatible result; skip it.
             explained.append(("INCOMPATIBLE", location, path, "the reader cannot read this"))
-    # Anything avro said that we could not place is still reported, just without a location.
     explained.sort(key=lambda item: _location_order(item[1]))
+    # Anything avro said that we could not place is still reported, just without a location.
     explained += [("INCOMPATIBLE", "", "", message) for message in sorted(messages)]
     return explained
 

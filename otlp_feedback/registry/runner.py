@@ -59,7 +59,14 @@ class RegistryServer:
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
         self._stopped = False
-        self.url: str | None = None
+        self._url: str | None = None
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` once ``start`` has returned. Raises ``RuntimeError`` before."""
+        if self._url is None:
+            raise RuntimeError("RegistryServer has not been started")
+        return self._url
 
     def start(self, timeout: float = 10.0) -> None:
         """Bind, start serving and return once listening; sets ``url``.
@@ -72,7 +79,12 @@ class RegistryServer:
             if self._thread is not None or self._stopped:
                 raise RuntimeError("RegistryServer cannot be started twice")
             app = create_app(self._db_path)
-            sock = _bind(self._host, self._port)
+            try:
+                sock = _bind(self._host, self._port)
+                port = sock.getsockname()[1]
+            except BaseException:
+                app.state.store.close()
+                raise
             try:
                 config = uvicorn.Config(
                     app,
@@ -93,10 +105,9 @@ class RegistryServer:
                 raise
         if not started.wait(timeout) or not server.started:
             self.shutdown(timeout=1.0)
-            raise RuntimeError(f"registry did not start within {timeout}s") from self._failure
-        port = sock.getsockname()[1]
+            raise RuntimeError(f"registry failed to start within {timeout}s") from self._failure
         host = f"[{self._host}]" if ":" in self._host else self._host
-        self.url = f"http://{host}:{port}"
+        self._url = f"http://{host}:{port}"
         logger.info("schema registry listening on %s (db %s)", self.url, self._db_path)
 
     def _run(self, sock: socket.socket) -> None:
@@ -168,7 +179,6 @@ def serve_forever(
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with RegistryServer(db_path=db_path, host=host, port=port) as server:
-            assert server.url is not None
             if on_ready is not None:
                 on_ready(server.url)
             stop.wait()

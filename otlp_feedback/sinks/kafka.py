@@ -147,7 +147,7 @@ class KafkaSink:
                     record.topic,
                     value=record.value,
                     key=record.key,
-                    headers=record.headers,
+                    headers=record.headers,  # type: ignore[arg-type]  # list is invariant
                     on_delivery=batch.on_delivery,
                 )
                 return
@@ -247,7 +247,9 @@ class KafkaSink:
 
 
 def _header(msg: Message, name: str) -> str:
-    for key, value in msg.headers() or ():
+    headers = msg.headers() or []
+    pairs = headers.items() if isinstance(headers, dict) else headers
+    for key, value in pairs:
         if key == name and isinstance(value, bytes):
             return value.decode()
     return ""

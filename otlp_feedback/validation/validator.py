@@ -22,10 +22,12 @@ from otlp_feedback.mapping.attributes import AttrValue
 from otlp_feedback.mapping.records import RawFeedback
 
 _NS_PER_DAY = 86_400 * 10**9
-_FIELD_TO_KEY: dict[str, str] = {
-    field: keys[0]
-    for table in (conv.ENVELOPE_KEYS, *conv.FIELD_KEYS.values())
-    for field, keys in table.items()
+# Per event type: two types may read one field name from different keys (latency_ms).
+_FIELD_TO_KEY: dict[EventType, dict[str, str]] = {
+    event_type: {
+        field: keys[0] for table in (conv.ENVELOPE_KEYS, fields) for field, keys in table.items()
+    }
+    for event_type, fields in conv.FIELD_KEYS.items()
 }
 
 
@@ -92,8 +94,14 @@ class Validator:
 def _explain(exc: ValidationError, raw: RawFeedback) -> str:
     parts = []
     for err in exc.errors(include_url=False)[:3]:
-        field = str(err["loc"][0]) if err["loc"] else "?"
-        key = _FIELD_TO_KEY.get(field, field)
+        loc = err["loc"]
+        field = str(loc[0]) if loc else "?"
+        # The key the mapper read the value from, else the convention's first key for the field.
+        key = (
+            (len(loc) > 1 and raw.keys.get(f"{field}.{loc[1]}"))
+            or raw.keys.get(field)
+            or _FIELD_TO_KEY[raw.event_type].get(field, field)
+        )
         if err["type"] == "missing":
             parts.append(f"{key} is required")
             continue

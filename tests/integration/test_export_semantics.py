@@ -83,9 +83,8 @@ def test_unreachable_kafka_answers_unavailable_with_retry_info(
         kafka={"bootstrap_servers": f"127.0.0.1:{free_port()}", "create_topics": False},
         registry={"url": settings.registry.url},
     )
-    with FeedbackApp(dead) as app:
-        with pytest.raises(grpc.RpcError) as info:
-            _stub(app).Export(logs_request([_valid(1)]), timeout=30)
+    with FeedbackApp(dead) as app, pytest.raises(grpc.RpcError) as info:
+        _stub(app).Export(logs_request([_valid(1)]), timeout=30)
     error = info.value
     assert error.code() == grpc.StatusCode.UNAVAILABLE
     assert "Kafka confirmed 0 of 1 events" in error.details()
@@ -119,7 +118,8 @@ def test_tail_prints_each_event_as_one_json_line(
 
     assert code == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [(e["event_type"], e["session_id"]) for e in sorted(lines, key=lambda e: e["session_id"])] == [
+    lines.sort(key=lambda e: e["session_id"])
+    assert [(e["event_type"], e["session_id"]) for e in lines] == [
         ("user_feedback", "s-1"),
         ("user_feedback", "s-2"),
     ]

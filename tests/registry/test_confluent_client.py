@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -52,7 +53,6 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServe
 
 @pytest.fixture
 def client(registry: RegistryServer) -> Iterator[SchemaRegistryClient]:
-    assert registry.url is not None
     c = SchemaRegistryClient({"url": registry.url})
     yield c
     c.close()
@@ -208,7 +208,6 @@ def test_restart_on_the_same_database_keeps_ids_and_versions(tmp_path: Path) -> 
 def test_start_then_shutdown_leaves_nothing_listening(tmp_path: Path, round_: int) -> None:
     server = RegistryServer(db_path=tmp_path / f"r{round_}.db")
     server.start()
-    assert server.url is not None
     assert httpx.get(server.url + "/").json() == {}
     server.shutdown()
     server.shutdown()  # idempotent
@@ -220,6 +219,17 @@ def test_shutdown_before_start_is_safe_and_start_twice_is_refused(tmp_path: Path
     RegistryServer(db_path=tmp_path / "never.db").shutdown()
     with RegistryServer(db_path=tmp_path / "r.db") as server, pytest.raises(RuntimeError):
         server.start()
+
+
+def test_a_port_in_use_fails_start_with_os_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        server = RegistryServer(db_path=tmp_path / "r.db", port=taken.getsockname()[1])
+        with pytest.raises(OSError):
+            server.start()
+        with pytest.raises(RuntimeError, match="not been started"):
+            _ = server.url
 
 
 def test_module_entrypoint_prints_its_url_and_stops_on_sigterm(tmp_path: Path) -> None:
