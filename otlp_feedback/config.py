@@ -131,6 +131,22 @@ class RegistryConfig(_Section):
         return conf
 
 
+class SpoolConfig(_Section):
+    """The on-disk spool that takes accepted events while Kafka is unavailable or slow."""
+
+    enabled: bool = True
+    directory: Path = Field(Path(".otlp-feedback/spool"), description="Segment files live here.")
+    max_bytes: int = Field(
+        1 << 30, ge=1 << 16, description="Size cap; beyond it Exports are refused."
+    )
+    segment_bytes: int = Field(64 << 20, ge=1 << 12, description="Roll to a new segment past this.")
+    fsync: Literal["always", "interval", "never"] = Field(
+        "always",
+        description="always: fsync before answering OK; interval: every fsync_interval_ms.",
+    )
+    fsync_interval_ms: int = Field(100, ge=1)
+
+
 class ValidationConfig(_Section):
     """Limits applied to incoming feedback."""
 
@@ -166,6 +182,7 @@ class Settings(BaseSettings):
     receiver: ReceiverConfig = ReceiverConfig()
     kafka: KafkaConfig = KafkaConfig()
     registry: RegistryConfig = RegistryConfig()
+    spool: SpoolConfig = SpoolConfig()
     validation: ValidationConfig = ValidationConfig()
     dev: DevConfig = DevConfig()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

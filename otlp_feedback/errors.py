@@ -7,6 +7,7 @@
     ├── RetryableError                   try the same thing again later; carries retry_after
     │   ├── DeliveryTimeout              Kafka did not confirm every event within the deadline
     │   ├── BackpressureError            an in-flight budget is full
+    │   │   └── SpoolFull                the disk spool is at its cap (or disabled)
     │   ├── SinkUnavailable              the broker cannot be reached / producer is rebuilding
     │   └── RegistryUnavailable          the schema registry did not answer
     └── PermanentError                   retrying the same input will fail the same way
@@ -46,6 +47,10 @@ class DeliveryTimeout(RetryableError):
 
 class BackpressureError(RetryableError):
     """A bounded budget (in-flight events, spool) is full; the request was refused whole."""
+
+
+class SpoolFull(BackpressureError):
+    """The disk spool reached its size cap (or is disabled) while Kafka is unavailable."""
 
 
 class SinkUnavailable(RetryableError):
