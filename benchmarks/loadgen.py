@@ -57,7 +57,8 @@ def _kv(key: str, value: Any) -> KeyValue:
     elif isinstance(value, float):
         any_value = AnyValue(double_value=value)
     elif isinstance(value, list):
-        any_value = AnyValue(array_value=ArrayValue(values=[AnyValue(string_value=v) for v in value]))
+        items = [AnyValue(string_value=v) for v in value]
+        any_value = AnyValue(array_value=ArrayValue(values=items))
     else:
         any_value = AnyValue(string_value=str(value))
     return KeyValue(key=key, value=any_value)
@@ -298,7 +299,16 @@ def run(
     workers = [
         ctx.Process(
             target=_worker,
-            args=(target, payloads, records, concurrency, deadline, per_proc, call_timeout_s, queue),
+            args=(
+                target,
+                payloads,
+                records,
+                concurrency,
+                deadline,
+                per_proc,
+                call_timeout_s,
+                queue,
+            ),
             daemon=True,
         )
         for _ in range(procs)

@@ -1,7 +1,9 @@
-"""Assemble a running receiver from settings: registry client + sink + pipeline + gRPC server.
+"""Assemble a running receiver from settings: registry client + sinks + pipeline + gRPC server.
 
-``FeedbackApp`` is what ``otlp-feedback serve``/``dev`` run and what tests start in-process.
-Tests pass their own ``registry``/``sink`` (e.g. the in-memory doubles).
+The sink chain is Kafka behind a ``FailoverSink`` (circuit breaker, in-flight budget and, when
+``spool.enabled``, the disk spool). ``FeedbackApp`` is what ``otlp-feedback serve``/``dev`` run
+and what tests start in-process; tests may pass their own ``registry``/``sink`` (e.g. the
+in-memory doubles), which then replace the whole chain.
 """
 
 from __future__ import annotations
@@ -9,12 +11,13 @@ from __future__ import annotations
 import logging
 
 from otlp_feedback.config import Settings
-from otlp_feedback.events import EVENT_TYPES
 from otlp_feedback.pipeline import Pipeline
 from otlp_feedback.receiver import GrpcReceiver
 from otlp_feedback.registry.client import ConfluentRegistry, SchemaRegistry
 from otlp_feedback.sinks.base import Sink
+from otlp_feedback.sinks.failover import FailoverSink
 from otlp_feedback.sinks.kafka import KafkaSink
+from otlp_feedback.sinks.spool import Spool
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +32,18 @@ class FeedbackApp:
         sink: Sink | None = None,
     ) -> None:
         self.settings = settings
-        topics = [settings.kafka.topic_for(t) for t in EVENT_TYPES]
         self.registry = registry or ConfluentRegistry(settings.registry.client_config())
-        self.sink = sink or KafkaSink(settings.kafka, topics)
-        self.pipeline = Pipeline(settings, self.registry, self.sink)
+        self.kafka: KafkaSink | None = None
+        self.failover: FailoverSink | None = None
+        if sink is None:
+            self.kafka = KafkaSink(settings.kafka, settings.kafka.all_topics())
+            spool = Spool(settings.spool) if settings.spool.enabled else None
+            self.failover = FailoverSink(self.kafka, spool, settings.delivery)
+            sink = self.failover
+        self.sink = sink
+        self.pipeline = Pipeline(settings, self.registry, sink)
+        if self.failover is not None:
+            self.failover.on_permanent_failure = self.pipeline.dead_letter_refused
         self.receiver = GrpcReceiver(
             settings.receiver, self.pipeline, settings.validation.max_rejection_messages
         )
@@ -44,7 +55,7 @@ class FeedbackApp:
         return self.receiver.port
 
     def start(self) -> None:
-        """Resolve schemas, create topics, start the producer, then open the port."""
+        """Resolve schemas, open the spool, start Kafka, then open the port."""
         self.pipeline.start()
         try:
             self.receiver.start()
@@ -53,7 +64,8 @@ class FeedbackApp:
             raise
 
     def shutdown(self, grace: float = 10.0) -> None:
-        self.receiver.shutdown(grace)  # also shuts the pipeline down
+        """Health NOT_SERVING, finish in-flight RPCs, flush Kafka, keep the rest spooled."""
+        self.receiver.shutdown(grace)  # also shuts the pipeline and its sinks down
 
     def __enter__(self) -> FeedbackApp:
         self.start()

@@ -4,6 +4,7 @@
 - ``dev``: the embedded default: Tansu broker + bundled registry + receiver, on loopback.
 - ``registry``: the bundled Confluent-compatible schema registry alone.
 - ``tail``: print each event in the feedback topics as one JSON line.
+- ``dlq replay``: re-submit dead letters once their cause is fixed.
 
 Exit codes: 0 ok, 2 bad configuration or usage, 1 anything else.
 """
@@ -42,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="otlp-feedback", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="otlp-feedback", description="OTLP feedback -> Kafka")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the receiver against Kafka + a schema registry")
@@ -67,6 +68,13 @@ def _parser() -> argparse.ArgumentParser:
         "--idle-timeout", type=float, default=None, help="stop after this many idle seconds"
     )
     tail.set_defaults(func=_tail)
+
+    dlq = sub.add_parser("dlq", help="dead-letter tools")
+    dlq_sub = dlq.add_subparsers(required=True, metavar="ACTION")
+    replay = dlq_sub.add_parser("replay", help="re-submit dead letters (after fixing the cause)")
+    replay.add_argument("--config", type=Path, help="YAML config file")
+    replay.add_argument("--group", default="otlp-feedback-dlq-replay", help="consumer group")
+    replay.set_defaults(func=_dlq_replay)
     return parser
 
 
@@ -114,6 +122,7 @@ def _dev(args: argparse.Namespace) -> int:
             **base.registry.model_dump(exclude_unset=True),
             "url": f"http://127.0.0.1:{dev.registry_port}",
         },
+        spool={"directory": dev.data_dir / "spool", **base.spool.model_dump(exclude_unset=True)},
         log_format="pretty",
     )
     configure_logging(settings.log_level, settings.log_format)
@@ -173,6 +182,16 @@ def _tail(args: argparse.Namespace) -> int:
             seen += 1
             if args.max is not None and seen >= args.max:
                 break
+    return 0
+
+
+def _dlq_replay(args: argparse.Namespace) -> int:
+    from otlp_feedback.dlq import replay_dead_letters
+
+    settings = load_config(args.config)
+    configure_logging("WARNING", "pretty")
+    report = replay_dead_letters(settings, group_id=args.group)
+    print(json.dumps(report.__dict__))
     return 0
 
 

@@ -53,6 +53,9 @@ class KafkaConfig(_Section):
         default_factory=lambda: {t: f"feedback.{t}" for t in EVENT_TYPES},
         description="Topic per event type; missing types fall back to feedback.<type>.",
     )
+    dlq_topic: str | None = Field(
+        "feedback.dlq", description="Dead-letter topic for refused records; null disables it."
+    )
     create_topics: bool = True
     partitions: int = Field(12, ge=1)
     replication_factor: int = Field(1, ge=1, description="Use 3 on a real cluster.")
@@ -83,6 +86,11 @@ class KafkaConfig(_Section):
 
     def topic_for(self, event_type: EventType) -> str:
         return self.topics.get(event_type, f"feedback.{event_type}")
+
+    def all_topics(self) -> list[str]:
+        """Every topic the receiver writes: one per event type, then the dead-letter topic."""
+        topics = [self.topic_for(t) for t in EVENT_TYPES]
+        return [*topics, self.dlq_topic] if self.dlq_topic else topics
 
     def client_config(self) -> dict[str, Any]:
         """librdkafka settings shared by producer, admin and consumer."""
@@ -129,6 +137,29 @@ class RegistryConfig(_Section):
                 f"{self.basic_auth_user}:{self.basic_auth_password.get_secret_value()}"
             )
         return conf
+
+
+class DeliveryConfig(_Section):
+    """How the Kafka path fails over to the spool: attempt deadline, in-flight budget, breaker."""
+
+    attempt_timeout_s: float = Field(
+        5.0, gt=0, description="Direct Kafka attempt per Export before its events are spooled."
+    )
+    max_inflight_events: int = Field(
+        200_000, ge=1, description="Events awaiting Kafka at once; beyond it, spool or refuse."
+    )
+    breaker_failure_threshold: int = Field(
+        3, ge=1, description="Consecutive Kafka failures that open the circuit."
+    )
+    breaker_reset_timeout_s: float = Field(
+        5.0, gt=0, description="Open circuit waits this long before a half-open probe."
+    )
+    replay_batch_records: int = Field(5000, ge=1)
+    retry_initial_backoff_s: float = Field(0.2, gt=0)
+    retry_max_backoff_s: float = Field(5.0, gt=0)
+    refuse_retry_after_s: float = Field(
+        2.0, gt=0, description="RetryInfo delay sent when an Export is refused for backpressure."
+    )
 
 
 class SpoolConfig(_Section):
@@ -182,6 +213,7 @@ class Settings(BaseSettings):
     receiver: ReceiverConfig = ReceiverConfig()
     kafka: KafkaConfig = KafkaConfig()
     registry: RegistryConfig = RegistryConfig()
+    delivery: DeliveryConfig = DeliveryConfig()
     spool: SpoolConfig = SpoolConfig()
     validation: ValidationConfig = ValidationConfig()
     dev: DevConfig = DevConfig()

@@ -39,7 +39,10 @@ class FeedbackEvent(BaseModel):
     retried export yields the same id and consumers can drop duplicates.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=65536)
+    # Numbers sent where a string is expected (an integer session.id) are taken as their text.
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", str_max_length=65536, coerce_numbers_to_str=True
+    )
 
     event_type: ClassVar[EventType]
 

@@ -1,9 +1,10 @@
-"""Wires the stages: map -> validate -> encode -> deliver. The receiver calls ``export_*``.
+"""Wires the stages: map -> validate -> encode -> deliver (dead letters alongside).
 
 ``Pipeline.start`` resolves a registry id for each event type's newest local schema (registering
-it and setting the subject's compatibility mode when ``registry.auto_register`` is on) and starts
-the sink. ``export_logs``/``export_traces`` return an ``ExportOutcome`` once every accepted event
-is confirmed by the sink, or raise a ``RetryableError`` so the client retries the request.
+the local history and setting the subject's compatibility mode when ``registry.auto_register``
+is on) and starts the sink. ``export_logs``/``export_traces`` return an ``ExportOutcome`` once
+every accepted event (and every dead letter) is confirmed by the sink, or raise a
+``RetryableError`` so the client retries the whole request.
 
 Lifecycle: ``start`` once; ``shutdown`` idempotent and safe before ``start``.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -22,8 +23,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from otlp_feedback.config import Settings
 from otlp_feedback.encoding import AvroEventSerializer, load_schemas
+from otlp_feedback.encoding.dead_letter import DeadLetter, to_outbound
 from otlp_feedback.encoding.outbound import EventEncoder, OutboundRecord
-from otlp_feedback.errors import DeliveryFailed, EncodingError, SinkUnavailable
+from otlp_feedback.errors import DeliveryFailed, EncodingError, OtlpFeedbackError, SinkUnavailable
 from otlp_feedback.events import EVENT_TYPES, EventType
 from otlp_feedback.mapping import (
     MappedRequest,
@@ -37,6 +39,9 @@ from otlp_feedback.validation import Rejection, Validator
 
 log = logging.getLogger(__name__)
 
+# Room for the record's key, headers and batch framing under kafka.message_max_bytes.
+_RECORD_OVERHEAD_BYTES = 1024
+
 
 @dataclass(slots=True)
 class ExportOutcome:
@@ -45,6 +50,7 @@ class ExportOutcome:
     accepted: int = 0
     ignored: int = 0
     rejections: list[Rejection] = field(default_factory=list)
+    dead_lettered: int = 0
 
     @property
     def rejected(self) -> int:
@@ -62,12 +68,14 @@ class ExportOutcome:
 
 @dataclass
 class PipelineStats:
-    """Counters since start (the Prometheus exporter reads these)."""
+    """Counters since start (the metrics endpoint reads these)."""
 
     requests: int = 0
     accepted: int = 0
     rejected: int = 0
     ignored: int = 0
+    dead_lettered: int = 0
+    dead_letter_failures: int = 0
     delivery_failures: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -77,6 +85,7 @@ class PipelineStats:
             self.accepted += outcome.accepted
             self.rejected += outcome.rejected
             self.ignored += outcome.ignored
+            self.dead_lettered += outcome.dead_lettered
 
 
 def subject_for(topic: str) -> str:
@@ -100,7 +109,8 @@ class Pipeline:
         self._clock_ns = clock_ns
         self._validator = Validator(settings.validation)
         self._encoder: EventEncoder | None = None
-        self._started = False
+        self._dlq_topic = settings.kafka.dlq_topic
+        self._max_value_bytes = settings.kafka.message_max_bytes - _RECORD_OVERHEAD_BYTES
         self._shut_down = False
         self.stats = PipelineStats()
 
@@ -112,7 +122,6 @@ class Pipeline:
         """Resolve schema ids and start the sink. Raises SchemaError/RegistryUnavailable."""
         self._encoder = EventEncoder(self._resolve_serializers(), self.topics)
         self._sink.start()
-        self._started = True
         log.info("pipeline started; schema ids %s", self._encoder.schema_ids())
 
     def _resolve_serializers(self) -> dict[EventType, AvroEventSerializer]:
@@ -132,12 +141,13 @@ class Pipeline:
         return serializers
 
     def export_logs(self, request: ExportLogsServiceRequest) -> ExportOutcome:
-        return self._process(map_logs_request(request))
+        return self.process(map_logs_request(request))
 
     def export_traces(self, request: ExportTraceServiceRequest) -> ExportOutcome:
-        return self._process(map_traces_request(request))
+        return self.process(map_traces_request(request))
 
-    def _process(self, mapped: MappedRequest) -> ExportOutcome:
+    def process(self, mapped: MappedRequest) -> ExportOutcome:
+        """Validate, encode and deliver mapped feedback; dead-letter what is refused."""
         encoder = self._encoder
         if encoder is None or self._shut_down:
             raise SinkUnavailable("pipeline is not running", retry_after=1.0)
@@ -152,28 +162,80 @@ class Pipeline:
                 outcome.rejections.append(result)
                 continue
             try:
-                records.append(encoder.encode(result))
+                record = encoder.encode(result)
             except EncodingError as exc:
                 outcome.rejections.append(Rejection.of(raw, str(exc)))
                 continue
+            if len(record.value) > self._max_value_bytes:
+                outcome.rejections.append(
+                    Rejection.of(
+                        raw,
+                        f"encoded event is {len(record.value)} bytes, over the "
+                        f"{self._max_value_bytes}-byte limit (kafka.message_max_bytes)",
+                    )
+                )
+                continue
+            records.append(record)
             sources[result.event_id] = raw
-        if records:
-            try:
-                self._sink.deliver(records, self._settings.receiver.delivery_timeout_s)
-            except DeliveryFailed as exc:
-                # Kafka refused some records for good; the rest are delivered.
-                for event_id, reason in exc.failed.items():
-                    if (source := sources.get(event_id)) is not None:
-                        refused = Rejection.of(source, f"Kafka refused it: {reason}")
-                        outcome.rejections.append(refused)
-                outcome.accepted = len(records) - len(exc.failed)
-            except Exception:
+        events = len(records)
+        letters = self._dead_letters(outcome.rejections)
+        if not records and not letters:
+            self.stats.add(outcome)
+            return outcome
+        try:
+            self._sink.deliver([*records, *letters], self._settings.receiver.delivery_timeout_s)
+        except DeliveryFailed as exc:
+            # Kafka refused some records for good; the rest are delivered.
+            refused = [
+                Rejection.of(source, f"Kafka refused it: {reason}")
+                for event_id, reason in exc.failed.items()
+                if (source := sources.get(event_id)) is not None
+            ]
+            outcome.rejections.extend(refused)
+            outcome.accepted = events - len(refused)
+            outcome.dead_lettered = len(letters) + self._send_dead_letters(refused)
+        except OtlpFeedbackError:
+            with self.stats._lock:
                 self.stats.delivery_failures += 1
-                raise
-            else:
-                outcome.accepted = len(records)
+            raise
+        else:
+            outcome.accepted = events
+            outcome.dead_lettered = len(letters)
         self.stats.add(outcome)
         return outcome
+
+    def _dead_letters(self, rejections: Sequence[Rejection]) -> list[OutboundRecord]:
+        if not self._dlq_topic:
+            return []
+        topic = self._dlq_topic
+        return [
+            to_outbound(DeadLetter(r.reason, r.location, r.event_id, r.source), topic)
+            for r in rejections
+        ]
+
+    def _send_dead_letters(self, rejections: Sequence[Rejection]) -> int:
+        """Best effort for records Kafka itself refused: the client is told either way."""
+        letters = self._dead_letters(rejections)
+        if not letters:
+            return 0
+        try:
+            self._sink.deliver(letters, self._settings.receiver.delivery_timeout_s)
+        except OtlpFeedbackError as exc:
+            log.error("could not dead-letter %d refused events: %s", len(letters), exc)
+            with self.stats._lock:
+                self.stats.dead_letter_failures += len(letters)
+            return 0
+        return len(letters)
+
+    def dead_letter_refused(self, records: list[OutboundRecord], exc: DeliveryFailed) -> None:
+        """Spooled records Kafka refused for good during replay (called by the failover sink).
+
+        Only the encoded event is left by then, not the OTLP source a dead letter needs, so they
+        are logged and counted. Rare: oversized events are refused before they are spooled.
+        """
+        log.error("Kafka refused %d spooled events permanently: %s", len(records), exc)
+        with self.stats._lock:
+            self.stats.dead_letter_failures += len(records)
 
     def force_flush(self, timeout: float) -> bool:
         return self._sink.force_flush(timeout)

@@ -20,6 +20,27 @@ from otlp_feedback.mapping.attributes import AttrValue
 # A fixed namespace so that ids are stable across processes and releases.
 EVENT_ID_NAMESPACE = uuid.UUID("6f0e3c1c-6c2b-5a8e-9a51-0f1eedbac4a1")
 _NS_BYTES = EVENT_ID_NAMESPACE.bytes
+# Per event type: (field, keys) for the envelope then the type's own fields, in that order.
+_FIELD_PLAN: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
+    event_type: (*conv.ENVELOPE_KEYS.items(), *keys.items())
+    for event_type, keys in conv.FIELD_KEYS.items()
+}
+
+
+@dataclass(slots=True, frozen=True)
+class SourceRecord:
+    """Everything the mapper read for one record, so a dead letter can be replayed later."""
+
+    event_name: str
+    event_type: EventType  # as announced by the event name, before refinement
+    carrier: Carrier
+    record_attributes: dict[str, AttrValue]
+    span_attributes: dict[str, AttrValue]
+    resource_attributes: dict[str, AttrValue]
+    body_text: str | None
+    time_ns: int
+    trace_id: bytes
+    span_id: bytes
 
 
 @dataclass(slots=True)
@@ -31,10 +52,15 @@ class RawFeedback:
     location: str  # e.g. "resource_logs[0].scope_logs[1].log_records[7]", for error messages
     fields: dict[str, Any]
     time_ns: int
-    # The record's own attributes as sent (kept for dead letters and error messages).
-    source_attributes: dict[str, AttrValue]
+    source: SourceRecord
     # Problems the mapper already knows make the record invalid (validation reports them).
     problems: list[str] = field(default_factory=list)
+
+    @property
+    def source_attributes(self) -> dict[str, AttrValue]:
+        """The record's own attributes as sent."""
+        return self.source.record_attributes
+
     # The attribute key each field was read from ("custom_scores.tone" for a map entry), so that
     # a rejection names what the sender sent (e.g. gen_ai.evaluation.score.value, not rating).
     keys: dict[str, str] = field(default_factory=dict)
@@ -61,7 +87,12 @@ class Context:
 def deterministic_event_id(*parts: bytes) -> str:
     """A UUIDv5-style id of the record's content, so a retried export yields the same id."""
     digest = hashlib.sha1(_NS_BYTES + b"\x00".join(parts), usedforsecurity=False).digest()
-    return str(uuid.UUID(bytes=digest[:16], version=5))
+    # What str(uuid.UUID(bytes=digest[:16], version=5)) gives, without building a UUID (hot path).
+    b = bytearray(digest[:16])
+    b[6] = (b[6] & 0x0F) | 0x50  # version 5
+    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
+    x = b.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 def build_raw(
@@ -79,6 +110,18 @@ def build_raw(
     """Assemble the fields of one feedback record (see the module docstring for precedence)."""
     local = {**context.span_attributes, **record_attributes}
     merged = {**context.resource_attributes, **local}
+    source = SourceRecord(
+        event_name,
+        event_type,
+        carrier,
+        record_attributes,
+        context.span_attributes,
+        context.resource_attributes,
+        body_text,
+        time_ns,
+        context.trace_id,
+        context.span_id,
+    )
     is_evaluation = event_name == conv.GENAI_EVALUATION_EVENT
     if is_evaluation:
         event_type = (
@@ -91,10 +134,13 @@ def build_raw(
     sources: dict[str, str] = {}
 
     fields: dict[str, Any] = {"carrier": carrier}
-    for name, keys in conv.ENVELOPE_KEYS.items():
-        _first(merged, keys, fields, name, sources)
-    for name, keys in conv.FIELD_KEYS[event_type].items():
-        _first(merged, keys, fields, name, sources)
+    for name, keys in _FIELD_PLAN[event_type]:  # inline, not a call per field: hot path
+        for key in keys:
+            value = merged.get(key)
+            if value is not None and value != "":  # the first key present wins; "" is absent
+                fields[name] = value
+                sources[name] = key
+                break
 
     if is_evaluation:
         _apply_evaluation(event_type, merged, fields, consumed, problems, sources)
@@ -133,25 +179,10 @@ def build_raw(
         location=location,
         fields=fields,
         time_ns=time_ns,
-        source_attributes=record_attributes,
+        source=source,
         problems=problems,
         keys=sources,
     )
-
-
-def _first(
-    attrs: dict[str, AttrValue],
-    keys: tuple[str, ...],
-    out: dict[str, Any],
-    name: str,
-    sources: dict[str, str],
-) -> None:
-    for key in keys:
-        value = attrs.get(key)
-        if value is not None:
-            out[name] = value
-            sources[name] = key
-            return
 
 
 def _default(
@@ -207,3 +238,23 @@ def _hex_id(raw: bytes) -> str | None:
     if not raw or not any(raw):
         return None
     return raw.hex()
+
+
+def raw_from_source(source: SourceRecord, location: str, event_id: str | None) -> RawFeedback:
+    """Map a stored source record again (dead-letter replay), keeping its original event id."""
+    attributes = dict(source.record_attributes)
+    if event_id:
+        attributes["event.id"] = event_id
+    return build_raw(
+        event_name=source.event_name,
+        event_type=source.event_type,
+        carrier=source.carrier,
+        location=location,
+        record_attributes=attributes,
+        context=Context(
+            source.resource_attributes, source.span_attributes, source.trace_id, source.span_id
+        ),
+        time_ns=source.time_ns,
+        content=b"",
+        body_text=source.body_text,
+    )

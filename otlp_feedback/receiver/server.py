@@ -50,7 +50,10 @@ class GrpcReceiver:
             maximum_concurrent_rpcs=cfg.max_concurrent_rpcs,
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        port = server.add_insecure_port(cfg.endpoint)
+        try:
+            port = server.add_insecure_port(cfg.endpoint)
+        except RuntimeError as exc:  # recent grpcio raises instead of returning port 0
+            raise OSError(f"cannot bind OTLP/gRPC receiver to {cfg.endpoint}: {exc}") from exc
         if port == 0:
             raise OSError(f"cannot bind OTLP/gRPC receiver to {cfg.endpoint}")
         server.start()

@@ -9,6 +9,7 @@ their batch, which the caller reports as retryable, so nothing acknowledged is l
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import threading
 import time
@@ -76,19 +77,27 @@ class KafkaSink:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
-        self._fatal: KafkaError | None = None
+        # Why the producer must be replaced before the next delivery, if it must.
+        self._rebuild_reason: str | None = None
         self._shut_down = False
+        # Topics are (re)created lazily when this is set: at start-up with the broker down,
+        # and after a broker restart (Tansu's memory storage forgets topics).
+        self._topics_pending = config.create_topics
+        self.rebuilds = 0
 
     # -- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Create the topics (if configured) and the producer; start the poll thread."""
-        if self._config.create_topics:
-            self.create_topics()
+        """Create the producer and poll thread, then the topics (if configured).
+
+        Raises ``SinkUnavailable`` if the topics cannot be created; the sink is usable anyway
+        and retries creating them before the next delivery.
+        """
         with self._lock:
             self._producer = self._new_producer()
         self._poller = threading.Thread(target=self._poll_loop, name="kafka-poll", daemon=True)
         self._poller.start()
+        self._ensure_topics()
 
     def force_flush(self, timeout: float) -> bool:
         producer = self._producer
@@ -126,10 +135,16 @@ class KafkaSink:
         """Produce ``records`` and wait for every delivery report (see ``sinks.base``)."""
         deadline = time.monotonic() + timeout
         producer = self._current_producer()
+        self._ensure_topics()
         batch = _Batch(len(records))
         for record in records:
             self._produce(producer, record, batch, deadline)
         if not batch.done.wait(max(0.0, deadline - time.monotonic())):
+            # A stuck producer looks like this too: after a broker restart librdkafka can loop
+            # forever bumping its idempotent epoch (UNKNOWN_PRODUCER_ID) without surfacing a
+            # fatal error. Replacing it is always safe: every queued record belongs to a caller
+            # that is told it failed (and spools or retries it).
+            self._rebuild_reason = f"no delivery confirmation within {timeout:g}s"
             raise DeliveryTimeout(
                 f"Kafka confirmed {len(records) - batch.pending} of {len(records)} events "
                 f"within {timeout:g}s",
@@ -169,6 +184,8 @@ class KafkaSink:
 
     def _raise_for(self, errors: list[tuple[KafkaError, str]], total: int) -> None:
         first, _ = errors[0]
+        if any(e.code() == KafkaError.UNKNOWN_TOPIC_OR_PART for e, _ in errors):
+            self._topics_pending = self._config.create_topics
         if all(e.code() in _PERMANENT for e, _ in errors):
             raise DeliveryFailed(
                 f"Kafka refused {len(errors)} of {total} events permanently: {first.str()}",
@@ -184,15 +201,17 @@ class KafkaSink:
         with self._lock:
             if self._shut_down or self._producer is None:
                 raise SinkUnavailable("Kafka sink is not running")
-            if self._fatal is not None:
-                log.warning("rebuilding Kafka producer after fatal error: %s", self._fatal.str())
+            if self._rebuild_reason is not None:
+                log.warning("rebuilding Kafka producer: %s", self._rebuild_reason)
                 old = self._producer
                 # Purge fails the old producer's in-flight batches; their callers answer
                 # UNAVAILABLE and the clients retry, so nothing acknowledged is lost.
                 old.purge(in_queue=True, in_flight=True)
-                old.poll(0)
+                old.flush(0.5)  # serves the purge reports, so waiting callers fail fast
                 self._producer = self._new_producer()
-                self._fatal = None
+                self._rebuild_reason = None
+                self._topics_pending = self._config.create_topics
+                self.rebuilds += 1
             return self._producer
 
     def _new_producer(self) -> Producer:
@@ -214,7 +233,7 @@ class KafkaSink:
     def _on_error(self, err: KafkaError) -> None:
         if err.fatal():
             log.error("fatal Kafka producer error: %s", err.str())
-            self._fatal = err
+            self._rebuild_reason = f"fatal error {err.str()}"
         else:
             log.debug("Kafka client error: %s", err.str())
 
@@ -226,16 +245,27 @@ class KafkaSink:
                 continue
             producer.poll(0.05)
 
-    def create_topics(self) -> None:
-        """Create the configured topics; existing ones are left as they are."""
+    def _ensure_topics(self) -> None:
+        if self._topics_pending:
+            self.create_topics()
+            self._topics_pending = False
+
+    def create_topics(self, timeout: float = 5.0) -> None:
+        """Create the configured topics; existing ones are left as they are.
+
+        Raises ``SinkUnavailable`` if the broker does not answer within ``timeout``.
+        """
         admin = AdminClient(self._config.client_config())
         wanted = [
             NewTopic(t, self._config.partitions, self._config.replication_factor)
             for t in self._topics
         ]
-        for topic, future in admin.create_topics(wanted, request_timeout=15).items():
+        futures = admin.create_topics(wanted, request_timeout=timeout, operation_timeout=timeout)
+        for topic, future in futures.items():
             try:
-                future.result(timeout=20)
+                future.result(timeout=timeout + 1)
+            except concurrent.futures.TimeoutError as exc:
+                raise SinkUnavailable(f"timed out creating topic {topic}") from exc
             except KafkaException as exc:
                 error = exc.args[0] if exc.args else None
                 if (

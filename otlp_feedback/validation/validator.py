@@ -19,7 +19,7 @@ from otlp_feedback.config import ValidationConfig
 from otlp_feedback.events import EVENT_MODELS, Carrier, EventType, FeedbackEvent
 from otlp_feedback.mapping import convention as conv
 from otlp_feedback.mapping.attributes import AttrValue
-from otlp_feedback.mapping.records import RawFeedback
+from otlp_feedback.mapping.records import RawFeedback, SourceRecord
 
 _NS_PER_DAY = 86_400 * 10**9
 # Per event type: two types may read one field name from different keys (latency_ms).
@@ -39,11 +39,24 @@ class Rejection:
     carrier: Carrier
     location: str
     reason: str
-    source_attributes: dict[str, AttrValue]
+    source: SourceRecord
+    event_id: str | None = None
 
     @classmethod
     def of(cls, raw: RawFeedback, reason: str) -> Rejection:
-        return cls(raw.event_type, raw.carrier, raw.location, reason, raw.source_attributes)
+        event_id = raw.fields.get("event_id")
+        return cls(
+            raw.event_type,
+            raw.carrier,
+            raw.location,
+            reason,
+            raw.source,
+            event_id if isinstance(event_id, str) else None,
+        )
+
+    @property
+    def source_attributes(self) -> dict[str, AttrValue]:
+        return self.source.record_attributes
 
     def describe(self) -> str:
         return f"{self.location} ({self.event_type}): {self.reason}"

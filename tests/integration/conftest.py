@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,15 +22,19 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def settings(kafka_bootstrap: str, registry_url: str, topic_prefix: str) -> Settings:
+def settings(
+    kafka_bootstrap: str, registry_url: str, topic_prefix: str, tmp_path: Path
+) -> Settings:
     return load_config(
         receiver={"endpoint": "127.0.0.1:0", "delivery_timeout_s": 15},
         kafka={
             "bootstrap_servers": kafka_bootstrap,
             "topics": {t: f"{topic_prefix}.{t}" for t in EVENT_TYPES},
+            "dlq_topic": f"{topic_prefix}.dlq",
             "partitions": 3,
         },
         registry={"url": registry_url},
+        spool={"directory": str(tmp_path / "spool")},
     )
 
 

