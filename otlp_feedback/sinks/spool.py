@@ -98,7 +98,7 @@ class SpoolBatch:
 
 @dataclass(slots=True)
 class SpoolStats:
-    """Counters, updated under the spool's lock; read them without it (ints are atomic)."""
+    """Counters since this ``Spool`` was made; plain ints, safe to read from any thread."""
 
     appended: int = 0
     committed: int = 0

@@ -166,6 +166,8 @@ hostile_times = st.one_of(
 hostile_ids = st.binary(max_size=40)
 good_times = st.sampled_from([0, GOOD_TIME_NS])
 good_ids = st.sampled_from([(b"", b""), (bytes(range(1, 17)), bytes(range(1, 9)))])
+# Arbitrary records mostly carry a valid time, or the time check would hide everything after it.
+arbitrary_times = st.integers(0, 3).flatmap(lambda n: hostile_times if n == 0 else good_times)
 
 
 def key_values(pairs: Sequence[tuple[str, Any]]) -> list[KeyValue]:
@@ -213,15 +215,25 @@ def _good_log_record(draw: st.DrawFn, case: HostileCase) -> LogRecord:
 
 
 @st.composite
+def _arbitrary_feedback(draw: st.DrawFn) -> tuple[str, list[tuple[str, Any]]]:
+    """A feedback event name and random attributes, often over a valid set (so that validation
+    gets past the first problem and encoding sees strange but valid values)."""
+    name, valid = draw(st.sampled_from(GOOD_LOG_ATTRIBUTES))
+    base = list(valid.items()) if draw(st.booleans()) else []
+    return name, [*base, *draw(hostile_pairs)]
+
+
+@st.composite
 def _arbitrary_log_record(draw: st.DrawFn, case: HostileCase) -> LogRecord:
+    name, pairs = draw(_arbitrary_feedback())
     record = LogRecord(
-        event_name=draw(st.sampled_from(FEEDBACK_NAMES)),
-        time_unix_nano=draw(hostile_times),
+        event_name=name,
+        time_unix_nano=draw(arbitrary_times),
         observed_time_unix_nano=draw(hostile_times),
         trace_id=draw(hostile_ids),
         span_id=draw(hostile_ids),
     )
-    record.attributes.extend(key_values(draw(hostile_pairs)))
+    record.attributes.extend(key_values(pairs))
     body = draw(hostile_values)
     if body is not None:
         record.body.CopyFrom(to_any_value(body))
@@ -293,8 +305,8 @@ def _feedback_events_span(draw: st.DrawFn, case: HostileCase, clean: bool) -> Sp
             pairs = [*draw(free_pairs), *attributes.items(), ("event.id", case.next_good_id())]
             span.events.append(_event(name, pairs, draw(good_times)))
         else:
-            name = draw(st.sampled_from(FEEDBACK_NAMES))
-            span.events.append(_event(name, draw(hostile_pairs), draw(hostile_times)))
+            name, pairs = draw(_arbitrary_feedback())
+            span.events.append(_event(name, pairs, draw(arbitrary_times)))
         case.feedback += 1
     span.events.extend(draw(_noise_events(case)))
     return span
@@ -321,7 +333,7 @@ def _genai_span(draw: st.DrawFn, case: HostileCase, good: bool) -> Span:
             trace_id=draw(hostile_ids),
             span_id=draw(hostile_ids),
             start_time_unix_nano=draw(hostile_times),
-            end_time_unix_nano=draw(hostile_times),
+            end_time_unix_nano=draw(arbitrary_times),
         )
         operation = draw(hostile_values)
         pairs = [*draw(hostile_pairs), (conv.GENAI_OPERATION_KEY, operation), (_MODEL_KEY, "m")]
