@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import select
 import shutil
 import signal
@@ -140,6 +141,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime, stime
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent not idle (``/proc/stat``), to spot other load."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / _CLK_TCK
+
+
 def events_in_kafka(bootstrap: str) -> int:
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "e2e-bench-watermarks"})
     try:
@@ -155,6 +163,13 @@ def events_in_kafka(bootstrap: str) -> int:
         return total
     finally:
         consumer.close()
+
+
+def _own_and_children_cpu() -> float:
+    """This process and its finished children (the loadgen workers)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def read_stats(files: list[Path]) -> dict[str, int]:
@@ -173,7 +188,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="otlp-feedback-e2e-"))
     with ExitStack() as stack:
         stack.callback(shutil.rmtree, workdir, True)
-        stack.enter_context(tansu(broker_port, workdir / "tansu.log"))
+        broker = stack.enter_context(tansu(broker_port, workdir / "tansu.log"))
         receivers = [
             stack.enter_context(receiver(args, i, workdir)) for i in range(args.receiver_procs)
         ]
@@ -184,6 +199,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         stats_before = read_stats([r["stats_file"] for r in receivers])
         kafka_before = events_in_kafka(bootstrap)
         cpu_before = sum(cpu_seconds(p) for p in pids)
+        ours_before = cpu_seconds(broker.pid) + _own_and_children_cpu()
+        busy_before = machine_busy_seconds()
 
         result: LoadResult = run(
             target,
@@ -194,6 +211,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         )
 
         cpu = sum(cpu_seconds(p) for p in pids) - cpu_before
+        broker_cpu = cpu_seconds(broker.pid) + _own_and_children_cpu() - ours_before
+        others = machine_busy_seconds() - busy_before - cpu - broker_cpu
         delivered = events_in_kafka(bootstrap) - kafka_before
         time.sleep(1.2)  # one more statistics interval
         stats_after = read_stats([r["stats_file"] for r in receivers])
@@ -219,6 +238,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         "events_arriving_late": late,
         "receiver_cpu_s": round(cpu, 2),
         "receiver_cpu_us_per_event": round(cpu / delivered * 1e6, 1) if delivered else None,
+        "broker_and_loadgen_cpu_s": round(broker_cpu, 2),
+        "other_processes_cores": round(others / elapsed, 2) if elapsed else None,
         "producer_tx_bytes": sent.get("tx_bytes"),
         "producer_msg_bytes": sent.get("txmsg_bytes"),
         "tx_bytes_per_event": round(sent.get("tx_bytes", 0) / delivered, 1) if delivered else None,

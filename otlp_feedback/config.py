@@ -190,6 +190,11 @@ class ValidationConfig(_Section):
     max_attributes: int = Field(128, ge=0, description="Attributes kept in the string map.")
     max_attribute_value_len: int = Field(4096, ge=16)
     max_rejection_messages: int = Field(5, ge=1, description="Problems named in partial_success.")
+    max_feedback_per_request: int = Field(
+        50_000,
+        ge=1,
+        description="More feedback records in one request are refused RESOURCE_EXHAUSTED.",
+    )
 
 
 class DevConfig(_Section):

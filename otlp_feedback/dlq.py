@@ -75,12 +75,17 @@ def replay_dead_letters(
                     raise InvalidRequest(f"no dead letters arrived within {poll_timeout_s}s")
                 continue
             idle_since = time.monotonic()
-            batch = [m for m in messages if m.error() is None and m.offset() < end[m.partition()]]
+            batch = []
+            for m in messages:
+                partition, offset = m.partition(), m.offset()
+                if m.error() is not None or partition is None or offset is None:
+                    continue
+                if offset < end[partition]:
+                    batch.append(m)
+                if offset + 1 >= end[partition]:
+                    remaining.discard(partition)
             _replay_batch(app, batch, report)
             consumer.commit(asynchronous=False)
-            for m in messages:
-                if m.error() is None and m.offset() + 1 >= end.get(m.partition(), 0):
-                    remaining.discard(m.partition())
     finally:
         consumer.close()
         app.pipeline.shutdown()

@@ -25,7 +25,13 @@ from otlp_feedback.config import Settings
 from otlp_feedback.encoding import AvroEventSerializer, load_schemas
 from otlp_feedback.encoding.dead_letter import DeadLetter, to_outbound
 from otlp_feedback.encoding.outbound import EventEncoder, OutboundRecord
-from otlp_feedback.errors import DeliveryFailed, EncodingError, OtlpFeedbackError, SinkUnavailable
+from otlp_feedback.errors import (
+    DeliveryFailed,
+    EncodingError,
+    OtlpFeedbackError,
+    RequestTooLarge,
+    SinkUnavailable,
+)
 from otlp_feedback.events import EVENT_TYPES, EventType
 from otlp_feedback.mapping import (
     MappedRequest,
@@ -151,6 +157,14 @@ class Pipeline:
         encoder = self._encoder
         if encoder is None or self._shut_down:
             raise SinkUnavailable("pipeline is not running", retry_after=1.0)
+        limit = self._settings.validation.max_feedback_per_request
+        if len(mapped.feedback) > limit:
+            # Validating and dead-lettering each of a flood of bad records costs far more than
+            # receiving them; refuse the request whole so the sender splits it.
+            raise RequestTooLarge(
+                f"request carries {len(mapped.feedback)} feedback records, over the limit of "
+                f"{limit} (validation.max_feedback_per_request): send smaller batches"
+            )
         outcome = ExportOutcome(ignored=mapped.ignored)
         received_ns = self._clock_ns()
         received_at = datetime.fromtimestamp(received_ns / 1e9, UTC)
@@ -193,6 +207,11 @@ class Pipeline:
             ]
             outcome.rejections.extend(refused)
             outcome.accepted = events - len(refused)
+            lost_letters = len(exc.failed) - len(refused)  # refused ids that were letters
+            if lost_letters:
+                log.error("Kafka refused %d dead letters: %s", lost_letters, exc)
+                with self.stats._lock:
+                    self.stats.dead_letter_failures += lost_letters
             outcome.dead_lettered = len(letters) + self._send_dead_letters(refused)
         except OtlpFeedbackError:
             with self.stats._lock:

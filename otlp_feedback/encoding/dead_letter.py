@@ -4,7 +4,8 @@ A dead letter carries everything needed to replay the record once its cause is f
 name, the record, span and resource attributes with their types, body, time and ids) plus why it
 was refused. Headers: ``reason``, ``carrier``, ``source_service``, ``event_type``,
 ``replay_count``. JSON keeps attribute types; bytes and non-finite floats are tagged
-(``{"$bytes": base64}``, ``{"$float": "nan"}``) so the value is strict JSON.
+(``{"$bytes": base64}``, ``{"$float": "nan"}``) so the value is strict JSON, and values over
+``MAX_VALUE_CHARS`` are cut (``{"$truncated": prefix, "length": n}``) so the letter fits Kafka.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from otlp_feedback.mapping.attributes import AttrValue
 from otlp_feedback.mapping.records import SourceRecord
 
 FORMAT_VERSION = 1
+MAX_VALUE_CHARS = 16_384  # per attribute value kept in a letter
 _MAX_REASON_HEADER = 1000
 
 
@@ -109,7 +111,12 @@ def from_value(value: bytes) -> DeadLetter:
 
 
 def _tag(value: AttrValue) -> Any:
+    if isinstance(value, str) and len(value) > MAX_VALUE_CHARS:
+        # A huge value is often why the record was refused; keep the letter deliverable.
+        return {"$truncated": value[:MAX_VALUE_CHARS], "length": len(value)}
     if isinstance(value, bytes):
+        if len(value) > MAX_VALUE_CHARS:
+            return {"$truncated": "", "length": len(value)}
         return {"$bytes": base64.b64encode(value).decode()}
     if isinstance(value, float) and not math.isfinite(value):
         return {"$float": repr(value)}
@@ -126,6 +133,8 @@ def _untag(value: Any) -> Any:
             return base64.b64decode(value["$bytes"])
         if set(value) == {"$float"}:
             return float(value["$float"])
+        if set(value) == {"$truncated", "length"}:
+            return value["$truncated"]
         return {k: _untag(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_untag(v) for v in value]

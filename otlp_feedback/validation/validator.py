@@ -22,6 +22,10 @@ from otlp_feedback.mapping.attributes import AttrValue
 from otlp_feedback.mapping.records import RawFeedback, SourceRecord
 
 _NS_PER_DAY = 86_400 * 10**9
+# A reason echoes what the sender sent; clipped, so that a huge key or value cannot blow up the
+# partial_success message (and the response past the client's receive limit).
+_MAX_SHOWN_KEY = 100
+_MAX_SHOWN_VALUE = 60
 # Per event type: two types may read one field name from different keys (latency_ms).
 _FIELD_TO_KEY: dict[EventType, dict[str, str]] = {
     event_type: {
@@ -110,18 +114,22 @@ def _explain(exc: ValidationError, raw: RawFeedback) -> str:
         loc = err["loc"]
         field = str(loc[0]) if loc else "?"
         # The key the mapper read the value from, else the convention's first key for the field.
-        key = (
+        key = _clip(
             (len(loc) > 1 and raw.keys.get(f"{field}.{loc[1]}"))
             or raw.keys.get(field)
-            or _FIELD_TO_KEY[raw.event_type].get(field, field)
+            or _FIELD_TO_KEY[raw.event_type].get(field, field),
+            _MAX_SHOWN_KEY,
         )
         if err["type"] == "missing":
             parts.append(f"{key} is required")
             continue
-        got = err.get("input")
-        shown = repr(got) if len(repr(got)) <= 60 else repr(got)[:57] + "..."
+        shown = _clip(repr(err.get("input")), _MAX_SHOWN_VALUE)  # repr escapes control chars
         parts.append(f"{key}: {err['msg']} (got {shown})")
     return "; ".join(parts)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _iso(time_ns: int) -> str:

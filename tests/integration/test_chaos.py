@@ -104,15 +104,24 @@ def _serve(config: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def test_receiver_sigkilled_mid_stream_loses_no_acknowledged_event(
+@pytest.fixture
+def served(
     broker: TansuBroker, registry_url: str, tmp_path: Path
-) -> None:
+) -> Iterator[tuple[Path, int, IdCollector]]:
+    """A config file for ``otlp-feedback serve`` on a free port, and a running collector."""
     port = free_port()
     config = tmp_path / "serve.yaml"
     config.write_text(yaml.safe_dump(_config(broker, registry_url, tmp_path, port)))
-    settings = load_config(config)
-    collector = IdCollector(broker.bootstrap_servers, _topics(settings))
+    collector = IdCollector(broker.bootstrap_servers, _topics(load_config(config)))
     collector.start()
+    yield config, port, collector
+    collector.stop()
+
+
+def test_receiver_sigkilled_mid_stream_loses_no_acknowledged_event(
+    broker: TansuBroker, served: tuple[Path, int, IdCollector], tmp_path: Path
+) -> None:
+    config, port, collector = served
     receiver = _serve(config)
     sender = SteadySender(f"127.0.0.1:{port}", TOTAL, batch=250, rate=5000)
     try:
@@ -141,7 +150,6 @@ def test_receiver_sigkilled_mid_stream_loses_no_acknowledged_event(
     finally:
         receiver.send_signal(signal.SIGTERM)
         receiver.wait(30)
-        collector.stop()
 
     assert len(sender.acked) == TOTAL
     missing = sender.acked - collector.seen()
@@ -149,14 +157,9 @@ def test_receiver_sigkilled_mid_stream_loses_no_acknowledged_event(
 
 
 def test_sigterm_under_load_exits_zero_promptly_and_loses_nothing(
-    broker: TansuBroker, registry_url: str, tmp_path: Path
+    served: tuple[Path, int, IdCollector],
 ) -> None:
-    port = free_port()
-    config = tmp_path / "serve.yaml"
-    config.write_text(yaml.safe_dump(_config(broker, registry_url, tmp_path, port)))
-    settings = load_config(config)
-    collector = IdCollector(broker.bootstrap_servers, _topics(settings))
-    collector.start()
+    config, port, collector = served
     receiver = _serve(config)
     total = 20_000
     sender = SteadySender(f"127.0.0.1:{port}", total, batch=250, rate=5000)
@@ -173,7 +176,6 @@ def test_sigterm_under_load_exits_zero_promptly_and_loses_nothing(
     finally:
         receiver.send_signal(signal.SIGTERM)
         receiver.wait(30)
-        collector.stop()
 
     assert len(sender.acked) == total
     assert not sender.acked - collector.seen()

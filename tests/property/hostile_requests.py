@@ -55,7 +55,6 @@ DLQ_TOPIC = "feedback.dlq"
 # under protobuf's decoding depth limit (100 messages; each nesting level costs two).
 MAX_CHAIN_DEPTH = 30
 
-FEEDBACK_NAMES = (*conv.FEEDBACK_EVENT_NAMES, conv.GENAI_EVALUATION_EVENT)
 CONVENTION_KEYS = tuple(
     sorted(
         {
@@ -93,11 +92,19 @@ GOOD_LOG_ATTRIBUTES: tuple[tuple[str, dict[str, Any]], ...] = (
             "feedback.experiment.variant_id": "B",
         },
     ),
-    ("gen_ai.evaluation.result", {"gen_ai.evaluation.name": "relevance",
-                                  "gen_ai.evaluation.score.value": 0.66}),
-    ("gen_ai.evaluation.result", {"gen_ai.evaluation.name": "user_feedback", "session.id": "s-2",
-                                  "gen_ai.evaluation.score.label": "thumbs_up"}),
-)  # fmt: skip
+    (
+        "gen_ai.evaluation.result",
+        {"gen_ai.evaluation.name": "relevance", "gen_ai.evaluation.score.value": 0.66},
+    ),
+    (
+        "gen_ai.evaluation.result",
+        {
+            "gen_ai.evaluation.name": "user_feedback",
+            "session.id": "s-2",
+            "gen_ai.evaluation.score.label": "thumbs_up",
+        },
+    ),
+)
 GOOD_GENAI_ATTRIBUTES = {"gen_ai.operation.name": "chat", _MODEL_KEY: "gpt-4o"}
 CLEAN_RESOURCE = {"service.name": "svc", "deployment.environment.name": "test"}
 
@@ -110,9 +117,25 @@ hostile_text = st.one_of(
     st.text(_chars, max_size=40),
     control_text,
     huge_text,
-    st.sampled_from(["", " ", "\x00", "\u202e", "\ufeff", "NaN", "-inf", "1e999", "up",
-                     "healthy", "ab_test", "thumbs_up", "user_feedback", "relevance"]),
-)  # fmt: skip
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "\x00",
+            "\u202e",
+            "\ufeff",
+            "NaN",
+            "-inf",
+            "1e999",
+            "up",
+            "healthy",
+            "ab_test",
+            "thumbs_up",
+            "user_feedback",
+            "relevance",
+        ]
+    ),
+)
 hostile_int = st.one_of(
     st.integers(INT64_MIN, INT64_MAX),
     st.sampled_from([0, -1, 1, 5, 6, 100, 101, INT64_MIN, INT64_MAX, 2**53 + 1]),
@@ -159,10 +182,21 @@ free_pairs = st.lists(
     max_size=4,
 )
 hostile_times = st.one_of(
-    st.sampled_from([0, 1, 10**9, RECEIVED_NS - 3651 * 86_400 * 10**9, U64_MAX, U64_MAX - 1,
-                     RECEIVED_NS + 2 * 86_400 * 10**9, 2**63, GOOD_TIME_NS]),
+    st.sampled_from(
+        [
+            0,
+            1,
+            10**9,
+            RECEIVED_NS - 3651 * 86_400 * 10**9,
+            U64_MAX,
+            U64_MAX - 1,
+            RECEIVED_NS + 2 * 86_400 * 10**9,
+            2**63,
+            GOOD_TIME_NS,
+        ]
+    ),
     st.integers(0, U64_MAX),
-)  # fmt: skip
+)
 hostile_ids = st.binary(max_size=40)
 good_times = st.sampled_from([0, GOOD_TIME_NS])
 good_ids = st.sampled_from([(b"", b""), (bytes(range(1, 17)), bytes(range(1, 9)))])
@@ -259,7 +293,8 @@ def _noise_log_record(draw: st.DrawFn, case: HostileCase) -> LogRecord:
 @st.composite
 def logs_cases(draw: st.DrawFn) -> HostileCase:
     """A logs export request mixing known-good, arbitrary and non-feedback records."""
-    case = HostileCase(ExportLogsServiceRequest())
+    request = ExportLogsServiceRequest()
+    case = HostileCase(request)
     for _ in range(draw(st.integers(0, 3))):
         clean = draw(st.booleans())
         resource_pairs = (
@@ -271,7 +306,7 @@ def logs_cases(draw: st.DrawFn) -> HostileCase:
             count = draw(st.integers(0, 6))
             records = [draw(draw(st.sampled_from(kinds))(case)) for _ in range(count)]
             resource_logs.scope_logs.append(ScopeLogs(log_records=records))
-        case.request.resource_logs.append(resource_logs)  # type: ignore[union-attr]
+        request.resource_logs.append(resource_logs)
     return case
 
 
@@ -326,7 +361,11 @@ def _genai_span(draw: st.DrawFn, case: HostileCase, good: bool) -> Span:
             start_time_unix_nano=start,
             end_time_unix_nano=GOOD_TIME_NS,
         )
-        pairs = [*draw(free_pairs), *GOOD_GENAI_ATTRIBUTES.items(), ("event.id", case.next_good_id())]
+        pairs = [
+            *draw(free_pairs),
+            *GOOD_GENAI_ATTRIBUTES.items(),
+            ("event.id", case.next_good_id()),
+        ]
     else:
         span = Span(
             name=draw(st.text(_chars, max_size=20)),
@@ -367,7 +406,8 @@ def _span(draw: st.DrawFn, case: HostileCase, clean: bool) -> Span:
 @st.composite
 def traces_cases(draw: st.DrawFn) -> HostileCase:
     """A trace export request mixing feedback span events, GenAI spans and plain spans."""
-    case = HostileCase(ExportTraceServiceRequest())
+    request = ExportTraceServiceRequest()
+    case = HostileCase(request)
     for _ in range(draw(st.integers(0, 3))):
         clean = draw(st.booleans())
         resource_pairs = (
@@ -377,7 +417,7 @@ def traces_cases(draw: st.DrawFn) -> HostileCase:
         for _ in range(draw(st.integers(0, 2))):
             spans = [draw(_span(case, clean)) for _ in range(draw(st.integers(0, 4)))]
             resource_spans.scope_spans.append(ScopeSpans(spans=spans))
-        case.request.resource_spans.append(resource_spans)  # type: ignore[union-attr]
+        request.resource_spans.append(resource_spans)
     return case
 
 
@@ -396,9 +436,10 @@ def decode_event(record: OutboundRecord, registry: InMemoryRegistry) -> dict[str
     """Read a delivered record back as a downstream consumer would (Confluent framing + Avro)."""
     magic, schema_id = struct.unpack(">bI", record.value[:5])
     assert magic == 0
-    decoded: dict[str, Any] = fastavro.schemaless_reader(
+    decoded = fastavro.schemaless_reader(
         BytesIO(record.value[5:]), _reader_schema(registry, schema_id)
     )
+    assert isinstance(decoded, dict)
     return decoded
 
 

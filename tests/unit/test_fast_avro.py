@@ -120,7 +120,7 @@ def test_every_bundled_schema_compiles_to_the_fast_writer(schema: LocalSchema) -
 
 
 @pytest.mark.parametrize("event_type", sorted(EVENT_MODELS))
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_event_bytes_equal_fastavro_and_read_back(event_type: str, data: st.DataObject) -> None:
     event = data.draw(events_of(EVENT_MODELS[event_type]))  # type: ignore[index]
@@ -217,7 +217,7 @@ def records_of(definition: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
     [KITCHEN_SINK, *(s.definition for s in ALL_VERSIONS)],
     ids=lambda d: d["name"],
 )
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_schema_records_bytes_equal_fastavro(
     definition: dict[str, Any], data: st.DataObject

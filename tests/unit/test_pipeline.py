@@ -22,6 +22,7 @@ from otlp_feedback.encoding import load_schemas
 from otlp_feedback.errors import (
     DeliveryFailed,
     DeliveryTimeout,
+    RequestTooLarge,
     RetryableError,
     SchemaError,
     SinkUnavailable,
@@ -252,3 +253,24 @@ def test_start_starts_the_sink_and_shutdown_stops_it(settings: Settings) -> None
     assert running.force_flush(1.0)
     running.shutdown(1.0)
     assert not sink.started
+
+
+def test_a_flood_of_feedback_records_in_one_request_is_refused_whole(sink: InMemorySink) -> None:
+    settings = load_config(validation={"max_feedback_per_request": 2})
+    pipeline = Pipeline(settings, InMemoryRegistry(), sink, clock_ns=lambda: RECEIVED_NS)
+    pipeline.start()
+    with pytest.raises(RequestTooLarge, match=r"3 feedback records, over the limit of 2"):
+        pipeline.export_logs(three_valid_request())
+    assert sink.records == []
+
+
+def test_invalid_records_are_dead_lettered_with_their_reason(
+    pipeline: Pipeline, sink: InMemorySink
+) -> None:
+    outcome = pipeline.export_logs(mixed_request())
+
+    letters = [r for r in sink.records if r.topic == "feedback.dlq"]
+    assert outcome.dead_lettered == len(letters) == outcome.rejected == 2
+    reasons = {dict(r.headers)["reason"] for r in letters}
+    assert any(b"feedback.rating" in reason for reason in reasons)
+    assert {r.key for r in letters} >= {b"bad-1"}
