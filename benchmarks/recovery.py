@@ -105,6 +105,7 @@ def main() -> None:
             kafka={"bootstrap_servers": broker.bootstrap_servers, "partitions": 12},
             delivery={"attempt_timeout_s": 0.5, "breaker_reset_timeout_s": 0.5},
             spool={"directory": str(Path(tmp) / "spool"), "fsync": args.fsync},
+            observability={"enabled": False},
             log_level="WARNING",
         )
         topics = [settings.kafka.topic_for(t) for t in EVENT_TYPES]

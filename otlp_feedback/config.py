@@ -197,6 +197,18 @@ class ValidationConfig(_Section):
     )
 
 
+class ObservabilityConfig(_Section):
+    """The operator's HTTP endpoint: Prometheus /metrics, /healthz, /readyz."""
+
+    enabled: bool = True
+    endpoint: str = Field("0.0.0.0:9464", description="host:port; port 0 picks a free one.")
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.endpoint.rpartition(":")
+        return host.strip("[]") or "0.0.0.0", int(port)
+
+
 class DevConfig(_Section):
     """What ``otlp-feedback dev`` starts."""
 
@@ -221,6 +233,7 @@ class Settings(BaseSettings):
     delivery: DeliveryConfig = DeliveryConfig()
     spool: SpoolConfig = SpoolConfig()
     validation: ValidationConfig = ValidationConfig()
+    observability: ObservabilityConfig = ObservabilityConfig()
     dev: DevConfig = DevConfig()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "pretty"] = "json"

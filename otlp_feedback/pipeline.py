@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -57,6 +58,7 @@ class ExportOutcome:
     ignored: int = 0
     rejections: list[Rejection] = field(default_factory=list)
     dead_lettered: int = 0
+    accepted_by_type: Counter[str] = field(default_factory=Counter)
 
     @property
     def rejected(self) -> int:
@@ -83,6 +85,8 @@ class PipelineStats:
     dead_lettered: int = 0
     dead_letter_failures: int = 0
     delivery_failures: int = 0
+    accepted_by_type: Counter[str] = field(default_factory=Counter)
+    rejected_by_type: Counter[tuple[str, str]] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, outcome: ExportOutcome) -> None:
@@ -92,6 +96,8 @@ class PipelineStats:
             self.rejected += outcome.rejected
             self.ignored += outcome.ignored
             self.dead_lettered += outcome.dead_lettered
+            self.accepted_by_type.update(outcome.accepted_by_type)
+            self.rejected_by_type.update((r.event_type, r.category) for r in outcome.rejections)
 
 
 def subject_for(topic: str) -> str:
@@ -118,6 +124,7 @@ class Pipeline:
         self._dlq_topic = settings.kafka.dlq_topic
         self._max_value_bytes = settings.kafka.message_max_bytes - _RECORD_OVERHEAD_BYTES
         self._shut_down = False
+        self.started = False
         self.stats = PipelineStats()
 
     @property
@@ -128,6 +135,7 @@ class Pipeline:
         """Resolve schema ids and start the sink. Raises SchemaError/RegistryUnavailable."""
         self._encoder = EventEncoder(self._resolve_serializers(), self.topics)
         self._sink.start()
+        self.started = True
         log.info("pipeline started; schema ids %s", self._encoder.schema_ids())
 
     def _resolve_serializers(self) -> dict[EventType, AvroEventSerializer]:
@@ -178,7 +186,7 @@ class Pipeline:
             try:
                 record = encoder.encode(result)
             except EncodingError as exc:
-                outcome.rejections.append(Rejection.of(raw, str(exc)))
+                outcome.rejections.append(Rejection.of(raw, str(exc), "encoding"))
                 continue
             if len(record.value) > self._max_value_bytes:
                 outcome.rejections.append(
@@ -186,6 +194,7 @@ class Pipeline:
                         raw,
                         f"encoded event is {len(record.value)} bytes, over the "
                         f"{self._max_value_bytes}-byte limit (kafka.message_max_bytes)",
+                        "too_large",
                     )
                 )
                 continue
@@ -201,12 +210,16 @@ class Pipeline:
         except DeliveryFailed as exc:
             # Kafka refused some records for good; the rest are delivered.
             refused = [
-                Rejection.of(source, f"Kafka refused it: {reason}")
+                Rejection.of(source, f"Kafka refused it: {reason}", "kafka_refused")
                 for event_id, reason in exc.failed.items()
                 if (source := sources.get(event_id)) is not None
             ]
             outcome.rejections.extend(refused)
             outcome.accepted = events - len(refused)
+            refused_ids = exc.failed.keys()
+            outcome.accepted_by_type.update(
+                r.event_type for r in records if r.event_id not in refused_ids
+            )
             lost_letters = len(exc.failed) - len(refused)  # refused ids that were letters
             if lost_letters:
                 log.error("Kafka refused %d dead letters: %s", lost_letters, exc)
@@ -219,6 +232,7 @@ class Pipeline:
             raise
         else:
             outcome.accepted = events
+            outcome.accepted_by_type.update(r.event_type for r in records)
             outcome.dead_lettered = len(letters)
         self.stats.add(outcome)
         return outcome

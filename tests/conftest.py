@@ -16,6 +16,9 @@ from pathlib import Path
 import pytest
 
 warnings.filterwarnings("ignore", category=DeprecationWarning, module="authlib.*")
+# Receivers started by tests (in-process or as subprocesses) must not fight over the default
+# metrics port 9464; the config test that checks defaults clears this.
+os.environ.setdefault("OTLP_FEEDBACK_OBSERVABILITY__ENDPOINT", "127.0.0.1:0")
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from otlp_feedback.config import ReceiverConfig
+from otlp_feedback.observability.metrics import Telemetry
 from otlp_feedback.pipeline import Pipeline
 from otlp_feedback.receiver.service import LOGS_SERVICE, TRACE_SERVICE, ExportService
 
@@ -25,11 +26,15 @@ class GrpcReceiver:
     """The receiver. ``port`` is the bound port (useful with an endpoint ending in ``:0``)."""
 
     def __init__(
-        self, config: ReceiverConfig, pipeline: Pipeline, max_rejection_messages: int = 5
+        self,
+        config: ReceiverConfig,
+        pipeline: Pipeline,
+        max_rejection_messages: int = 5,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._config = config
         self._pipeline = pipeline
-        self._service = ExportService(pipeline, max_rejection_messages)
+        self._service = ExportService(pipeline, max_rejection_messages, telemetry)
         self._health = health.HealthServicer()
         self._server: grpc.Server | None = None
         self._lock = threading.Lock()
@@ -62,6 +67,11 @@ class GrpcReceiver:
         self._server = server
         self.port = port
         log.info("OTLP/gRPC receiver listening on %s (port %d)", cfg.endpoint, port)
+
+    @property
+    def serving(self) -> bool:
+        """True between ``start`` and ``shutdown`` (what /readyz and /healthz report)."""
+        return self._server is not None and not self._stopped
 
     def shutdown(self, grace: float = 10.0) -> None:
         """Stop accepting, let in-flight RPCs finish within ``grace``, then flush the pipeline."""

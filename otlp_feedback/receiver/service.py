@@ -7,6 +7,7 @@ request is answered INVALID_ARGUMENT by us, not INTERNAL by the framework.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -22,6 +23,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from otlp_feedback.errors import InternalError, InvalidRequest, OtlpFeedbackError
+from otlp_feedback.observability.metrics import Telemetry
 from otlp_feedback.pipeline import ExportOutcome, Pipeline
 from otlp_feedback.receiver import status
 
@@ -31,18 +33,26 @@ LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
 TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 
 M = TypeVar("M", bound=Message)
+Handler = Callable[[bytes, grpc.ServicerContext], bytes]
 
 
 class ExportService:
     """Holds the pipeline; one instance serves both RPCs on all worker threads."""
 
-    def __init__(self, pipeline: Pipeline, max_rejection_messages: int) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        max_rejection_messages: int,
+        telemetry: Telemetry | None = None,
+    ) -> None:
         self._pipeline = pipeline
         self._max_messages = max_rejection_messages
+        self._telemetry = telemetry or Telemetry()
 
     def export_logs(self, payload: bytes, context: grpc.ServicerContext) -> bytes:
         request = _decode(ExportLogsServiceRequest, payload, context)
         outcome = self._run(self._pipeline.export_logs, request, context)
+        self._telemetry.feedback_per_request.observe(outcome.accepted + outcome.rejected)
         response = ExportLogsServiceResponse()
         if outcome.rejected:
             response.partial_success.rejected_log_records = outcome.rejected
@@ -52,6 +62,7 @@ class ExportService:
     def export_traces(self, payload: bytes, context: grpc.ServicerContext) -> bytes:
         request = _decode(ExportTraceServiceRequest, payload, context)
         outcome = self._run(self._pipeline.export_traces, request, context)
+        self._telemetry.feedback_per_request.observe(outcome.accepted + outcome.rejected)
         response = ExportTraceServiceResponse()
         if outcome.rejected:
             # OTLP counts spans; we count the rejected feedback carriers (span events or spans).
@@ -74,15 +85,37 @@ class ExportService:
             status.abort(context, InternalError(f"internal error: {type(exc).__name__}: {exc}"))
 
     def handlers(self) -> tuple[grpc.GenericRpcHandler, ...]:
-        def unary(fn: Callable[[bytes, grpc.ServicerContext], bytes]) -> grpc.RpcMethodHandler:
-            return grpc.unary_unary_rpc_method_handler(fn)
+        def unary(signal: str, fn: Handler) -> grpc.RpcMethodHandler:
+            return grpc.unary_unary_rpc_method_handler(self._measured(signal, fn))
 
         return (
-            grpc.method_handlers_generic_handler(LOGS_SERVICE, {"Export": unary(self.export_logs)}),
             grpc.method_handlers_generic_handler(
-                TRACE_SERVICE, {"Export": unary(self.export_traces)}
+                LOGS_SERVICE, {"Export": unary("logs", self.export_logs)}
+            ),
+            grpc.method_handlers_generic_handler(
+                TRACE_SERVICE, {"Export": unary("traces", self.export_traces)}
             ),
         )
+
+    def _measured(self, signal: str, fn: Handler) -> Handler:
+        """Time the RPC and count its status code (ingestion latency and error rate)."""
+        latency = self._telemetry.export_seconds.labels(signal)
+        responses = self._telemetry.export_responses
+
+        def handler(payload: bytes, context: grpc.ServicerContext) -> bytes:
+            started = time.perf_counter()
+            code = "OK"
+            try:
+                return fn(payload, context)
+            except BaseException:
+                set_code = context.code()  # set by abort(); None for an unmapped exception
+                code = set_code.name if isinstance(set_code, grpc.StatusCode) else "UNKNOWN"
+                raise
+            finally:
+                latency.observe(time.perf_counter() - started)
+                responses.labels(signal, code).inc()
+
+        return handler
 
 
 def _decode(cls: type[M], payload: bytes, context: grpc.ServicerContext) -> M:

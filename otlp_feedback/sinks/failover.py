@@ -124,6 +124,21 @@ class FailoverSink:
     def backlog(self) -> int:
         return self._spool.pending_records if self._spool is not None else 0
 
+    @property
+    def can_spool(self) -> bool:
+        """Whether the spool could take more events now (readiness)."""
+        return self._spool is not None and self._spool.has_room
+
+    @property
+    def spool_bytes(self) -> int:
+        return self._spool.disk_bytes if self._spool is not None else 0
+
+    @property
+    def inflight(self) -> int:
+        """Events on the request path awaiting Kafka right now."""
+        with self._inflight_lock:
+            return self._inflight
+
     # -- request path ----------------------------------------------------------------------
 
     def deliver(self, records: Sequence[OutboundRecord], timeout: float) -> None:

@@ -13,6 +13,7 @@ import concurrent.futures
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,6 +23,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from otlp_feedback.config import KafkaConfig
 from otlp_feedback.encoding.outbound import OutboundRecord
 from otlp_feedback.errors import DeliveryFailed, DeliveryTimeout, SinkUnavailable
+from otlp_feedback.observability.metrics import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +72,14 @@ class _Batch:
 class KafkaSink:
     """The Kafka sink. Thread-safe: any number of request threads may call ``deliver``."""
 
-    def __init__(self, config: KafkaConfig, topics: Sequence[str]) -> None:
+    def __init__(
+        self, config: KafkaConfig, topics: Sequence[str], telemetry: Telemetry | None = None
+    ) -> None:
         self._config = config
+        self._telemetry = telemetry
+        self._counts_lock = threading.Lock()
+        self._published: Counter[str] = Counter()
+        self._failures: Counter[str] = Counter()
         self._topics = list(dict.fromkeys(topics))
         self._producer: Producer | None = None
         self._lock = threading.Lock()
@@ -133,7 +141,40 @@ class KafkaSink:
 
     def deliver(self, records: Sequence[OutboundRecord], timeout: float) -> None:
         """Produce ``records`` and wait for every delivery report (see ``sinks.base``)."""
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
+        try:
+            self._deliver(records, deadline, timeout)
+        except DeliveryFailed:
+            self._count_failure("refused")
+            raise
+        except DeliveryTimeout:
+            self._count_failure("timeout")
+            raise
+        except SinkUnavailable:
+            self._count_failure("unavailable")
+            raise
+        with self._counts_lock:
+            self._published.update(r.topic for r in records)
+        if self._telemetry is not None:
+            self._telemetry.publish_seconds.observe(time.monotonic() - started)
+            self._telemetry.publish_batch_records.observe(len(records))
+
+    def published_by_topic(self) -> dict[str, int]:
+        """Records confirmed by Kafka since start, by topic."""
+        with self._counts_lock:
+            return dict(self._published)
+
+    def failures_by_kind(self) -> dict[str, int]:
+        """Failed ``deliver`` calls since start: timeout, unavailable, refused."""
+        with self._counts_lock:
+            return dict(self._failures)
+
+    def _count_failure(self, kind: str) -> None:
+        with self._counts_lock:
+            self._failures[kind] += 1
+
+    def _deliver(self, records: Sequence[OutboundRecord], deadline: float, timeout: float) -> None:
         producer = self._current_producer()
         self._ensure_topics()
         batch = _Batch(len(records))

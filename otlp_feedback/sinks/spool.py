@@ -347,6 +347,18 @@ class Spool:
             return self._pending_bytes_locked()
 
     @property
+    def disk_bytes(self) -> int:
+        """Bytes of segment files on disk (what ``max_bytes`` caps)."""
+        with self._lock:
+            return self._disk_bytes
+
+    @property
+    def has_room(self) -> bool:
+        """Whether an append could fit now (enabled, open and under ``max_bytes``)."""
+        with self._lock:
+            return self._config.enabled and self._disk_bytes < self._config.max_bytes
+
+    @property
     def segment_count(self) -> int:
         return len(self._segments)
 

@@ -22,6 +22,7 @@ def run_receiver(
 ) -> Iterator[FeedbackApp]:
     """Yield a started app; ``overrides`` are config sections (e.g. ``receiver={...}``)."""
     receiver = {"endpoint": "127.0.0.1:0", **overrides.pop("receiver", {})}
+    overrides.setdefault("observability", {"endpoint": "127.0.0.1:0"})
     settings = load_config(receiver=receiver, **overrides)
     app = FeedbackApp(settings, registry or InMemoryRegistry(), sink or InMemorySink())
     app.start()

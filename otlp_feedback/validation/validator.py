@@ -45,9 +45,11 @@ class Rejection:
     reason: str
     source: SourceRecord
     event_id: str | None = None
+    # Coarse class for metrics: invalid | encoding | too_large | kafka_refused.
+    category: str = "invalid"
 
     @classmethod
-    def of(cls, raw: RawFeedback, reason: str) -> Rejection:
+    def of(cls, raw: RawFeedback, reason: str, category: str = "invalid") -> Rejection:
         event_id = raw.fields.get("event_id")
         return cls(
             raw.event_type,
@@ -56,6 +58,7 @@ class Rejection:
             reason,
             raw.source,
             event_id if isinstance(event_id, str) else None,
+            category,
         )
 
     @property

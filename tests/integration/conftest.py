@@ -35,6 +35,7 @@ def settings(
         },
         registry={"url": registry_url},
         spool={"directory": str(tmp_path / "spool")},
+        observability={"endpoint": "127.0.0.1:0"},
     )
 
 

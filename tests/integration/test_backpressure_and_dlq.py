@@ -47,6 +47,7 @@ def test_kafka_down_and_spool_full_refuses_with_retry_info_until_the_sdk_gets_th
         registry={"url": registry_url},
         delivery={"attempt_timeout_s": 0.5, "breaker_reset_timeout_s": 0.5},
         spool={"directory": str(tmp_path / "spool"), "max_bytes": 65536},
+        observability={"endpoint": "127.0.0.1:0"},
     )
     topics = [settings.kafka.topic_for(t) for t in EVENT_TYPES]
     with FeedbackApp(settings) as app:  # starts although Kafka is down

@@ -36,6 +36,7 @@ def _config(broker: TansuBroker, registry_url: str, tmp_path: Path, port: int = 
         "registry": {"url": registry_url},
         "delivery": {"attempt_timeout_s": 2, "breaker_reset_timeout_s": 1},
         "spool": {"directory": str(tmp_path / "spool"), "fsync": "always"},
+        "observability": {"endpoint": "127.0.0.1:0"},
         "log_format": "pretty",
     }
 

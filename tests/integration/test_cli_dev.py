@@ -58,6 +58,7 @@ def test_dev_runs_everything_accepts_feedback_and_stops_on_sigterm(tmp_path: Pat
             {
                 "receiver": {"endpoint": f"127.0.0.1:{receiver}"},
                 "kafka": {"partitions": 2},
+                "observability": {"endpoint": "127.0.0.1:0"},
                 "dev": {
                     "broker_port": broker,
                     "registry_port": registry,

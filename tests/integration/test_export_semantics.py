@@ -83,6 +83,7 @@ def test_unreachable_kafka_without_spool_answers_unavailable_with_retry_info(
         kafka={"bootstrap_servers": f"127.0.0.1:{free_port()}", "create_topics": False},
         registry={"url": settings.registry.url},
         spool={"enabled": False},
+        observability={"enabled": False},
     )
     with FeedbackApp(dead) as app, pytest.raises(grpc.RpcError) as info:
         _stub(app).Export(logs_request([_valid(1)]), timeout=30)
