@@ -61,9 +61,10 @@ class CircuitBreaker:
     def record_failure(self) -> None:
         with self._lock:
             self._failures += 1
+            if self._state == "open":
+                return  # a late report from before it opened must not extend the open window
             if self._state == "half_open" or self._failures >= self._threshold:
-                if self._state != "open":
-                    self.opened_count += 1
+                self.opened_count += 1
                 self._state = "open"
                 self._opened_at = self._clock()
                 self._probing = False

@@ -67,6 +67,7 @@ class FailoverSink:
         self._stop = threading.Event()
         self._replayer: threading.Thread | None = None
         self._shut_down = False
+        self._counts_lock = threading.Lock()
         self.spooled = 0
         self.replayed = 0
         self.refused = 0
@@ -110,6 +111,8 @@ class FailoverSink:
 
     def force_flush(self, timeout: float) -> bool:
         """True once Kafka has confirmed everything queued and the spool is drained."""
+        if self._shut_down:
+            return self.backlog == 0
         deadline = time.monotonic() + timeout
         if not self._primary.force_flush(timeout):
             return False
@@ -165,6 +168,11 @@ class FailoverSink:
         except RetryableError:
             self.breaker.record_failure()
             raise
+        except DeliveryFailed:
+            # Kafka answered (it refused some records for good): the broker is healthy, and a
+            # half-open probe must end here or the circuit would stay half-open forever.
+            self.breaker.record_success()
+            raise
         self.breaker.record_success()
 
     def _reserve(self, count: int) -> bool:
@@ -181,7 +189,7 @@ class FailoverSink:
     def _to_spool(self, records: Sequence[OutboundRecord]) -> None:
         retry_after = self._config.refuse_retry_after_s
         if self._spool is None:
-            self.refused += 1
+            self._count_refusal()
             if self.breaker.state != "closed":
                 raise SinkUnavailable(
                     "Kafka is unavailable (circuit open) and the spool is disabled",
@@ -196,51 +204,72 @@ class FailoverSink:
             try:
                 self._spool.append(records)
             except SpoolFull:
-                self.refused += 1
+                self._count_refusal()
                 raise
             self._backlog = True
-        self.spooled += len(records)
+        with self._counts_lock:
+            self.spooled += len(records)
         self._wake.set()
+
+    def _count_refusal(self) -> None:
+        with self._counts_lock:
+            self.refused += 1
 
     # -- replay ------------------------------------------------------------------------------
 
     def _replay_loop(self) -> None:
-        assert self._spool is not None
-        spool = self._spool
         failures = 0
         while not self._stop.is_set():
-            batch = spool.peek(self._config.replay_batch_records)
-            if batch is None:
-                with self._mode_lock:
-                    if spool.pending_records == 0:
-                        self._backlog = False
-                self._wake.wait(1.0)
-                self._wake.clear()
-                continue
-            if not self.breaker.allow():
-                self._stop.wait(max(0.05, self.breaker.seconds_until_probe()))
-                continue
             try:
-                self._primary.deliver(batch.records, self._config.attempt_timeout_s * 2)
-            except DeliveryFailed as exc:
-                # Some records can never be delivered: hand them to the dead-letter path and
-                # move on, or the spool would be stuck behind them forever.
-                self.breaker.record_success()
-                if self.on_permanent_failure is not None:
-                    refused = [r for r in batch.records if r.event_id in exc.failed]
-                    self.on_permanent_failure(refused, exc)
-            except RetryableError as exc:
-                self.breaker.record_failure()
+                failures = self._replay_once(failures)
+            except SinkUnavailable as exc:
+                # A spool I/O error (peek/commit): the replayer must outlive it, or the backlog
+                # would never drain. Nothing is committed, so the batch is retried.
                 failures += 1
-                delay = min(
-                    self._config.retry_max_backoff_s,
-                    self._config.retry_initial_backoff_s * 2 ** min(failures, 16),
-                ) * random.uniform(0.8, 1.2)
-                log.info("spool replay failed (%s); retrying in %.2fs", exc, delay)
-                self._stop.wait(delay)
-                continue
+                log.error("spool replay I/O error (%s); retrying", exc)
+                self._stop.wait(self._backoff(failures))
+
+    def _backoff(self, failures: int) -> float:
+        return min(
+            self._config.retry_max_backoff_s,
+            self._config.retry_initial_backoff_s * 2 ** min(failures, 16),
+        ) * random.uniform(0.8, 1.2)
+
+    def _replay_once(self, failures: int) -> int:
+        """One replay step; returns the updated count of consecutive failures."""
+        assert self._spool is not None
+        spool = self._spool
+        batch = spool.peek(self._config.replay_batch_records)
+        if batch is None:
+            with self._mode_lock:
+                if spool.pending_records == 0:
+                    self._backlog = False
+            self._wake.wait(1.0)
+            self._wake.clear()
+            return failures
+        if not self.breaker.allow():
+            self._stop.wait(max(0.05, self.breaker.seconds_until_probe()))
+            return failures
+        try:
+            self._primary.deliver(batch.records, self._config.attempt_timeout_s * 2)
+        except DeliveryFailed as exc:
+            # Some records can never be delivered: hand them to the dead-letter path and
+            # move on, or the spool would be stuck behind them forever.
+            self.breaker.record_success()
+            refused = [r for r in batch.records if r.event_id in exc.failed]
+            if self.on_permanent_failure is not None:
+                self.on_permanent_failure(refused, exc)
             else:
-                self.breaker.record_success()
-            failures = 0
-            spool.commit(batch)
+                log.error("Kafka refused %d spooled events for good: %s", len(refused), exc)
+        except RetryableError as exc:
+            self.breaker.record_failure()
+            delay = self._backoff(failures + 1)
+            log.info("spool replay failed (%s); retrying in %.2fs", exc, delay)
+            self._stop.wait(delay)
+            return failures + 1
+        else:
+            self.breaker.record_success()
+        spool.commit(batch)
+        with self._counts_lock:
             self.replayed += len(batch.records)
+        return 0
