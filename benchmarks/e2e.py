@@ -7,7 +7,8 @@ feedback topics' high watermarks, before vs after), Export latency p50/p99, rece
 seconds (user+system, all threads) and the bytes the producer sent (librdkafka statistics).
 
 Everything it starts is stopped on exit, on errors and on Ctrl-C; every wait is bounded.
-Ports: broker ``--base-port + 1``, receivers ``--base-port + 2`` (default 18201 and 18202).
+Ports: broker ``--base-port + 1``, receivers ``--base-port + 2`` (default 18201 and 18202),
+receiver N's metrics endpoint ``--base-port + 10 + N``.
 
 Run: ``.venv/bin/python benchmarks/e2e.py --duration 15 --procs 2 --concurrency 4``.
 """
@@ -36,6 +37,7 @@ from confluent_kafka import Consumer, TopicPartition
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from loadgen import LoadResult, run
+from machine import busy_seconds, speed_index
 
 HERE = Path(__file__).resolve().parent
 PYTHON = sys.executable
@@ -108,11 +110,12 @@ def receiver(args: argparse.Namespace, index: int, workdir: Path) -> Iterator[di
     stats_file = workdir / f"stats-{index}.json"
     cmd = [
         PYTHON,
-        os.environ.get("E2E_RECEIVER", str(HERE / "receiver.py")),
+        str(HERE / "receiver.py"),
         f"--port={args.base_port + 2}",
         f"--bootstrap=127.0.0.1:{args.base_port + 1}",
         f"--compression={args.compression}",
         f"--workers={args.workers}",
+        f"--metrics-port={args.base_port + 10 + index}",
         f"--partitions={args.partitions}",
         f"--stats-file={stats_file}",
         f"--spool-dir={workdir / f'spool-{index}'}",
@@ -139,13 +142,6 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU of a process (all its threads) from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime, stime
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds all cores spent not idle (``/proc/stat``), to spot other load."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]  # idle + iowait
-    return (sum(fields[:8]) - idle) / _CLK_TCK
 
 
 def events_in_kafka(bootstrap: str) -> int:
@@ -185,6 +181,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     broker_port, receiver_port = args.base_port + 1, args.base_port + 2
     bootstrap = f"127.0.0.1:{broker_port}"
     target = f"127.0.0.1:{receiver_port}"
+    speed = speed_index()
     workdir = Path(tempfile.mkdtemp(prefix="otlp-feedback-e2e-"))
     with ExitStack() as stack:
         stack.callback(shutil.rmtree, workdir, True)
@@ -200,7 +197,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         kafka_before = events_in_kafka(bootstrap)
         cpu_before = sum(cpu_seconds(p) for p in pids)
         ours_before = cpu_seconds(broker.pid) + _own_and_children_cpu()
-        busy_before = machine_busy_seconds()
+        busy_before = busy_seconds()
 
         result: LoadResult = run(
             target,
@@ -212,7 +209,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
 
         cpu = sum(cpu_seconds(p) for p in pids) - cpu_before
         broker_cpu = cpu_seconds(broker.pid) + _own_and_children_cpu() - ours_before
-        others = machine_busy_seconds() - busy_before - cpu - broker_cpu
+        others = busy_seconds() - busy_before - cpu - broker_cpu
         delivered = events_in_kafka(bootstrap) - kafka_before
         time.sleep(1.2)  # one more statistics interval
         stats_after = read_stats([r["stats_file"] for r in receivers])
@@ -239,11 +236,18 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         "receiver_cpu_s": round(cpu, 2),
         "receiver_cpu_us_per_event": round(cpu / delivered * 1e6, 1) if delivered else None,
         "broker_and_loadgen_cpu_s": round(broker_cpu, 2),
+        "speed_index_before": speed,
         "other_processes_cores": round(others / elapsed, 2) if elapsed else None,
         "producer_tx_bytes": sent.get("tx_bytes"),
         "producer_msg_bytes": sent.get("txmsg_bytes"),
+        "producer_messages_sent": sent.get("txmsgs"),
+        "producer_request_retries": sent.get("txretries"),
         "tx_bytes_per_event": round(sent.get("tx_bytes", 0) / delivered, 1) if delivered else None,
     }
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -263,8 +267,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--base-port", type=int, default=18200)
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = parser.parse_args(argv)
-    if not 18200 <= args.base_port <= 18297:
+    if not (args.base_port >= 18200 and args.base_port + 10 + args.receiver_procs <= 18300):
         parser.error("--base-port must keep the ports within 18200-18299")
+    # Ctrl-C and SIGTERM both unwind through the ExitStack, which stops what was started.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupted)
     try:
         summary = bench(args)
     except KeyboardInterrupt:

@@ -28,8 +28,14 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
     ExportLogsServiceResponse,
 )
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import (
+    AnyValue,
+    ArrayValue,
+    InstrumentationScope,
+    KeyValue,
+)
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 EXPORT_METHOD = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
 EVENT_TYPES = (
@@ -161,8 +167,12 @@ def build_request(records: int, seed: int, now_ns: int | None = None) -> ExportL
     return ExportLogsServiceRequest(
         resource_logs=[
             ResourceLogs(
-                resource={"attributes": resource},
-                scope_logs=[ScopeLogs(scope={"name": "feedback-sdk"}, log_records=log_records)],
+                resource=Resource(attributes=resource),
+                scope_logs=[
+                    ScopeLogs(
+                        scope=InstrumentationScope(name="feedback-sdk"), log_records=log_records
+                    )
+                ],
             )
         ]
     )
@@ -266,7 +276,8 @@ def _worker(
             result.merge(mine)
 
     started = time.perf_counter()
-    threads = [threading.Thread(target=loop, args=(i,)) for i in range(concurrency)]
+    # Daemon threads: an interrupted worker process exits without waiting for its deadline.
+    threads = [threading.Thread(target=loop, args=(i,), daemon=True) for i in range(concurrency)]
     for t in threads:
         t.start()
     for t in threads:
@@ -320,11 +331,16 @@ def run(
         for _ in workers:
             part = queue.get(timeout=duration_s + call_timeout_s + 30)
             merged.merge(LoadResult(**part))
+    except BaseException:
+        for w in workers:  # interrupted or timed out: do not wait for the deadline
+            w.terminate()
+        raise
     finally:
         for w in workers:
             w.join(timeout=5)
             if w.is_alive():
-                w.terminate()
+                w.kill()
+                w.join(timeout=5)
     return merged
 
 

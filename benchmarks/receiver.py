@@ -1,6 +1,8 @@
 """One receiver process for the benchmarks: ``FeedbackApp`` with the in-memory registry.
 
 Started by ``e2e.py`` (once per ``--receiver-procs``; they share the port with SO_REUSEPORT).
+Settings are the defaults except: the given ports and Kafka options, a temporary spool folder,
+and no per-client rate limit (the benchmark has one client and measures capacity).
 Prints ``READY <port>`` once serving, writes librdkafka's latest statistics (bytes sent to the
 broker, before and after compression) to ``--stats-file`` every half second, and shuts down
 gracefully on SIGTERM or SIGINT.
@@ -32,6 +34,7 @@ def _producer_with_stats(stats_file: Path) -> Any:
     def on_stats(raw: str) -> None:
         stats = json.loads(raw)
         keep = {k: stats.get(k, 0) for k in ("tx", "tx_bytes", "txmsgs", "txmsg_bytes")}
+        keep["txretries"] = sum(b.get("txretries", 0) for b in stats.get("brokers", {}).values())
         stats_file.write_text(json.dumps(keep))
 
     def factory(conf: dict[str, Any]) -> Producer:
@@ -48,6 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--partitions", type=int, default=12)
     parser.add_argument("--linger-ms", type=float, default=None, help="default: the config's")
     parser.add_argument("--workers", type=int, default=16, help="gRPC worker threads")
+    parser.add_argument("--metrics-port", type=int, default=18203, help="/metrics; 0: off")
     parser.add_argument("--stats-file", type=Path, default=None)
     parser.add_argument("--spool-dir", type=Path, default=None, help="default: a temp folder")
     parser.add_argument("--fastavro", action="store_true", help="disable the compiled writer")
@@ -67,6 +71,13 @@ def main(argv: list[str] | None = None) -> None:
         receiver={"endpoint": f"127.0.0.1:{args.port}", "max_workers": args.workers},
         kafka=kafka,
         spool={"directory": spool_dir},
+        # The per-client rate limit would cap the one benchmark client (127.0.0.1): measure
+        # capacity, not the limit.
+        rate_limit={"enabled": False},
+        observability={
+            "enabled": args.metrics_port != 0,
+            "endpoint": f"127.0.0.1:{args.metrics_port}",
+        },
         log_level="WARNING",
     )
     app = FeedbackApp(settings, registry=InMemoryRegistry())

@@ -106,6 +106,9 @@ def main() -> None:
             delivery={"attempt_timeout_s": 0.5, "breaker_reset_timeout_s": 0.5},
             spool={"directory": str(Path(tmp) / "spool"), "fsync": args.fsync},
             observability={"enabled": False},
+            # The per-client rate limit would cap the one benchmark client (127.0.0.1):
+            # measure the spool, not the limit.
+            rate_limit={"enabled": False},
             log_level="WARNING",
         )
         topics = [settings.kafka.topic_for(t) for t in EVENT_TYPES]

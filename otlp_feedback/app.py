@@ -3,12 +3,17 @@
 The sink chain is Kafka behind a ``FailoverSink`` (circuit breaker, in-flight budget and, when
 ``spool.enabled``, the disk spool). ``FeedbackApp`` is what ``otlp-feedback serve``/``dev`` run
 and what tests start in-process; tests may pass their own ``registry``/``sink`` (e.g. the
-in-memory doubles), which then replace the whole chain.
+in-memory doubles), which then replace the whole chain. ``reload`` applies the settings that can
+change while serving (``serve`` calls it on SIGHUP).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from pydantic import BaseModel
 
 from otlp_feedback.config import Settings
 from otlp_feedback.httpserve import BackgroundHttpServer
@@ -16,6 +21,7 @@ from otlp_feedback.observability.http import create_app as create_http_app
 from otlp_feedback.observability.metrics import Telemetry
 from otlp_feedback.pipeline import Pipeline
 from otlp_feedback.receiver import GrpcReceiver
+from otlp_feedback.receiver.guard import RequestGuard
 from otlp_feedback.registry.client import ConfluentRegistry, SchemaRegistry
 from otlp_feedback.sinks.base import Sink
 from otlp_feedback.sinks.failover import FailoverSink
@@ -23,6 +29,11 @@ from otlp_feedback.sinks.kafka import KafkaSink
 from otlp_feedback.sinks.spool import Spool
 
 log = logging.getLogger(__name__)
+
+# What can change while serving; the rest (sockets, producer, spool, schemas) is set up once
+# and needs a restart. A receiver that can take some of its settings live names their key
+# prefixes in ``reloadable_keys`` and applies them in ``reload(settings)``.
+_RELOADABLE = ("log_level", "redaction")
 
 
 class FeedbackApp:
@@ -36,6 +47,7 @@ class FeedbackApp:
     ) -> None:
         self.settings = settings
         self.telemetry = Telemetry()
+        guard = RequestGuard.from_settings(settings, self.telemetry)  # ConfigError: bad key file
         self.registry = registry or ConfluentRegistry(settings.registry.client_config())
         self.kafka: KafkaSink | None = None
         self.failover: FailoverSink | None = None
@@ -53,6 +65,8 @@ class FeedbackApp:
             self.pipeline,
             settings.validation.max_rejection_messages,
             self.telemetry,
+            tls=settings.tls,
+            guard=guard,
         )
         self.telemetry.bind(self)
         self.http: BackgroundHttpServer | None = None
@@ -96,6 +110,38 @@ class FeedbackApp:
         self.http = http
         log.info("metrics and health on %s (/metrics /healthz /readyz)", http.url)
 
+    def reload(self, new: Settings) -> list[str]:
+        """Apply what ``new`` changes and can change live; log the rest as needing a restart.
+
+        Returns the dotted keys applied. Key names are logged, never values (secrets). Call from
+        one thread at a time (``serve`` calls it from its main loop); requests in flight finish
+        with the rules they started with.
+        """
+        changed = _changed_keys(self.settings, new)
+        receiver_reload: Callable[[Settings], Any] | None = getattr(self.receiver, "reload", None)
+        receiver_keys = tuple(getattr(self.receiver, "reloadable_keys", ()))
+        if receiver_reload is None:
+            receiver_keys = ()
+        ours = [k for k in changed if _under(k, _RELOADABLE)]
+        theirs = [k for k in changed if k not in ours and _under(k, receiver_keys)]
+        restart = [k for k in changed if k not in ours and k not in theirs]
+        if restart:
+            log.warning("config reload: needs a restart, not applied: %s", ", ".join(restart))
+        applied = [*ours, *theirs]
+        effective = _take(self.settings, new, applied) if applied else self.settings
+        if theirs and receiver_reload is not None:
+            receiver_reload(effective)  # first: it may refuse (ConfigError) before anything changed
+        if any(_under(k, ("redaction",)) for k in ours):
+            self.pipeline.set_redaction(effective.redaction)
+        if "log_level" in ours:
+            logging.getLogger().setLevel(effective.log_level)
+        self.settings = effective
+        if applied:
+            log.info("config reloaded: applied %s", ", ".join(applied))
+        elif not restart:
+            log.info("config reloaded: nothing changed")
+        return applied
+
     def shutdown(self, grace: float = 10.0) -> None:
         """Health NOT_SERVING, finish in-flight RPCs, flush Kafka, keep the rest spooled."""
         self.receiver.shutdown(grace)  # also shuts the pipeline and its sinks down
@@ -108,3 +154,41 @@ class FeedbackApp:
 
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
+
+
+def _leaves(model: BaseModel, prefix: str = "") -> dict[str, Any]:
+    """Dotted key -> value for every setting (sections flattened; lists and maps are values)."""
+    out: dict[str, Any] = {}
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            out.update(_leaves(value, f"{prefix}{name}."))
+        else:
+            out[prefix + name] = value
+    return out
+
+
+def _changed_keys(old: Settings, new: Settings) -> list[str]:
+    before, after = _leaves(old), _leaves(new)
+    missing = object()  # an optional section may be a model on one side and None on the other
+    return [k for k in {**before, **after} if before.get(k, missing) != after.get(k, missing)]
+
+
+def _under(key: str, prefixes: Iterable[str]) -> bool:
+    return any(key == p or key.startswith(p + ".") for p in prefixes)
+
+
+def _take(old: Any, new: Any, keys: list[str]) -> Any:
+    """``old`` with the values at the dotted ``keys`` taken from ``new`` (models are frozen)."""
+    heads: dict[str, list[str]] = {}
+    for key in keys:
+        head, _, rest = key.partition(".")
+        heads.setdefault(head, []).append(rest)
+    update = {}
+    for head, rests in heads.items():
+        old_value, new_value = getattr(old, head), getattr(new, head)
+        if isinstance(old_value, BaseModel) and isinstance(new_value, BaseModel) and all(rests):
+            update[head] = _take(old_value, new_value, rests)
+        else:
+            update[head] = new_value
+    return old.model_copy(update=update)

@@ -1,10 +1,14 @@
 """The ``otlp-feedback`` command: serve | dev | registry | tail.
 
-- ``serve``: the receiver against an existing Kafka cluster and schema registry.
+- ``serve``: the receiver against an existing Kafka cluster and schema registry; SIGHUP re-reads
+  the config file and applies what can change live (``FeedbackApp.reload``).
 - ``dev``: the embedded default: Tansu broker + bundled registry + receiver, on loopback.
 - ``registry``: the bundled Confluent-compatible schema registry alone.
-- ``tail``: print each event in the feedback topics as one JSON line.
+- ``tail``: print the feedback events as JSON lines or a table, filtered by type, service, time.
 - ``dlq replay``: re-submit dead letters once their cause is fixed.
+- ``config check FILE``: validate a config file; print the effective settings, secrets masked.
+- ``auth hash-key``: read an API key from stdin, print the SHA-256 that ``auth.api_keys`` stores.
+- ``schemas list|check|register|diff``: the schema evolution workflow (``schema_tools``).
 
 Exit codes: 0 ok, 2 bad configuration or usage, 1 anything else.
 """
@@ -17,13 +21,21 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
-from otlp_feedback.config import Settings, load_config
+from otlp_feedback.config import Settings, load_config, masked_yaml
 from otlp_feedback.errors import ConfigError, OtlpFeedbackError
+from otlp_feedback.events import EVENT_TYPES
 from otlp_feedback.logsetup import configure_logging
+from otlp_feedback.receiver.audit import configure_audit_logging
+
+if TYPE_CHECKING:
+    from otlp_feedback.encoding.schemas import SchemaSet
+    from otlp_feedback.events import EventType
 
 log = logging.getLogger("otlp_feedback")
 
@@ -60,9 +72,34 @@ def _parser() -> argparse.ArgumentParser:
     reg.add_argument("--db", type=Path, default=Path(".otlp-feedback/registry.db"))
     reg.set_defaults(func=_registry)
 
-    tail = sub.add_parser("tail", help="print feedback events from Kafka as JSON lines")
+    tail = sub.add_parser("tail", help="print feedback events from Kafka (JSON lines or a table)")
     tail.add_argument("--config", type=Path, help="YAML config file")
     tail.add_argument("--from-beginning", action="store_true")
+    tail.add_argument(
+        "--type",
+        dest="types",
+        action="append",
+        choices=EVENT_TYPES,
+        help="only this event type (repeatable)",
+    )
+    tail.add_argument(
+        "--service", dest="services", action="append", metavar="NAME", help="(repeatable)"
+    )
+    tail.add_argument(
+        "--since",
+        type=_time_arg,
+        metavar="TIME",
+        help="events timestamped at or after TIME: ISO-8601 or relative (30s, 10m, 2h, 7d); "
+        "implies --from-beginning",
+    )
+    tail.add_argument("--until", type=_time_arg, metavar="TIME", help="events before TIME")
+    tail.add_argument("--output", choices=("json", "table"), default="json")
+    tail.add_argument(
+        "--on-error",
+        choices=("skip", "raise"),
+        default="skip",
+        help="an unreadable record: warn on stderr and go on (default), or stop with exit 1",
+    )
     tail.add_argument("--max", type=int, default=None, help="stop after this many events")
     tail.add_argument(
         "--idle-timeout", type=float, default=None, help="stop after this many idle seconds"
@@ -75,20 +112,83 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--config", type=Path, help="YAML config file")
     replay.add_argument("--group", default="otlp-feedback-dlq-replay", help="consumer group")
     replay.set_defaults(func=_dlq_replay)
+
+    schemas = sub.add_parser("schemas", help="list, check, register and diff the Avro schemas")
+    schemas_sub = schemas.add_subparsers(required=True, metavar="ACTION")
+    where = argparse.ArgumentParser(add_help=False)
+    where.add_argument("--config", type=Path, help="YAML config file")
+    where.add_argument(
+        "--schemas-dir", type=Path, help="folder of <event_type>/vN.avsc (registry.schemas_dir)"
+    )
+    listing = schemas_sub.add_parser(
+        "list", parents=[where], help="local versions next to the registry's, per subject"
+    )
+    listing.set_defaults(func=_schemas_list)
+    check = schemas_sub.add_parser(
+        "check", parents=[where], help="prove every local version compatible; exit 1 if not"
+    )
+    check.add_argument(
+        "--local-only", action="store_true", help="the local history alone, no registry (CI)"
+    )
+    check.set_defaults(func=_schemas_check)
+    register = schemas_sub.add_parser(
+        "register", parents=[where], help="set each subject's mode, register every version"
+    )
+    register.set_defaults(func=_schemas_register)
+    diff = schemas_sub.add_parser(
+        "diff", parents=[where], help="fields added, removed and changed from A to B"
+    )
+    diff.add_argument("a", metavar="A", help="<event_type>:vN (e.g. model_response:v1) or a file")
+    diff.add_argument("b", metavar="B", help="the same, for the newer side")
+    diff.set_defaults(func=_schemas_diff)
+
+    config = sub.add_parser("config", help="configuration tools")
+    config_sub = config.add_subparsers(required=True, metavar="ACTION")
+    config_check = config_sub.add_parser(
+        "check", help="validate a config file; print the effective settings, secrets masked"
+    )
+    config_check.add_argument("file", type=Path, help="YAML config file")
+    config_check.set_defaults(func=_config_check)
+
+    auth = sub.add_parser("auth", help="authentication tools")
+    auth_sub = auth.add_subparsers(required=True, metavar="ACTION")
+    hash_key = auth_sub.add_parser(
+        "hash-key", help="read an API key from stdin; print its SHA-256 for auth.api_keys"
+    )
+    hash_key.set_defaults(func=_auth_hash_key)
     return parser
 
 
-def _wait_for_signal() -> None:
-    """Block the main thread until SIGINT or SIGTERM."""
-    stop = threading.Event()
+def _wait_for_signal(on_reload: Callable[[], None] | None = None) -> None:
+    """Block the main thread until SIGINT or SIGTERM. With ``on_reload``, SIGHUP runs it here
+    on the main thread: the handlers only record the signal."""
+    wake = threading.Event()
+    stopping: list[str] = []
+    reload_requested = threading.Event()
 
-    def handler(signum: int, frame: FrameType | None) -> None:
-        log.info("received %s, shutting down", signal.Signals(signum).name)
-        stop.set()
+    def on_stop(signum: int, frame: FrameType | None) -> None:
+        stopping.append(signal.Signals(signum).name)
+        wake.set()
 
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
-    stop.wait()
+    def on_hup(signum: int, frame: FrameType | None) -> None:
+        reload_requested.set()
+        wake.set()
+
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGTERM, on_stop)
+    if on_reload is not None:
+        signal.signal(signal.SIGHUP, on_hup)
+    reloads = ", SIGHUP reloads the configuration" if on_reload is not None else ""
+    log.info("serving; SIGTERM or SIGINT stops%s", reloads)
+    while True:
+        wake.wait()
+        wake.clear()
+        if stopping:
+            log.info("received %s, shutting down", stopping[0])
+            return
+        if reload_requested.is_set() and on_reload is not None:
+            reload_requested.clear()
+            on_reload()
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -96,12 +196,45 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = load_config(args.config)
     configure_logging(settings.log_level, settings.log_format)
+    configure_audit_logging(settings.audit)
     app = FeedbackApp(settings)
+
+    def reload() -> None:
+        log.info("received SIGHUP, re-reading the configuration")
+        try:
+            app.reload(load_config(args.config))
+        except ConfigError as exc:
+            log.error("config reload failed, keeping the running configuration: %s", exc)
+        except Exception:
+            # A bad reload must not take down a process that is serving fine.
+            log.exception("config reload failed, keeping the running configuration")
+
     app.start()
     try:
-        _wait_for_signal()
+        _wait_for_signal(on_reload=reload)
     finally:
         app.shutdown()
+    return 0
+
+
+def _auth_hash_key(args: argparse.Namespace) -> int:
+    from otlp_feedback.receiver.auth import hash_api_key
+
+    if sys.stdin.isatty():
+        import getpass
+
+        key = getpass.getpass("API key (not echoed): ")
+    else:
+        key = sys.stdin.readline().rstrip("\r\n")
+    if not key:
+        print("otlp-feedback: no API key on stdin", file=sys.stderr)
+        return 2
+    print(hash_api_key(key))
+    return 0
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    print(masked_yaml(load_config(args.file)), end="")
     return 0
 
 
@@ -126,6 +259,7 @@ def _dev(args: argparse.Namespace) -> int:
         log_format="pretty",
     )
     configure_logging(settings.log_level, settings.log_format)
+    configure_audit_logging(settings.audit)
     dev.data_dir.mkdir(parents=True, exist_ok=True)
     broker = TansuBroker("127.0.0.1", dev.broker_port, log_file=dev.data_dir / "tansu.log")
     registry = RegistryServer(
@@ -146,14 +280,21 @@ def _dev(args: argparse.Namespace) -> int:
 
 
 def _print_banner(settings: Settings, port: int) -> None:
+    scheme = "https" if settings.tls.enabled else "http"
+    headers = (
+        "  export OTEL_EXPORTER_OTLP_HEADERS=authorization=Bearer%20<your token>\n"
+        if settings.auth.mode != "none"
+        else ""
+    )
     print(
         "\notlp-feedback dev is running\n"
         f"  OTLP/gRPC receiver : {settings.receiver.endpoint} (port {port})\n"
         f"  Kafka (Tansu)      : {settings.kafka.bootstrap_servers}\n"
         f"  schema registry    : {settings.registry.url}\n\n"
         "Point an OpenTelemetry SDK at it:\n"
-        f"  export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:{port}\n"
+        f"  export OTEL_EXPORTER_OTLP_ENDPOINT={scheme}://127.0.0.1:{port}\n"
         "  export OTEL_EXPORTER_OTLP_PROTOCOL=grpc\n"
+        f"{headers}"
         "Watch events arrive: otlp-feedback tail --from-beginning\n"
         "Stop with Ctrl-C.\n",
         flush=True,
@@ -169,16 +310,37 @@ def _registry(args: argparse.Namespace) -> int:
     return 0
 
 
+def _time_arg(text: str) -> datetime:
+    from otlp_feedback.tail import parse_time
+
+    try:
+        return parse_time(text, datetime.now(UTC))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def _tail(args: argparse.Namespace) -> int:
     from otlp_feedback.consumer import FeedbackConsumer
-    from otlp_feedback.events import event_to_json_dict
+    from otlp_feedback.tail import TailFilter, json_line, table_header, table_row
 
     settings = load_config(args.config)
     configure_logging("WARNING", "pretty")
+    wanted = TailFilter(frozenset(args.services or ()), args.since, args.until)
+    show = table_row if args.output == "table" else json_line
     seen = 0
-    with FeedbackConsumer(settings, from_beginning=args.from_beginning) as consumer:
-        for event in consumer.events(idle_timeout=args.idle_timeout):
-            print(json.dumps(event_to_json_dict(event)), flush=True)
+    with FeedbackConsumer(
+        settings,
+        event_types=args.types,
+        # Kafka cannot seek by the events' own timestamps: --since reads everything and filters.
+        from_beginning=args.from_beginning or args.since is not None,
+        on_error=args.on_error,
+    ) as consumer:
+        if args.output == "table":
+            print(table_header(), flush=True)
+        for item in consumer.records(idle_timeout=args.idle_timeout):
+            if not wanted.matches(item.event):
+                continue
+            print(show(item.event), flush=True)
             seen += 1
             if args.max is not None and seen >= args.max:
                 break
@@ -192,6 +354,69 @@ def _dlq_replay(args: argparse.Namespace) -> int:
     configure_logging("WARNING", "pretty")
     report = replay_dead_letters(settings, group_id=args.group)
     print(json.dumps(report.__dict__))
+    return 0
+
+
+def _schemas_context(
+    args: argparse.Namespace,
+) -> tuple[Settings, SchemaSet, dict[EventType, str]]:
+    """Settings, the local schema history and the subject of each event type."""
+    from otlp_feedback.encoding.schemas import load_schemas
+    from otlp_feedback.events import EVENT_TYPES
+    from otlp_feedback.pipeline import subject_for
+
+    settings = load_config(args.config)
+    configure_logging("WARNING", "pretty")
+    schemas = load_schemas(args.schemas_dir or settings.registry.schemas_dir)
+    subjects = {t: subject_for(settings.kafka.topic_for(t)) for t in EVENT_TYPES}
+    return settings, schemas, subjects
+
+
+def _print_lines(lines: Sequence[str]) -> None:
+    print("\n".join(lines), flush=True)
+
+
+def _schemas_list(args: argparse.Namespace) -> int:
+    from otlp_feedback.registry.client import ConfluentRegistry
+    from otlp_feedback.schema_tools import list_subjects, listing_lines
+
+    settings, schemas, subjects = _schemas_context(args)
+    registry = ConfluentRegistry(settings.registry.client_config())
+    _print_lines(listing_lines(list_subjects(schemas, subjects, registry)))
+    return 0
+
+
+def _schemas_check(args: argparse.Namespace) -> int:
+    from otlp_feedback.registry.client import ConfluentRegistry
+    from otlp_feedback.schema_tools import check_local, check_registry, level_of
+
+    settings, schemas, subjects = _schemas_context(args)
+    level = level_of(settings.registry.compatibility)
+    if args.local_only:
+        report = check_local(schemas, subjects, level)
+    else:
+        registry = ConfluentRegistry(settings.registry.client_config())
+        report = check_registry(schemas, subjects, registry, level)
+    _print_lines(report.lines())
+    return 0 if report.ok else 1
+
+
+def _schemas_register(args: argparse.Namespace) -> int:
+    from otlp_feedback.registry.client import ConfluentRegistry
+    from otlp_feedback.schema_tools import level_of, register
+
+    settings, schemas, subjects = _schemas_context(args)
+    registry = ConfluentRegistry(settings.registry.client_config())
+    report = register(schemas, subjects, registry, level_of(settings.registry.compatibility))
+    _print_lines(report.lines())
+    return 0 if report.ok else 1
+
+
+def _schemas_diff(args: argparse.Namespace) -> int:
+    from otlp_feedback.schema_tools import diff, resolve
+
+    _, schemas, _ = _schemas_context(args)
+    _print_lines(diff(resolve(args.a, schemas), resolve(args.b, schemas)).lines())
     return 0
 
 

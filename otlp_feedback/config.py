@@ -8,16 +8,25 @@ pydantic's error into a ``ConfigError``). This is the only module that reads ``o
 from __future__ import annotations
 
 import os
+import re
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from otlp_feedback.errors import ConfigError
-from otlp_feedback.events import EVENT_TYPES, EventType
+from otlp_feedback.events import EVENT_MODELS, EVENT_TYPES, EventType
 
 _yaml_path: ContextVar[Path | None] = ContextVar("_yaml_path", default=None)
 
@@ -195,6 +204,74 @@ class ValidationConfig(_Section):
         ge=1,
         description="More feedback records in one request are refused RESOURCE_EXHAUSTED.",
     )
+    max_string_length: int = Field(
+        65_536,
+        ge=1,
+        le=65_536,
+        description="Longer strings in event fields are rejected (65536 is the models' own cap).",
+    )
+    control_characters: Literal["keep", "strip", "reject"] = Field(
+        "strip",
+        description="Control, bidi and line-separator characters in strings (tab and newline "
+        "are always kept): keep as sent, strip, or reject the record.",
+    )
+
+
+Detector = Literal["email", "phone", "card", "ssn", "ip"]
+
+
+class RedactionPattern(_Section):
+    """An extra PII pattern: matches of ``regex`` become ``replacement``."""
+
+    name: str = Field(min_length=1)
+    regex: str = Field(min_length=1)
+    replacement: str = "[REDACTED]"
+
+    @model_validator(mode="after")
+    def _check(self) -> RedactionPattern:
+        try:
+            pattern = re.compile(self.regex)
+        except re.error as exc:
+            raise ValueError(f"pattern {self.name!r}: invalid regex: {exc}") from exc
+        if pattern.search(self.replacement):
+            # Redacting twice must change nothing (replays and retries go through it again).
+            raise ValueError(f"pattern {self.name!r}: the replacement matches its own regex")
+        return self
+
+
+class RedactionConfig(_Section):
+    """PII scrubbed from free-text fields before events are encoded (``validation/redaction``)."""
+
+    enabled: bool = True
+    fields: list[str] = Field(
+        default_factory=lambda: ["comment", "explanation"],
+        description="Event fields scrubbed (string fields of the typed events).",
+    )
+    attribute_keys: list[str] = Field(
+        default_factory=lambda: [
+            "*comment*",
+            "*text*",
+            "*message*",
+            "*query*",
+            "*prompt*",
+            "*explanation*",
+        ],
+        description="Globs (case-insensitive) over attribute keys whose values are scrubbed.",
+    )
+    detectors: list[Detector] = Field(
+        default_factory=lambda: list(get_args(Detector)),
+        description="Built-in detectors switched on.",
+    )
+    extra_patterns: list[RedactionPattern] = Field(default_factory=list)
+
+    @field_validator("fields")
+    @classmethod
+    def _known_fields(cls, fields: list[str]) -> list[str]:
+        known = {name for model in EVENT_MODELS.values() for name in model.model_fields}
+        unknown = [name for name in fields if name not in known]
+        if unknown:
+            raise ValueError(f"unknown event field(s) {unknown}")
+        return fields
 
 
 class ObservabilityConfig(_Section):
@@ -207,6 +284,116 @@ class ObservabilityConfig(_Section):
     def host_port(self) -> tuple[str, int]:
         host, _, port = self.endpoint.rpartition(":")
         return host.strip("[]") or "0.0.0.0", int(port)
+
+
+class ClientRateLimit(_Section):
+    """One client's token bucket: ``events_per_s`` refill, room for ``burst`` events."""
+
+    events_per_s: float = Field(gt=0)
+    burst: int = Field(ge=1)
+
+
+class ApiKeyConfig(_Section):
+    """A static API key, stored only as its SHA-256 (``otlp-feedback auth hash-key``)."""
+
+    client_id: str = Field(min_length=1, max_length=200)
+    key_sha256: str = Field(
+        pattern=r"^[0-9a-f]{64}$", description="Lower-case hex SHA-256 of the key."
+    )
+    rate_limit: ClientRateLimit | None = Field(
+        None, description="This client's limit; else rate_limit.clients, else the default."
+    )
+
+
+class JwtConfig(_Section):
+    """Bearer JWTs: HS256 with ``secret`` or RS256 with ``public_key_file`` (exactly one)."""
+
+    secret: SecretStr | None = Field(None, description="HS256 key; at least 32 bytes.")
+    public_key_file: Path | None = Field(None, description="RS256 public key, PEM.")
+    issuer: str | None = Field(None, description="Required `iss`.")
+    audience: str | None = Field(None, description="Required `aud`.")
+    required_scope: str = Field(
+        "feedback:write", min_length=1, description="Needed in `scope` (space-separated) or `scp`."
+    )
+    leeway_s: float = Field(30.0, ge=0, le=300, description="Clock skew allowed on exp/nbf/iat.")
+
+    @property
+    def configured(self) -> bool:
+        return self.secret is not None or self.public_key_file is not None
+
+    @property
+    def algorithm(self) -> Literal["HS256", "RS256"]:
+        return "HS256" if self.secret is not None else "RS256"
+
+    @model_validator(mode="after")
+    def _check(self) -> JwtConfig:
+        if self.secret is not None and self.public_key_file is not None:
+            raise ValueError("auth.jwt: set secret (HS256) or public_key_file (RS256), not both")
+        # RFC 7518 3.2: an HS256 key must be at least as long as the hash output.
+        if self.secret is not None and len(self.secret.get_secret_value().encode()) < 32:
+            raise ValueError("auth.jwt.secret must be at least 32 bytes")
+        if self.configured and not (self.issuer and self.audience):
+            raise ValueError("auth.jwt needs issuer and audience")
+        return self
+
+
+class AuthConfig(_Section):
+    """Who may call Export: ``none`` (anyone), ``api_key``, ``jwt``, or ``any`` of the two."""
+
+    mode: Literal["none", "api_key", "jwt", "any"] = "none"
+    api_keys: list[ApiKeyConfig] = Field(default_factory=list)
+    jwt: JwtConfig = JwtConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> AuthConfig:
+        if self.mode in ("api_key", "any") and not self.api_keys:
+            raise ValueError(f"auth.mode {self.mode} needs at least one auth.api_keys entry")
+        if self.mode in ("jwt", "any") and not self.jwt.configured:
+            raise ValueError(f"auth.mode {self.mode} needs auth.jwt.secret or public_key_file")
+        hashes = [k.key_sha256 for k in self.api_keys]
+        if len(hashes) != len(set(hashes)):
+            raise ValueError("auth.api_keys: the same key_sha256 appears twice")
+        return self
+
+
+class TlsConfig(_Section):
+    """TLS on the OTLP/gRPC port; files are re-read when they change (certificate rotation)."""
+
+    enabled: bool = False
+    cert_file: Path | None = Field(None, description="Server certificate chain, PEM.")
+    key_file: Path | None = Field(None, description="Server private key, PEM.")
+    client_ca_file: Path | None = Field(
+        None, description="Mutual TLS: clients must present a certificate signed by this CA."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> TlsConfig:
+        if self.enabled and not (self.cert_file and self.key_file):
+            raise ValueError("tls.enabled needs tls.cert_file and tls.key_file")
+        if self.client_ca_file is not None and not self.enabled:
+            raise ValueError("tls.client_ca_file (mutual TLS) needs tls.enabled: true")
+        return self
+
+
+class RateLimitConfig(_Section):
+    """A token bucket of feedback events per client id (per peer address without auth)."""
+
+    enabled: bool = True
+    events_per_s: float = Field(1000.0, gt=0, description="Default refill rate per client.")
+    burst: int = Field(2000, ge=1, description="Default bucket size per client.")
+    max_clients: int = Field(
+        10_000, ge=1, description="Buckets kept; the least recently used is forgotten beyond."
+    )
+    clients: dict[str, ClientRateLimit] = Field(
+        default_factory=dict, description="Per client id overrides."
+    )
+
+
+class AuditConfig(_Section):
+    """The audit log: JSON lines for refused requests, apart from the application log."""
+
+    enabled: bool = True
+    path: Path | None = Field(None, description="Append here; default: its own stderr stream.")
 
 
 class DevConfig(_Section):
@@ -233,7 +420,12 @@ class Settings(BaseSettings):
     delivery: DeliveryConfig = DeliveryConfig()
     spool: SpoolConfig = SpoolConfig()
     validation: ValidationConfig = ValidationConfig()
+    redaction: RedactionConfig = RedactionConfig()
     observability: ObservabilityConfig = ObservabilityConfig()
+    auth: AuthConfig = AuthConfig()
+    tls: TlsConfig = TlsConfig()
+    rate_limit: RateLimitConfig = RateLimitConfig()
+    audit: AuditConfig = AuditConfig()
     dev: DevConfig = DevConfig()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "pretty"] = "json"
@@ -248,6 +440,28 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, _YamlSource(settings_cls))
+
+    @model_validator(mode="after")
+    def _check_client_limits(self) -> Settings:
+        # An API key's own limit and rate_limit.clients name the same bucket (the client id).
+        limits: dict[str, ClientRateLimit] = dict(self.rate_limit.clients)
+        for key in self.auth.api_keys:
+            if key.rate_limit is None:
+                continue
+            known = limits.setdefault(key.client_id, key.rate_limit)
+            if known != key.rate_limit:
+                raise ValueError(
+                    f"auth.api_keys: client {key.client_id!r} has two different rate limits"
+                )
+        return self
+
+    def client_rate_limits(self) -> dict[str, ClientRateLimit]:
+        """Per client id limits: rate_limit.clients, then those set on API keys."""
+        limits = dict(self.rate_limit.clients)
+        for key in self.auth.api_keys:
+            if key.rate_limit is not None:
+                limits.setdefault(key.client_id, key.rate_limit)
+        return limits
 
 
 class _YamlSource(PydanticBaseSettingsSource):
@@ -280,9 +494,29 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc)) from exc
+        # Not ``from exc``: pydantic's own message repeats each failing section's input, secrets
+        # (kafka.sasl_password, auth.jwt.secret) in plain text, and a traceback would print it.
+        # ``_describe`` names every problem without the values.
+        raise ConfigError(_describe(exc)) from None
     finally:
         _yaml_path.reset(token)
+
+
+# kafka.extra goes to librdkafka as plain text; keys like these hold credentials.
+_SECRET_WORDS = ("password", "secret", "token", "credential", "private")
+
+
+def masked_yaml(settings: Settings) -> str:
+    """The settings as YAML with every secret shown as ``**********``: ``SecretStr`` values
+    (pydantic masks them in JSON mode), credential-like ``kafka.extra`` entries and user info
+    in ``registry.url``."""
+    data = settings.model_dump(mode="json")
+    extra = data["kafka"]["extra"]
+    for key in extra:
+        if any(word in key.lower() for word in _SECRET_WORDS):
+            extra[key] = "**********"
+    data["registry"]["url"] = re.sub(r"//[^/@]*@", "//**********@", data["registry"]["url"])
+    return yaml.safe_dump(data, sort_keys=False)
 
 
 def _describe(exc: ValidationError) -> str:

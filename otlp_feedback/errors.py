@@ -7,7 +7,8 @@
     ├── RetryableError                   try the same thing again later; carries retry_after
     │   ├── DeliveryTimeout              Kafka did not confirm every event within the deadline
     │   ├── BackpressureError            an in-flight budget is full
-    │   │   └── SpoolFull                the disk spool is at its cap (or disabled)
+    │   │   ├── SpoolFull                the disk spool is at its cap (or disabled)
+    │   │   └── RateLimited              the client sent more events/s than its rate limit
     │   ├── SinkUnavailable              the broker cannot be reached / producer is rebuilding
     │   └── RegistryUnavailable          the schema registry did not answer
     └── PermanentError                   retrying the same input will fail the same way
@@ -16,10 +17,17 @@
         ├── SchemaError                  the registry refused a schema
         ├── EncodingError                an event could not be encoded (a bug or a schema drift)
         ├── DeliveryFailed               Kafka refused a record for good (e.g. too large)
-        └── InternalError                a bug in this package (an unexpected exception)
+        ├── InternalError                a bug in this package (an unexpected exception)
+        ├── Unauthenticated              missing, malformed, unknown or expired credentials
+        ├── PermissionDenied             valid credentials that lack the required scope
+        └── UnreadableRecord             a record read back from Kafka is not a typed event
+            ├── CorruptFrame             not Confluent-framed Avro: bad magic byte, too short,
+            │                            or a body the writer schema cannot decode
+            └── UnknownSchemaId          the frame names a schema id the registry does not have
 
 ``receiver/status.py`` is the one place that turns these into gRPC status codes. Third-party
-exceptions are wrapped at the boundary with ``raise ... from exc``.
+exceptions are wrapped at the boundary with ``raise ... from exc``. ``UnreadableRecord`` and its
+subclasses are raised by ``consumer`` (the read side), never by the receiver.
 """
 
 from __future__ import annotations
@@ -51,6 +59,11 @@ class BackpressureError(RetryableError):
 
 class SpoolFull(BackpressureError):
     """The disk spool reached its size cap (or is disabled) while Kafka is unavailable."""
+
+
+class RateLimited(BackpressureError):
+    """The client's token bucket holds fewer events than the request carries; ``retry_after``
+    is the time until it holds enough."""
 
 
 class SinkUnavailable(RetryableError):
@@ -91,3 +104,44 @@ class DeliveryFailed(PermanentError):
 
 class InternalError(PermanentError):
     """An unexpected exception inside the pipeline (a bug); wraps it for the status mapping."""
+
+
+class Unauthenticated(PermanentError):
+    """The request carries no usable credentials (missing, malformed, unknown key, bad or
+    expired token). The message says which, and never repeats the credential."""
+
+
+class PermissionDenied(PermanentError):
+    """The credentials are valid but do not grant writing feedback (the scope is missing)."""
+
+
+class UnreadableRecord(PermanentError):
+    """A record on a feedback topic cannot be read as a typed event.
+
+    Raised as such when the frame decodes but is not an event of the topic's type (the writer
+    schema cannot be projected onto the reader's, or the record fails the model's validation).
+    ``topic``, ``partition`` and ``offset`` locate the record when it came from Kafka.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        topic: str | None = None,
+        partition: int | None = None,
+        offset: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+
+
+class CorruptFrame(UnreadableRecord):
+    """The bytes are not Confluent-framed Avro: wrong magic byte, shorter than the 5-byte
+    header, or a body the writer schema cannot decode (truncated, garbage, trailing bytes)."""
+
+
+class UnknownSchemaId(UnreadableRecord):
+    """The frame names a schema id the registry does not know (or that is not a usable Avro
+    schema). A registry that cannot be reached is ``RegistryUnavailable`` instead."""

@@ -2,8 +2,10 @@
 
 Five event types share one envelope. They are plain pydantic models with flat fields (no nested
 models) so that the encoder can hand ``model.__dict__`` straight to fastavro, and so that the
-Avro schemas in ``schemas/avro/`` mirror them one to one (``tests/unit/test_schema_alignment.py``
-proves they agree).
+NEWEST Avro schema of each type in ``schemas/avro/<event_type>/vN.avsc`` mirrors its model one to
+one (``tests/unit/test_schema_alignment.py`` proves they agree). Older versions stay on disk and
+in the registry for consumers still reading them; a field added here needs a new schema version
+with the field appended, optional and defaulting to null (README, "Schema evolution").
 
 Who uses this: ``validation`` builds these from mapped attributes; ``encoding`` writes them;
 ``consumer``/``tail`` read them back.
@@ -99,6 +101,9 @@ class PerformanceMetrics(FeedbackEvent):
     error_type: str | None = None
     cache_hit: bool | None = None
     custom_metrics: dict[str, FiniteFloat] = Field(default_factory=dict)
+    # v2
+    cache_read_input_tokens: NonNegInt | None = None
+    reasoning_output_tokens: NonNegInt | None = None
 
 
 class ModelResponse(FeedbackEvent):
@@ -123,6 +128,9 @@ class ModelResponse(FeedbackEvent):
     top_p: UnitInterval | None = None
     max_tokens: NonNegInt | None = None
     top_k: NonNegInt | None = None
+    # v2
+    score_label: str | None = None
+    evaluator: str | None = None
 
 
 class SystemHealth(FeedbackEvent):

@@ -1,4 +1,4 @@
-"""Wires the stages: map -> validate -> encode -> deliver (dead letters alongside).
+"""Wires the stages: map -> validate -> redact -> encode -> deliver (dead letters alongside).
 
 ``Pipeline.start`` resolves a registry id for each event type's newest local schema (registering
 the local history and setting the subject's compatibility mode when ``registry.auto_register``
@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from otlp_feedback.config import Settings
+from otlp_feedback.config import RedactionConfig, Settings
 from otlp_feedback.encoding import AvroEventSerializer, load_schemas
 from otlp_feedback.encoding.dead_letter import DeadLetter, to_outbound
 from otlp_feedback.encoding.outbound import EventEncoder, OutboundRecord
@@ -33,7 +33,7 @@ from otlp_feedback.errors import (
     RequestTooLarge,
     SinkUnavailable,
 )
-from otlp_feedback.events import EVENT_TYPES, EventType
+from otlp_feedback.events import EVENT_MODELS, EVENT_TYPES, EventType
 from otlp_feedback.mapping import (
     MappedRequest,
     RawFeedback,
@@ -43,6 +43,7 @@ from otlp_feedback.mapping import (
 from otlp_feedback.registry.client import SchemaRegistry
 from otlp_feedback.sinks.base import Sink
 from otlp_feedback.validation import Rejection, Validator
+from otlp_feedback.validation.redaction import Redactor, redacted_header
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ class ExportOutcome:
     rejections: list[Rejection] = field(default_factory=list)
     dead_lettered: int = 0
     accepted_by_type: Counter[str] = field(default_factory=Counter)
+    redacted_by_type: Counter[str] = field(default_factory=Counter)
 
     @property
     def rejected(self) -> int:
@@ -87,6 +89,7 @@ class PipelineStats:
     delivery_failures: int = 0
     accepted_by_type: Counter[str] = field(default_factory=Counter)
     rejected_by_type: Counter[tuple[str, str]] = field(default_factory=Counter)
+    redacted_by_type: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, outcome: ExportOutcome) -> None:
@@ -97,6 +100,7 @@ class PipelineStats:
             self.ignored += outcome.ignored
             self.dead_lettered += outcome.dead_lettered
             self.accepted_by_type.update(outcome.accepted_by_type)
+            self.redacted_by_type.update(outcome.redacted_by_type)
             self.rejected_by_type.update((r.event_type, r.category) for r in outcome.rejections)
 
 
@@ -120,6 +124,7 @@ class Pipeline:
         self._sink = sink
         self._clock_ns = clock_ns
         self._validator = Validator(settings.validation)
+        self._redactor = Redactor(settings.redaction)
         self._encoder: EventEncoder | None = None
         self._dlq_topic = settings.kafka.dlq_topic
         self._max_value_bytes = settings.kafka.message_max_bytes - _RECORD_OVERHEAD_BYTES
@@ -154,14 +159,39 @@ class Pipeline:
             serializers[event_type] = AvroEventSerializer(latest, schema_id)
         return serializers
 
-    def export_logs(self, request: ExportLogsServiceRequest) -> ExportOutcome:
-        return self.process(map_logs_request(request))
+    def set_redaction(self, config: RedactionConfig) -> None:
+        """Swap the redaction rules (config reload). Requests already running keep the old."""
+        self._redactor = Redactor(config)
 
-    def export_traces(self, request: ExportTraceServiceRequest) -> ExportOutcome:
-        return self.process(map_traces_request(request))
+    def export_logs(
+        self,
+        request: ExportLogsServiceRequest,
+        client_id: str | None = None,
+        admit: Callable[[int], None] | None = None,
+    ) -> ExportOutcome:
+        return self.process(map_logs_request(request), client_id, admit)
 
-    def process(self, mapped: MappedRequest) -> ExportOutcome:
-        """Validate, encode and deliver mapped feedback; dead-letter what is refused."""
+    def export_traces(
+        self,
+        request: ExportTraceServiceRequest,
+        client_id: str | None = None,
+        admit: Callable[[int], None] | None = None,
+    ) -> ExportOutcome:
+        return self.process(map_traces_request(request), client_id, admit)
+
+    def process(
+        self,
+        mapped: MappedRequest,
+        client_id: str | None = None,
+        admit: Callable[[int], None] | None = None,
+    ) -> ExportOutcome:
+        """Validate, encode and deliver mapped feedback; dead-letter what is refused.
+
+        ``client_id`` (the authenticated sender) goes on every event record as the Kafka header
+        ``client_id``. ``admit`` is called with the number of feedback records once the request
+        passed the size check and before any validation; it raises to refuse the request whole
+        (the receiver's rate limit raises ``RateLimited``).
+        """
         encoder = self._encoder
         if encoder is None or self._shut_down:
             raise SinkUnavailable("pipeline is not running", retry_after=1.0)
@@ -173,18 +203,24 @@ class Pipeline:
                 f"request carries {len(mapped.feedback)} feedback records, over the limit of "
                 f"{limit} (validation.max_feedback_per_request): send smaller batches"
             )
+        if admit is not None:
+            admit(len(mapped.feedback))
         outcome = ExportOutcome(ignored=mapped.ignored)
         received_ns = self._clock_ns()
         received_at = datetime.fromtimestamp(received_ns / 1e9, UTC)
         records: list[OutboundRecord] = []
         sources: dict[str, RawFeedback] = {}
+        redactor = self._redactor  # one rule set per request, even across a reload
         for raw in mapped.feedback:
+            if client_id is not None and "client_id" in EVENT_MODELS[raw.event_type].model_fields:
+                raw.fields["client_id"] = client_id  # the authenticated id beats anything sent
             result = self._validator.validate(raw, received_ns, received_at)
             if isinstance(result, Rejection):
                 outcome.rejections.append(result)
                 continue
+            event, redacted = redactor.redact_event(result)
             try:
-                record = encoder.encode(result)
+                record = encoder.encode(event)
             except EncodingError as exc:
                 outcome.rejections.append(Rejection.of(raw, str(exc), "encoding"))
                 continue
@@ -198,10 +234,20 @@ class Pipeline:
                     )
                 )
                 continue
+            if redacted:
+                # Events whose schema has ``redacted_fields`` carry the list in the value; the
+                # header tells every consumer (older schema versions, header-only filters)
+                # without decoding. The record is frozen; its header list is ours to extend.
+                record.headers.append(("redacted", redacted_header(redacted)))
+                outcome.redacted_by_type[event.event_type] += 1
+            if client_id is not None:
+                # encoding/outbound.py builds the headers; the record is frozen but its header
+                # list is its own, fresh per record, so appending here changes nothing else.
+                record.headers.append(("client_id", client_id.encode()))
             records.append(record)
             sources[result.event_id] = raw
         events = len(records)
-        letters = self._dead_letters(outcome.rejections)
+        letters = self._dead_letters(outcome.rejections, redactor)
         if not records and not letters:
             self.stats.add(outcome)
             return outcome
@@ -225,7 +271,7 @@ class Pipeline:
                 log.error("Kafka refused %d dead letters: %s", lost_letters, exc)
                 with self.stats._lock:
                     self.stats.dead_letter_failures += lost_letters
-            outcome.dead_lettered = len(letters) + self._send_dead_letters(refused)
+            outcome.dead_lettered = len(letters) + self._send_dead_letters(refused, redactor)
         except OtlpFeedbackError:
             with self.stats._lock:
                 self.stats.delivery_failures += 1
@@ -237,18 +283,30 @@ class Pipeline:
         self.stats.add(outcome)
         return outcome
 
-    def _dead_letters(self, rejections: Sequence[Rejection]) -> list[OutboundRecord]:
+    def _dead_letters(
+        self, rejections: Sequence[Rejection], redactor: Redactor
+    ) -> list[OutboundRecord]:
+        """Dead letters keep the record as sent, scrubbed as its event would have been (the
+        reason too: it may quote a rejected value). Replay re-redacts; redaction is idempotent."""
         if not self._dlq_topic:
             return []
         topic = self._dlq_topic
         return [
-            to_outbound(DeadLetter(r.reason, r.location, r.event_id, r.source), topic)
+            to_outbound(
+                DeadLetter(
+                    redactor.redact_text(r.reason),
+                    r.location,
+                    r.event_id,
+                    redactor.redact_source(r.source),
+                ),
+                topic,
+            )
             for r in rejections
         ]
 
-    def _send_dead_letters(self, rejections: Sequence[Rejection]) -> int:
+    def _send_dead_letters(self, rejections: Sequence[Rejection], redactor: Redactor) -> int:
         """Best effort for records Kafka itself refused: the client is told either way."""
-        letters = self._dead_letters(rejections)
+        letters = self._dead_letters(rejections, redactor)
         if not letters:
             return 0
         try:

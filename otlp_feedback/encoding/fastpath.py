@@ -17,6 +17,9 @@ Supported, and nothing else (anything else is refused at compile time):
 The bytes are exactly what ``fastavro.schemaless_writer`` writes for the same record
 (``tests/unit/test_fast_avro.py`` proves it), including its treatment of a missing field
 (the field's default, else null for a nullable field) and of naive datetimes (local time).
+Values must have the Python types the schema names (a ``str`` for a string, an ``int`` for a
+long, a ``float`` or ``int`` for a double, a ``bool`` for a boolean); where fastavro would
+coerce something else (``"1.5"`` for a double, ``1`` for a boolean) this writer refuses it.
 
 Thread-safety: a compiled writer is a pure function of its arguments.
 """

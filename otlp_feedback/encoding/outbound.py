@@ -35,7 +35,11 @@ class EventEncoder:
     ) -> None:
         self._serializers = serializers
         self._contexts = {t: SerializationContext(topics[t]) for t in serializers}
-        self._versions = {t: str(s.schema.version).encode() for t, s in serializers.items()}
+        # The headers that depend only on the event type, built once (encode is per event).
+        self._type_headers = {
+            t: (("event_type", t.encode()), ("schema_version", str(s.schema.version).encode()))
+            for t, s in serializers.items()
+        }
 
     def schema_ids(self) -> dict[EventType, int]:
         return {t: s.schema_id for t, s in self._serializers.items()}
@@ -45,19 +49,17 @@ class EventEncoder:
         event_type = event.event_type
         ctx = self._contexts[event_type]
         value = self._serializers[event_type](event, ctx)
-        headers = [
-            ("event_type", event_type.encode()),
-            ("event_id", event.event_id.encode()),
-            ("schema_version", self._versions[event_type]),
-        ]
+        event_id = event.event_id
+        type_header, version_header = self._type_headers[event_type]
+        headers = [type_header, ("event_id", event_id.encode()), version_header]
         if event.trace_id:
             headers.append(("trace_id", event.trace_id.encode()))
         key = event.kafka_key()
         return OutboundRecord(
-            topic=ctx.topic,
-            key=key.encode() if key is not None else None,
-            value=value,
-            headers=headers,
-            event_id=event.event_id,
-            event_type=event_type,
+            ctx.topic,
+            key.encode() if key is not None else None,
+            value,
+            headers,
+            event_id,
+            event_type,
         )

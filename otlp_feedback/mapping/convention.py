@@ -1,7 +1,8 @@
 """The feedback convention: which event names are feedback and which attribute feeds which field.
 
 These tables are the public contract documented in the README ("The feedback convention");
-change them only together with the README and the Avro schemas.
+change them only together with the README and the Avro schemas: a new field needs a new schema
+version (README, "Schema evolution").
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ FIELD_KEYS: Final[MappingProxyType[EventType, MappingProxyType[str, tuple[str, .
                     "success": ("feedback.success",),
                     "error_type": ("error.type",),
                     "cache_hit": ("feedback.cache_hit",),
+                    "cache_read_input_tokens": ("gen_ai.usage.cache_read.input_tokens",),
+                    "reasoning_output_tokens": ("gen_ai.usage.reasoning.output_tokens",),
                 }
             ),
             "model_response": MappingProxyType(
@@ -79,6 +82,10 @@ FIELD_KEYS: Final[MappingProxyType[EventType, MappingProxyType[str, tuple[str, .
                     "top_p": ("gen_ai.request.top_p",),
                     "max_tokens": ("gen_ai.request.max_tokens",),
                     "top_k": ("gen_ai.request.top_k",),
+                    # Also what gen_ai.evaluation.result carries, so it no longer lands in
+                    # ``attributes`` (schema v2).
+                    "score_label": ("gen_ai.evaluation.score.label",),
+                    "evaluator": ("gen_ai.evaluation.evaluator.name", "feedback.evaluator"),
                 }
             ),
             "system_health": MappingProxyType(

@@ -3,8 +3,8 @@
 Two kinds: histograms and per-response counters observed where things happen (``Telemetry``,
 handed to the receiver and the Kafka sink), and counters/gauges the components already keep,
 read at scrape time by ``AppCollector`` so the hot path never counts anything twice.
-Every metric is named ``otlp_feedback_*``; the README lists them, and ``deploy/`` dashboards and
-alerts may only use names that ``METRIC_NAMES`` holds (a test checks).
+Every metric is named ``otlp_feedback_*``; the README lists them, and the ``deploy/`` dashboard
+and alerts may only use names ``/metrics`` exposes (``tests/integration/test_deploy_metrics.py``).
 """
 
 from __future__ import annotations
@@ -50,6 +50,13 @@ class Telemetry:
             buckets=_BATCH_BUCKETS,
             registry=self.registry,
         )
+        self.rate_limited = PromCounter(
+            "otlp_feedback_rate_limited",
+            "Export requests refused by a client's rate limit (RESOURCE_EXHAUSTED), by client "
+            "id (anonymous without authentication).",
+            ["client"],
+            registry=self.registry,
+        )
         self.publish_seconds = Histogram(
             "otlp_feedback_kafka_publish_duration_seconds",
             "Time from producing a batch to its last Kafka delivery report.",
@@ -85,6 +92,7 @@ class AppCollector(Collector):
         with stats._lock:
             accepted = dict(stats.accepted_by_type)
             rejected = dict(stats.rejected_by_type)
+            redacted = dict(stats.redacted_by_type)
             ignored, dead, dead_failed = (
                 stats.ignored,
                 stats.dead_lettered,
@@ -111,6 +119,12 @@ class AppCollector(Collector):
             "Feedback records received (accepted + rejected), by type.",
             ["event_type"],
             {(t,): v for t, v in received.items()},
+        )
+        yield _counter(
+            "otlp_feedback_events_redacted",
+            "Accepted events that had PII scrubbed from at least one field, by type.",
+            ["event_type"],
+            {(t,): v for t, v in redacted.items()},
         )
         yield _counter(
             "otlp_feedback_records_ignored", "Records that are not feedback.", [], {(): ignored}

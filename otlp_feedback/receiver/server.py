@@ -3,6 +3,10 @@
 Contract (as in the OTel Collector): ``start`` returns once the port is bound; ``shutdown`` is
 idempotent and safe before ``start``: health goes NOT_SERVING, new RPCs are refused, in-flight
 RPCs get ``grace`` seconds to finish, then the pipeline is flushed and shut down.
+
+With ``tls`` the port speaks TLS only (mutual TLS with a client CA); rotated certificate files
+are picked up by new connections (``tls.py``). ``reload`` swaps the authentication and rate-limit
+settings live (API key rotation on SIGHUP); everything else needs a restart.
 """
 
 from __future__ import annotations
@@ -14,10 +18,12 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from otlp_feedback.config import ReceiverConfig
+from otlp_feedback.config import ReceiverConfig, Settings, TlsConfig
 from otlp_feedback.observability.metrics import Telemetry
 from otlp_feedback.pipeline import Pipeline
+from otlp_feedback.receiver.guard import RequestGuard
 from otlp_feedback.receiver.service import LOGS_SERVICE, TRACE_SERVICE, ExportService
+from otlp_feedback.receiver.tls import CertificateReloader, server_credentials
 
 log = logging.getLogger(__name__)
 
@@ -25,16 +31,25 @@ log = logging.getLogger(__name__)
 class GrpcReceiver:
     """The receiver. ``port`` is the bound port (useful with an endpoint ending in ``:0``)."""
 
+    # Settings ``reload`` applies live (``FeedbackApp.reload`` routes these keys here).
+    reloadable_keys = ("auth", "rate_limit")
+
     def __init__(
         self,
         config: ReceiverConfig,
         pipeline: Pipeline,
         max_rejection_messages: int = 5,
         telemetry: Telemetry | None = None,
+        *,
+        tls: TlsConfig | None = None,
+        guard: RequestGuard | None = None,
     ) -> None:
         self._config = config
         self._pipeline = pipeline
-        self._service = ExportService(pipeline, max_rejection_messages, telemetry)
+        self._telemetry = telemetry or Telemetry()
+        self._tls = tls or TlsConfig()
+        self._service = ExportService(pipeline, max_rejection_messages, self._telemetry, guard)
+        self.certificates: CertificateReloader | None = None
         self._health = health.HealthServicer()
         self._server: grpc.Server | None = None
         self._lock = threading.Lock()
@@ -42,8 +57,12 @@ class GrpcReceiver:
         self.port: int | None = None
 
     def start(self) -> None:
-        """Bind and serve. Raises ``OSError`` if the endpoint cannot be bound."""
+        """Bind and serve. Raises ``OSError`` if the endpoint cannot be bound, ``ConfigError``
+        if the TLS files cannot be used."""
         cfg = self._config
+        credentials = None
+        if self._tls.enabled:
+            credentials, self.certificates = server_credentials(self._tls)
         options = [
             ("grpc.max_receive_message_length", cfg.max_recv_msg_bytes),
             ("grpc.so_reuseport", 1 if cfg.reuse_port else 0),
@@ -56,7 +75,10 @@ class GrpcReceiver:
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         try:
-            port = server.add_insecure_port(cfg.endpoint)
+            if credentials is not None:
+                port = server.add_secure_port(cfg.endpoint, credentials)
+            else:
+                port = server.add_insecure_port(cfg.endpoint)
         except RuntimeError as exc:  # recent grpcio raises instead of returning port 0
             raise OSError(f"cannot bind OTLP/gRPC receiver to {cfg.endpoint}: {exc}") from exc
         if port == 0:
@@ -66,7 +88,33 @@ class GrpcReceiver:
             self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._server = server
         self.port = port
-        log.info("OTLP/gRPC receiver listening on %s (port %d)", cfg.endpoint, port)
+        log.info(
+            "OTLP/gRPC receiver listening on %s (port %d, %s)",
+            cfg.endpoint,
+            port,
+            _describe_tls(self._tls),
+        )
+        self._warn_if_open()
+
+    def _warn_if_open(self) -> None:
+        auth = self._service.guard.authenticator
+        if not auth.enabled:
+            log.warning(
+                "AUTHENTICATION IS OFF (auth.mode: none): anyone who can reach %s can write "
+                "feedback. Set auth.mode (api_key, jwt or any) outside local development.",
+                self._config.endpoint,
+            )
+        elif not self._tls.enabled:
+            log.warning(
+                "TLS IS OFF (tls.enabled: false): bearer credentials cross the network in "
+                "clear text. Enable tls unless a TLS proxy or sidecar terminates it."
+            )
+
+    def reload(self, settings: Settings) -> None:
+        """Apply new ``auth`` and ``rate_limit`` settings to requests that start from now on
+        (rate-limit buckets start full). Raises ``ConfigError`` (the old settings stay)."""
+        self._service.guard = RequestGuard.from_settings(settings, self._telemetry)
+        self._warn_if_open()
 
     @property
     def serving(self) -> bool:
@@ -97,3 +145,9 @@ class GrpcReceiver:
 
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
+
+
+def _describe_tls(tls: TlsConfig) -> str:
+    if not tls.enabled:
+        return "plaintext"
+    return "mutual TLS" if tls.client_ca_file is not None else "TLS"

@@ -1,11 +1,15 @@
-"""The two OTLP Export handlers: decode, hand to the pipeline, answer with partial_success.
+"""The two OTLP Export handlers: authenticate, decode, hand to the pipeline, answer with
+partial_success.
 
 Requests arrive as raw bytes (no deserializer registered with gRPC) so that an undecodable
-request is answered INVALID_ARGUMENT by us, not INTERNAL by the framework.
+request is answered INVALID_ARGUMENT by us, not INTERNAL by the framework. Credentials are
+checked (``guard``) before anything is decoded; the rate limit applies once the pipeline has
+counted the request's feedback records.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -22,15 +26,25 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from otlp_feedback.errors import InternalError, InvalidRequest, OtlpFeedbackError
+from otlp_feedback.errors import (
+    InternalError,
+    InvalidRequest,
+    OtlpFeedbackError,
+    PermissionDenied,
+    RateLimited,
+    Unauthenticated,
+)
 from otlp_feedback.observability.metrics import Telemetry
 from otlp_feedback.pipeline import ExportOutcome, Pipeline
 from otlp_feedback.receiver import status
+from otlp_feedback.receiver.guard import Caller, RequestGuard
 
 log = logging.getLogger(__name__)
 
 LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
 TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+LOGS_METHOD = f"/{LOGS_SERVICE}/Export"
+TRACE_METHOD = f"/{TRACE_SERVICE}/Export"
 
 M = TypeVar("M", bound=Message)
 Handler = Callable[[bytes, grpc.ServicerContext], bytes]
@@ -44,14 +58,21 @@ class ExportService:
         pipeline: Pipeline,
         max_rejection_messages: int,
         telemetry: Telemetry | None = None,
+        guard: RequestGuard | None = None,
     ) -> None:
         self._pipeline = pipeline
         self._max_messages = max_rejection_messages
         self._telemetry = telemetry or Telemetry()
+        # Replaced whole on a config reload; each request reads it once.
+        self.guard = guard or RequestGuard.open(self._telemetry)
 
     def export_logs(self, payload: bytes, context: grpc.ServicerContext) -> bytes:
+        caller = self._authenticate(context, LOGS_METHOD)
         request = _decode(ExportLogsServiceRequest, payload, context)
-        outcome = self._run(self._pipeline.export_logs, request, context)
+        export = functools.partial(
+            self._pipeline.export_logs, client_id=caller.client_id, admit=caller.admit
+        )
+        outcome = self._run(export, request, context)
         self._telemetry.feedback_per_request.observe(outcome.accepted + outcome.rejected)
         response = ExportLogsServiceResponse()
         if outcome.rejected:
@@ -60,8 +81,12 @@ class ExportService:
         return response.SerializeToString()
 
     def export_traces(self, payload: bytes, context: grpc.ServicerContext) -> bytes:
+        caller = self._authenticate(context, TRACE_METHOD)
         request = _decode(ExportTraceServiceRequest, payload, context)
-        outcome = self._run(self._pipeline.export_traces, request, context)
+        export = functools.partial(
+            self._pipeline.export_traces, client_id=caller.client_id, admit=caller.admit
+        )
+        outcome = self._run(export, request, context)
         self._telemetry.feedback_per_request.observe(outcome.accepted + outcome.rejected)
         response = ExportTraceServiceResponse()
         if outcome.rejected:
@@ -70,6 +95,12 @@ class ExportService:
             response.partial_success.error_message = outcome.message(self._max_messages)
         return response.SerializeToString()
 
+    def _authenticate(self, context: grpc.ServicerContext, method: str) -> Caller:
+        try:
+            return self.guard.check(context, method)
+        except (Unauthenticated, PermissionDenied) as exc:
+            status.abort(context, exc)  # audited by the guard; the app log stays quiet
+
     @staticmethod
     def _run(
         fn: Callable[[M], ExportOutcome], request: M, context: grpc.ServicerContext
@@ -77,7 +108,8 @@ class ExportService:
         try:
             return fn(request)
         except OtlpFeedbackError as exc:
-            log.warning("export failed: %s", exc)
+            if not isinstance(exc, RateLimited):  # audited by the guard, and may come in floods
+                log.warning("export failed: %s", exc)
             status.abort(context, exc)
         except Exception as exc:
             # A bug, not bad input: keep serving, tell the client it was us (and it may retry).

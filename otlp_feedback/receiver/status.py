@@ -2,7 +2,8 @@
 
 OTLP clients retry UNAVAILABLE and RESOURCE_EXHAUSTED-with-RetryInfo and honour the RetryInfo
 delay; INVALID_ARGUMENT and the rest are final. A size refusal is RESOURCE_EXHAUSTED *without*
-RetryInfo, because resending the same request cannot succeed.
+RetryInfo, because resending the same request cannot succeed. UNAUTHENTICATED and
+PERMISSION_DENIED are final too: the SDK exporters do not retry them.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from otlp_feedback.errors import (
     InvalidRequest,
     OtlpFeedbackError,
     PermanentError,
+    PermissionDenied,
     RequestTooLarge,
     RetryableError,
+    Unauthenticated,
 )
 
 _DEFAULT_RETRY_AFTER_S = 1.0
@@ -36,6 +39,10 @@ def status_for(exc: OtlpFeedbackError) -> tuple[grpc.StatusCode, float | None]:
         return grpc.StatusCode.RESOURCE_EXHAUSTED, None
     if isinstance(exc, InvalidRequest):
         return grpc.StatusCode.INVALID_ARGUMENT, None
+    if isinstance(exc, Unauthenticated):
+        return grpc.StatusCode.UNAUTHENTICATED, None
+    if isinstance(exc, PermissionDenied):
+        return grpc.StatusCode.PERMISSION_DENIED, None
     if isinstance(exc, PermanentError):
         return grpc.StatusCode.INTERNAL, None
     return grpc.StatusCode.INTERNAL, None

@@ -3,7 +3,8 @@
 ``ConfluentRegistry`` talks the Confluent Schema Registry REST API through
 ``confluent_kafka.schema_registry`` (so Confluent SR, Karapace, Apicurio ccompat, Redpanda and
 the bundled ``otlp-feedback registry`` all work). ``InMemoryRegistry`` is the test double for
-unit tests that need no network.
+unit tests that need no network. Both also implement ``SchemaRegistryAdmin``, the read side the
+``otlp-feedback schemas`` tools need (a subject's history and compatibility mode).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from confluent_kafka.schema_registry import (
@@ -39,6 +41,34 @@ class SchemaRegistry(Protocol):
     def set_compatibility(self, subject: str, level: str) -> None: ...
 
     def schema_text(self, schema_id: int) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredVersion:
+    """One live version of a subject, as the registry holds it."""
+
+    version: int
+    schema_id: int
+    schema_text: str
+
+
+class SchemaRegistryAdmin(SchemaRegistry, Protocol):
+    """What ``otlp-feedback schemas`` needs on top: a subject's history and its mode."""
+
+    def subject_versions(self, subject: str) -> list[RegisteredVersion]:
+        """Every live version of ``subject``, oldest first; empty if the subject is unknown."""
+        ...
+
+    def subject_compatibility(self, subject: str) -> str | None:
+        """The mode set on ``subject`` itself; None if it has none (the global mode applies)."""
+        ...
+
+    def global_compatibility(self) -> str: ...
+
+
+# Confluent error codes for "no such subject" and "no subject-level compatibility".
+_SUBJECT_NOT_FOUND = 40401
+_SUBJECT_CONFIG_NOT_FOUND = 40408
 
 
 class ConfluentRegistry:
@@ -74,6 +104,33 @@ class ConfluentRegistry:
         return _call(
             f"fetching schema id {schema_id}",
             lambda: str(self._client.get_schema(schema_id).schema_str),
+        )
+
+    def subject_versions(self, subject: str) -> list[RegisteredVersion]:
+        numbers = _call_unless(
+            _SUBJECT_NOT_FOUND,
+            f"listing versions of {subject}",
+            lambda: self._client.get_versions(subject),
+        )
+        return [self._version(subject, int(number)) for number in sorted(numbers or [])]
+
+    def _version(self, subject: str, number: int) -> RegisteredVersion:
+        found = _call(
+            f"fetching {subject} version {number}",
+            lambda: self._client.get_version(subject, number),
+        )
+        return RegisteredVersion(number, _schema_id(found), str(found.schema.schema_str))
+
+    def subject_compatibility(self, subject: str) -> str | None:
+        return _call_unless(
+            _SUBJECT_CONFIG_NOT_FOUND,
+            f"reading the compatibility of {subject}",
+            lambda: str(self._client.get_compatibility(subject)),
+        )
+
+    def global_compatibility(self) -> str:
+        return _call(
+            "reading the global compatibility", lambda: str(self._client.get_compatibility())
         )
 
 
@@ -114,6 +171,21 @@ class InMemoryRegistry:
                     return text
         raise SchemaError(f"schema id {schema_id} not found")
 
+    def subject_versions(self, subject: str) -> list[RegisteredVersion]:
+        with self._lock:
+            texts = {known: text for text, known in self._ids.items()}
+            return [
+                RegisteredVersion(number, schema_id, texts[schema_id])
+                for number, schema_id in enumerate(self._subjects.get(subject, []), start=1)
+            ]
+
+    def subject_compatibility(self, subject: str) -> str | None:
+        with self._lock:
+            return self.compatibility.get(subject)
+
+    def global_compatibility(self) -> str:
+        return "BACKWARD"  # Confluent's default
+
 
 def _schema_id(found: RegisteredSchema) -> int:
     if found.schema_id is None:
@@ -123,6 +195,17 @@ def _schema_id(found: RegisteredSchema) -> int:
 
 def _canonical(schema_text: str) -> str:
     return json.dumps(json.loads(schema_text), sort_keys=True, separators=(",", ":"))
+
+
+def _call_unless(not_found_code: int, doing: str, fn: Callable[[], T]) -> T | None:
+    """``_call``, but None when the registry answers 404 with ``not_found_code``."""
+    try:
+        return _call(doing, fn)
+    except SchemaError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, SchemaRegistryError) and cause.error_code == not_found_code:
+            return None
+        raise
 
 
 def _call(doing: str, fn: Callable[[], T]) -> T:

@@ -2,12 +2,19 @@
 
 Called by the pipeline once per feedback record. The reason names the attribute the sender
 used (``feedback.rating``), not our field name, because that is what the sender can fix.
+
+Input limits applied before the models see the record (``validation.*``): strings in event
+fields longer than ``max_string_length`` are rejected; ``attributes`` keeps at most
+``max_attributes`` entries, each value truncated to ``max_attribute_value_len``; control
+characters (C0/C1 controls but tab and newline, DEL, bidi formatting, line/paragraph separators,
+BOM) are kept, stripped or rejected per ``control_characters``, in fields and attributes alike.
 Thread-safe: holds no mutable state.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from base64 import b64encode
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +40,15 @@ _FIELD_TO_KEY: dict[EventType, dict[str, str]] = {
     }
     for event_type, fields in conv.FIELD_KEYS.items()
 }
+# Characters that rewrite a terminal or reorder displayed text rather than carry content.
+# Tab and newline are content; ZWJ and other format characters used by emoji are kept.
+CONTROL_CHARACTERS = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff]"
+)
+
+
+class _Unacceptable(ValueError):
+    """A string the limits refuse; the message is the whole rejection reason."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +92,8 @@ class Validator:
         self._limits = limits
         self._max_future_ns = int(limits.max_future_skew_s * 1e9)
         self._max_age_ns = int(limits.max_age_days * _NS_PER_DAY)
+        # Finds a control character to handle; None when they are kept as sent.
+        self._control = None if limits.control_characters == "keep" else CONTROL_CHARACTERS.search
 
     def validate(
         self, raw: RawFeedback, received_at_ns: int, received_at: datetime
@@ -92,7 +110,11 @@ class Validator:
                 f"timestamp {_iso(time_ns)} is older than {self._limits.max_age_days:g} days",
             )
         fields = raw.fields
-        fields["attributes"] = self._stringify(fields.get("attributes", {}))
+        try:
+            fields["attributes"] = self._stringify(fields.get("attributes", {}))
+            self._sanitise_fields(raw)
+        except _Unacceptable as exc:
+            return Rejection.of(raw, str(exc))
         fields["timestamp"] = datetime.fromtimestamp(time_ns / 1e9, UTC)
         fields["received_at"] = received_at
         try:
@@ -102,13 +124,80 @@ class Validator:
 
     def _stringify(self, attributes: dict[str, AttrValue]) -> dict[str, str]:
         limit = self._limits.max_attribute_value_len
+        control = self._control
         out: dict[str, str] = {}
         for key, value in attributes.items():
             if len(out) >= self._limits.max_attributes:
                 break
             text = _to_text(value)
-            out[key] = text if len(text) <= limit else text[:limit]
+            if len(text) > limit:
+                text = text[:limit]
+            if control is not None and (control(key) or control(text)):
+                try:
+                    key, text = self._clean(key), self._clean(text)
+                except _ControlCharacter as exc:
+                    raise _Unacceptable(f"{_clip(key, _MAX_SHOWN_KEY)}: {exc}") from None
+            out[key] = text
         return out
+
+    def _sanitise_fields(self, raw: RawFeedback) -> None:
+        """Apply the length limit and control-character policy to every string of every field
+        (list items, map keys and values too), in place. Raises ``_Unacceptable``."""
+        fields = raw.fields
+        limit = self._limits.max_string_length
+        control = self._control
+        checked = self._checked
+        for name, value in fields.items():
+            if type(value) is str:
+                # The common case, inline: a short string without control characters.
+                if len(value) > limit or (control is not None and control(value)):
+                    fields[name] = checked(value, raw, name)
+            elif name == "attributes":  # done by _stringify, with its own length rule
+                continue
+            elif isinstance(value, list) and value:
+                fields[name] = [checked(v, raw, name) if isinstance(v, str) else v for v in value]
+            elif isinstance(value, dict) and value:
+                fields[name] = {
+                    checked(k, raw, f"{name}.{k}"): (
+                        checked(v, raw, f"{name}.{k}") if isinstance(v, str) else v
+                    )
+                    for k, v in value.items()
+                }
+
+    def _checked(self, text: str, raw: RawFeedback, field: str) -> str:
+        limit = self._limits.max_string_length
+        if len(text) > limit:
+            raise _Unacceptable(
+                f"{self._key(raw, field)}: {len(text)} characters, over the {limit}-character "
+                "limit (validation.max_string_length)"
+            )
+        try:
+            return self._clean(text)
+        except _ControlCharacter as exc:
+            raise _Unacceptable(f"{self._key(raw, field)}: {exc}") from None
+
+    def _clean(self, text: str) -> str:
+        """``text`` per the control-character policy. Raises ``_ControlCharacter`` (reject)."""
+        policy = self._limits.control_characters
+        if policy == "keep" or (found := CONTROL_CHARACTERS.search(text)) is None:
+            return text
+        if policy == "strip":
+            return CONTROL_CHARACTERS.sub("", text)
+        raise _ControlCharacter(found.group())
+
+    @staticmethod
+    def _key(raw: RawFeedback, field: str) -> str:
+        """The attribute key a field was read from, as a rejection names it."""
+        key = raw.keys.get(field) or _FIELD_TO_KEY[raw.event_type].get(field, field)
+        return _clip(key, _MAX_SHOWN_KEY)
+
+
+class _ControlCharacter(ValueError):
+    def __init__(self, char: str) -> None:
+        super().__init__(
+            f"control character U+{ord(char):04X} is not allowed "
+            "(validation.control_characters: reject)"
+        )
 
 
 def _explain(exc: ValidationError, raw: RawFeedback) -> str:

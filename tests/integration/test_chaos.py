@@ -37,6 +37,9 @@ def _config(broker: TansuBroker, registry_url: str, tmp_path: Path, port: int = 
         "delivery": {"attempt_timeout_s": 2, "breaker_reset_timeout_s": 1},
         "spool": {"directory": str(tmp_path / "spool"), "fsync": "always"},
         "observability": {"endpoint": "127.0.0.1:0"},
+        # One sender on 127.0.0.1 at 5,000 events/s: the per-client rate limit (1,000/s by
+        # default) would turn these durability tests into tests of the limit.
+        "rate_limit": {"enabled": False},
         "log_format": "pretty",
     }
 

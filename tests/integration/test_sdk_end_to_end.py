@@ -24,6 +24,14 @@ pytestmark = pytest.mark.integration
 
 T0 = 1_764_000_000_000_000_000  # 2025-11-24T16:00:00Z in ns
 RESOURCE = Resource.create({"service.name": "chatbot", "deployment.environment.name": "staging"})
+# The newest schema version of each type, which producers write (and name in a header).
+SCHEMA_VERSION = {
+    "user_feedback": b"1",
+    "performance_metrics": b"2",
+    "model_response": b"2",
+    "system_health": b"1",
+    "experiment_result": b"1",
+}
 
 
 def _at(offset_ms: float) -> datetime:
@@ -203,7 +211,7 @@ def test_every_event_type_and_carrier_arrives_typed_and_complete(
         assert r["raw"][0] == 0
         assert r["topic"].endswith("." + value_type(r))
         assert r["headers"]["event_id"].decode() == value["event_id"]
-        assert r["headers"]["schema_version"] == b"1"
+        assert r["headers"]["schema_version"] == SCHEMA_VERSION[value_type(r)]
         assert isinstance(value["received_at"], datetime)
         if value["trace_id"]:
             assert r["headers"]["trace_id"].decode() == value["trace_id"]

@@ -377,22 +377,43 @@ def test_a_non_finite_rating_is_rejected_naming_feedback_rating(
     assert list(delivered(sink, registry)) == ["ok"]
 
 
-CONTROL_TEXT = "ok\x00\x07\x08\x1b[2J\x7f\x85\u2028\u202e\ufeff done"
+CONTROL_TEXT = "ok\x00\x07\x08\x1b[2J\x7f\x85\u2028\u202e\ufeff\tdone\n"
 
 
-def test_control_characters_in_a_comment_are_delivered_verbatim(
+def test_control_characters_in_a_comment_are_stripped_by_default_but_tab_and_newline_kept(
     channel: grpc.Channel, sink: InMemorySink, registry: InMemoryRegistry
 ) -> None:
-    """The README's choice: kept as sent (Avro carries them); escaping is the reader's job."""
     response = export_logs(channel, feedback("ctl", **{"feedback.comment": CONTROL_TEXT}))
+    assert response == ExportLogsServiceResponse()
+    assert delivered(sink, registry)["ctl"]["comment"] == "ok[2J\tdone\n"
+
+
+@pytest.fixture
+def keeping_channel(sink: InMemorySink, registry: InMemoryRegistry) -> Iterator[grpc.Channel]:
+    """A receiver with ``validation.control_characters: keep``."""
+    with (
+        run_receiver(
+            sink=sink, registry=registry, validation={"control_characters": "keep"}
+        ) as app,
+        grpc.insecure_channel(f"127.0.0.1:{app.port}") as open_channel,
+    ):
+        yield open_channel
+
+
+def test_with_keep_control_characters_in_a_comment_are_delivered_verbatim(
+    keeping_channel: grpc.Channel, sink: InMemorySink, registry: InMemoryRegistry
+) -> None:
+    """Kept as sent (Avro carries them); escaping is then the reader's job."""
+    response = export_logs(keeping_channel, feedback("ctl", **{"feedback.comment": CONTROL_TEXT}))
     assert response == ExportLogsServiceResponse()
     assert delivered(sink, registry)["ctl"]["comment"] == CONTROL_TEXT
 
 
 def test_control_characters_in_a_rejected_value_are_escaped_in_the_reason(
-    channel: grpc.Channel, sink: InMemorySink
+    keeping_channel: grpc.Channel, sink: InMemorySink
 ) -> None:
-    response = export_logs(channel, feedback("ctl", **{"feedback.thumbs": "\x1b[31mup\x00"}))
+    thumbs = {"feedback.thumbs": "\x1b[31mup\x00"}
+    response = export_logs(keeping_channel, feedback("ctl", **thumbs))
     message = response.partial_success.error_message
     assert "(got '\\x1b[31mup\\x00')" in message
     assert "\x1b" not in message

@@ -71,6 +71,8 @@ GOLDEN_EVENTS: dict[EventType, FeedbackEvent] = {
         error_type="timeout",
         cache_hit=True,
         custom_metrics={"ttft_ms": 95.0},
+        cache_read_input_tokens=96,
+        reasoning_output_tokens=7,
     ),
     "model_response": ModelResponse(
         **ENVELOPE,
@@ -85,6 +87,8 @@ GOLDEN_EVENTS: dict[EventType, FeedbackEvent] = {
         finish_reasons=["stop", "length"],
         temperature=0.2,
         top_k=40,
+        score_label="pass",
+        evaluator="llm-judge",
     ),
     "system_health": SystemHealth(
         **{**ENVELOPE, "service": "ranker"},
@@ -106,8 +110,16 @@ GOLDEN_EVENTS: dict[EventType, FeedbackEvent] = {
     ),
 }
 
-# Written once with fastavro (schema id 7) and pinned: a change here is a wire-format change
-# that every consumer will see, so it must be deliberate (and come with a new schema version).
+# Written once with fastavro (schema id 7) under the schema version in GOLDEN_VERSION, and pinned:
+# a change here is a wire-format change that every consumer will see, so it must be deliberate
+# (and come with a new schema version).
+GOLDEN_VERSION: dict[EventType, int] = {
+    "user_feedback": 1,
+    "performance_metrics": 2,
+    "model_response": 2,
+    "system_health": 1,
+    "experiment_result": 1,
+}
 GOLDEN_HEX: dict[EventType, str] = {
     "user_feedback": (
         "0000000007106576742d75662d318089f2a0b7a69506809cffd9b7a69506146c6f675f7265636f7264"
@@ -116,6 +128,36 @@ GOLDEN_HEX: dict[EventType, str] = {
         "0c736573732d31020c757365722d31020c6170702e75690677656200020000000000001240020475"
         "70020c436c6561722e020e68656c7066756c00"
     ),
+    "performance_metrics": (
+        "0000000007106576742d706d2d318089f2a0b7a69506809cffd9b7a695061467656e61695f737061"
+        "6e0216737570706f72742d626f740002403562386566666637393830333831303364323639623633"
+        "333831336663363063022065656531396237656333633162313734021463686174636d706c2d3100"
+        "00000c6770742d346f00020c6f70656e616902086368617402000000000064894002f00102600213"
+        "61c3d32b65693f00020e74696d656f75740201020e747466745f6d730000000000c057400002c001"
+        "020e"
+    ),
+    "model_response": (
+        "0000000007106576742d6d722d318089f2a0b7a69506809cffd9b7a69506147370616e5f6576656e"
+        "740216737570706f72742d626f740002403562386566666637393830333831303364323639623633"
+        "3338313366633630630000000000020c6770742d346f020000000000e0554002cdccccccccccec3f"
+        "000000000208746f6e65666666666666e63f0002106163637572616379000000040873746f700c6c"
+        "656e67746800029a9999999999c93f0000025002087061737302126c6c6d2d6a75646765"
+    ),
+    "system_health": (
+        "0000000007106576742d73682d318089f2a0b7a69506809cffd9b7a69506146c6f675f7265636f72"
+        "640c72616e6b65720000000000000010646567726164656400000200000000"
+        "00e051400000000222"
+    ),
+    "experiment_result": (
+        "0000000007106576742d65722d318089f2a0b7a69506809cffd9b7a69506146c6f675f7265636f72"
+        "640216737570706f72742d626f74000000000000000c6578702d34320e61625f7465737402420200"
+        "0000000000f03f000002000000000000844000"
+    ),
+}
+
+# The same events as pinned when v1 was the newest version (v2's fields did not exist yet).
+# Data written then is still in Kafka: the newest schema must keep reading it.
+V1_GOLDEN_HEX: dict[EventType, str] = {
     "performance_metrics": (
         "0000000007106576742d706d2d318089f2a0b7a69506809cffd9b7a695061467656e61695f737061"
         "6e0216737570706f72742d626f7400024035623865666666373938303338313033643236396236"
@@ -132,16 +174,10 @@ GOLDEN_HEX: dict[EventType, str] = {
         "6666e63f0002106163637572616379000000040873746f700c6c656e67746800029a9999999999"
         "c93f00000250"
     ),
-    "system_health": (
-        "0000000007106576742d73682d318089f2a0b7a69506809cffd9b7a69506146c6f675f7265636f72"
-        "640c72616e6b65720000000000000010646567726164656400000200000000"
-        "00e051400000000222"
-    ),
-    "experiment_result": (
-        "0000000007106576742d65722d318089f2a0b7a69506809cffd9b7a69506146c6f675f7265636f72"
-        "640216737570706f72742d626f74000000000000000c6578702d34320e61625f7465737402420200"
-        "0000000000f03f000002000000000000844000"
-    ),
+}
+V2_FIELDS: dict[EventType, tuple[str, ...]] = {
+    "performance_metrics": ("cache_read_input_tokens", "reasoning_output_tokens"),
+    "model_response": ("score_label", "evaluator"),
 }
 
 
@@ -162,7 +198,13 @@ def decode(event_type: EventType, framed: bytes) -> FeedbackEvent:
 
 
 def test_golden_events_cover_every_event_type() -> None:
-    assert set(GOLDEN_EVENTS) == set(EVENT_TYPES) == set(GOLDEN_HEX)
+    assert set(GOLDEN_EVENTS) == set(EVENT_TYPES) == set(GOLDEN_HEX) == set(GOLDEN_VERSION)
+
+
+@pytest.mark.parametrize("event_type", EVENT_TYPES)
+def test_golden_bytes_are_pinned_for_the_newest_schema_version(event_type: EventType) -> None:
+    # A new schema version changes what producers write: re-pin deliberately when adding one.
+    assert SCHEMAS.latest(event_type).version == GOLDEN_VERSION[event_type]
 
 
 # --- framing ----------------------------------------------------------------------------------
@@ -193,6 +235,24 @@ def test_golden_bytes_are_stable(event_type: EventType) -> None:
 @pytest.mark.parametrize("event_type", EVENT_TYPES)
 def test_golden_bytes_decode_to_the_golden_event(event_type: EventType) -> None:
     assert decode(event_type, bytes.fromhex(GOLDEN_HEX[event_type])) == GOLDEN_EVENTS[event_type]
+
+
+@pytest.mark.parametrize("event_type", sorted(V1_GOLDEN_HEX))
+def test_v1_schema_still_writes_the_v1_golden_bytes(event_type: EventType) -> None:
+    # The v2 fields are simply not in v1: a producer pinned to v1 writes what it always wrote.
+    v1 = AvroEventSerializer(SCHEMAS.version(event_type, 1), 7)
+    assert v1(GOLDEN_EVENTS[event_type]).hex() == V1_GOLDEN_HEX[event_type]
+
+
+@pytest.mark.parametrize("event_type", sorted(V1_GOLDEN_HEX))
+def test_v1_golden_bytes_still_decode_with_the_newest_schema(event_type: EventType) -> None:
+    writer = SCHEMAS.version(event_type, 1).parsed
+    reader = SCHEMAS.latest(event_type).parsed
+    body = BytesIO(bytes.fromhex(V1_GOLDEN_HEX[event_type])[5:])
+    record = schemaless_reader(body, writer, reader)
+    assert isinstance(record, dict)
+    without_v2 = {name: None for name in V2_FIELDS[event_type]}
+    assert EVENT_MODELS[event_type](**record) == with_(event_type, **without_v2)
 
 
 # --- round trips ------------------------------------------------------------------------------
@@ -261,6 +321,12 @@ def test_headers_name_type_id_schema_version_and_trace() -> None:
         ("schema_version", b"1"),
         ("trace_id", TRACE_ID.encode()),
     ]
+
+
+@pytest.mark.parametrize("event_type", EVENT_TYPES)
+def test_schema_version_header_is_the_newest_local_version(event_type: EventType) -> None:
+    headers = dict(encoder().encode(GOLDEN_EVENTS[event_type]).headers)
+    assert headers["schema_version"] == str(GOLDEN_VERSION[event_type]).encode()
 
 
 def test_trace_id_header_only_when_the_event_has_a_trace() -> None:

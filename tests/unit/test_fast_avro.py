@@ -92,7 +92,8 @@ def _shape(annotation: Any) -> st.SearchStrategy[Any]:
 
 
 def _field_values(info: FieldInfo) -> st.SearchStrategy[Any]:
-    annotated = Annotated[info.annotation, *info.metadata] if info.metadata else info.annotation
+    annotation: Any = info.annotation
+    annotated: Any = Annotated[annotation, *info.metadata] if info.metadata else annotation
     adapter: TypeAdapter[Any] = TypeAdapter(annotated)
 
     def valid(value: Any) -> bool:
@@ -205,7 +206,8 @@ def _from_schema(schema: Any) -> st.SearchStrategy[Any]:
 
 def records_of(definition: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
     """Records of ``definition``; fields with a default or a null branch may be left out."""
-    required, optional = {}, {}
+    required: dict[str, st.SearchStrategy[Any]] = {}
+    optional: dict[str, st.SearchStrategy[Any]] = {}
     for f in definition["fields"]:
         may_omit = "default" in f or isinstance(f["type"], list)
         (optional if may_omit else required)[f["name"]] = _from_schema(f["type"])
@@ -268,7 +270,7 @@ def test_unsupported_construct_is_refused_at_compile_time(field_type: Any) -> No
 
 def test_non_record_top_level_is_refused() -> None:
     with pytest.raises(UnsupportedSchema):
-        compile_record_writer({"type": "map", "values": "string"})  # type: ignore[arg-type]
+        compile_record_writer({"type": "map", "values": "string"})
 
 
 def test_serializer_falls_back_to_fastavro_for_an_unsupported_schema(tmp_path: Any) -> None:
@@ -348,14 +350,13 @@ def test_missing_required_field_raises_encoding_error() -> None:
 
 def test_long_out_of_range_raises_encoding_error() -> None:
     serializer = AvroEventSerializer(SCHEMAS.latest("model_response"), 1)
-    event = EVENT_MODELS["model_response"].model_construct(
-        **{
-            "event_id": "e",
-            "timestamp": datetime(2025, 1, 1, tzinfo=UTC),
-            "received_at": datetime(2025, 1, 1, tzinfo=UTC),
-            "carrier": "log_record",
-            "max_tokens": 2**63,
-        }
-    )
+    fields: dict[str, Any] = {
+        "event_id": "e",
+        "timestamp": datetime(2025, 1, 1, tzinfo=UTC),
+        "received_at": datetime(2025, 1, 1, tzinfo=UTC),
+        "carrier": "log_record",
+        "max_tokens": 2**63,
+    }
+    event = EVENT_MODELS["model_response"].model_construct(**fields)
     with pytest.raises(EncodingError, match=r"max_tokens|long"):
         serializer(event)

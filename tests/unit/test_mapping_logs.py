@@ -137,10 +137,9 @@ FIXTURE_CASES = [
             "relevance": 0.75,
             "explanation": "On topic.",
             "request_id": "chatcmpl-1",
-            "attributes": {
-                "test.case": "evaluation_quality",
-                "gen_ai.evaluation.score.label": "relevant",
-            },
+            # Schema v2: the label is a field, no longer an attribute.
+            "score_label": "relevant",
+            "attributes": {"test.case": "evaluation_quality"},
         },
         id="gen-ai-evaluation-as-model-response",
     ),

@@ -345,6 +345,7 @@ EXPECTED_STATUS: dict[type[OtlpFeedbackError], tuple[grpc.StatusCode, bool]] = {
     errors.DeliveryTimeout: (grpc.StatusCode.UNAVAILABLE, True),
     errors.BackpressureError: (grpc.StatusCode.RESOURCE_EXHAUSTED, True),
     errors.SpoolFull: (grpc.StatusCode.RESOURCE_EXHAUSTED, True),
+    errors.RateLimited: (grpc.StatusCode.RESOURCE_EXHAUSTED, True),
     errors.SinkUnavailable: (grpc.StatusCode.UNAVAILABLE, True),
     errors.RegistryUnavailable: (grpc.StatusCode.UNAVAILABLE, True),
     errors.PermanentError: (grpc.StatusCode.INTERNAL, False),
@@ -354,6 +355,12 @@ EXPECTED_STATUS: dict[type[OtlpFeedbackError], tuple[grpc.StatusCode, bool]] = {
     errors.EncodingError: (grpc.StatusCode.INTERNAL, False),
     errors.DeliveryFailed: (grpc.StatusCode.INTERNAL, False),
     errors.InternalError: (grpc.StatusCode.INTERNAL, False),
+    errors.Unauthenticated: (grpc.StatusCode.UNAUTHENTICATED, False),
+    errors.PermissionDenied: (grpc.StatusCode.PERMISSION_DENIED, False),
+    # Read-side errors (consumer); the receiver never raises them, but the mapping is total.
+    errors.UnreadableRecord: (grpc.StatusCode.INTERNAL, False),
+    errors.CorruptFrame: (grpc.StatusCode.INTERNAL, False),
+    errors.UnknownSchemaId: (grpc.StatusCode.INTERNAL, False),
 }
 
 

@@ -1,11 +1,14 @@
-"""The pydantic events and the Avro schemas in ``schemas/avro`` describe the same records.
+"""The pydantic events and the NEWEST Avro schema of each type describe the same records.
 
-The encoder hands ``event.__dict__`` straight to the Avro writer, so a field added to one side
-only would be dropped silently or fail at runtime; these tests make it fail here instead.
+The encoder hands ``event.__dict__`` straight to the Avro writer of the newest version, so a
+field added to one side only would be dropped silently or fail at runtime; these tests make it
+fail here instead. Older versions are history: they stay exactly as released (pinned below) and
+``otlp-feedback schemas check`` proves each version compatible with the ones before it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import types
 import typing
 from datetime import datetime
@@ -17,8 +20,10 @@ from pydantic.fields import FieldInfo
 from otlp_feedback.encoding import load_schemas
 from otlp_feedback.encoding.schemas import LocalSchema
 from otlp_feedback.events import EVENT_MODELS, EVENT_TYPES, EventType, FeedbackEvent
+from otlp_feedback.registry.compat import parse_schema
 
 SCHEMAS = load_schemas()
+# Each model against the newest version of its type: that is what producers write.
 PAIRS = [pytest.param(EVENT_MODELS[t], SCHEMAS.latest(t), id=t) for t in EVENT_TYPES]
 TIMESTAMP_MICROS = {"type": "long", "logicalType": "timestamp-micros"}
 
@@ -130,3 +135,34 @@ def test_annotation_mapping_rejects_what_avro_cannot_express() -> None:
         avro_type_of(set[str])
     with pytest.raises(AssertionError):
         avro_type_of(dict[int, str])
+
+
+# sha256 of each version's canonical form (the registry's identity of a schema: formatting aside,
+# any edit changes it). Versions are kept forever and never edited; an evolution is a new vN+1
+# file, pinned here when it is added.
+PINNED_VERSIONS: dict[tuple[EventType, int], str] = {
+    ("user_feedback", 1): "3bfcdbe102f8fa5843b5397f0e9b62ac7858583532e58be529acee4299d6ce7b",
+    ("performance_metrics", 1): "21561e5eb527776179b1b66258878d24096efc6dc92539fbaed60e710b6ed8b3",
+    ("performance_metrics", 2): "ea641d29be17c3bc040bbdc174c22fc6135b90d6d41b0a561e15eec3fc3d3cfb",
+    ("model_response", 1): "4085961b64d47b28c013266f067b54c079b5bd5316c33e689401b6cb10465958",
+    ("model_response", 2): "b02ad3a6c9eda41a7816f47a46ce6595b3740da4524bbc431e72d21a591615d3",
+    ("system_health", 1): "afd3434df702a5bbf836b1c65c9fba602384369fe85a58f65d8e9f366c261daa",
+    ("experiment_result", 1): "01049a75968e1eef9da15e0ef58e3a803810de8b92f6cce3fa4ca68a67b2cbd8",
+}
+
+
+def fingerprint(schema: LocalSchema) -> str:
+    return hashlib.sha256(parse_schema(schema.text).canonical.encode()).hexdigest()
+
+
+def test_every_schema_version_is_pinned() -> None:
+    local = {(t, s.version) for t in EVENT_TYPES for s in SCHEMAS.versions[t]}
+    assert local == set(PINNED_VERSIONS)
+
+
+@pytest.mark.parametrize(("event_type", "version"), sorted(PINNED_VERSIONS))
+def test_schema_versions_are_never_edited(event_type: EventType, version: int) -> None:
+    schema = SCHEMAS.version(event_type, version)
+    assert fingerprint(schema) == PINNED_VERSIONS[event_type, version], (
+        f"{schema.path} changed: versions are kept as released; put the change in a new version"
+    )

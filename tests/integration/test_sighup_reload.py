@@ -1,0 +1,157 @@
+"""``otlp-feedback serve`` as an operator runs it: edit the config file, send SIGHUP, and the
+running process applies what can change live (here redaction rules and the log level), names
+what needs a restart, and keeps serving."""
+
+from __future__ import annotations
+
+import json
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import grpc
+import pytest
+import yaml
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
+
+from otlp_feedback.config import Settings
+from otlp_feedback.embedded.tansu import free_port
+from otlp_feedback.testing import logs_request, make_log_record
+
+pytestmark = pytest.mark.integration
+
+
+class ServeProcess:
+    """``otlp-feedback serve --config FILE`` with its JSON log lines readable as they come."""
+
+    def __init__(self, config: Path) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "otlp_feedback.cli", "serve", "--config", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self._lines: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        assert self.process.stderr is not None
+        threading.Thread(target=self._read, args=(self.process.stderr,), daemon=True).start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            try:
+                self._lines.put(json.loads(line))
+            except json.JSONDecodeError:  # e.g. a traceback: keep it visible in failures
+                self._lines.put({"level": "RAW", "msg": line.rstrip()})
+        self._lines.put(None)
+
+    def wait_for_log(self, matches: Callable[[dict[str, Any]], bool], timeout: float = 60) -> str:
+        """The message of the first log line (from now on) that ``matches``."""
+        seen = []
+        while True:
+            try:
+                entry = self._lines.get(timeout=timeout)
+            except queue.Empty:
+                raise AssertionError(f"no matching log line; saw {seen}") from None
+            if entry is None:
+                raise AssertionError(f"serve exited ({self.process.poll()}); saw {seen}")
+            seen.append(entry["msg"])
+            if matches(entry):
+                return str(entry["msg"])
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(30)
+
+
+def message_starts(prefix: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda entry: str(entry["msg"]).startswith(prefix)
+
+
+@pytest.fixture
+def config_file(settings: Settings, tmp_path: Path) -> tuple[Path, dict[str, Any], int]:
+    """A serve config on a free port writing to this test's topics (JSON logs, INFO)."""
+    port = free_port()
+    config = {
+        "receiver": {"endpoint": f"127.0.0.1:{port}"},
+        "kafka": {
+            "bootstrap_servers": settings.kafka.bootstrap_servers,
+            "topics": dict(settings.kafka.topics),
+            "dlq_topic": settings.kafka.dlq_topic,
+            "partitions": 3,
+        },
+        "registry": {"url": settings.registry.url},
+        "spool": {"directory": str(tmp_path / "spool")},
+        "observability": {"endpoint": "127.0.0.1:0"},
+        "log_level": "INFO",
+        "log_format": "json",
+    }
+    path = tmp_path / "serve.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path, config, port
+
+
+@pytest.fixture
+def served(config_file: tuple[Path, dict[str, Any], int]) -> Iterator[ServeProcess]:
+    serve = ServeProcess(config_file[0])
+    try:
+        serve.wait_for_log(message_starts("serving; SIGTERM or SIGINT stops, SIGHUP reloads"))
+        yield serve
+    finally:
+        serve.stop()
+
+
+def send_comment(port: int, event_id: str, comment: str) -> None:
+    record = make_log_record(
+        "feedback.user_feedback",
+        {"event.id": event_id, "session.id": "s-1", "feedback.comment": comment},
+    )
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        response = LogsServiceStub(channel).Export(logs_request([record]), timeout=30)
+    assert not response.HasField("partial_success")
+
+
+def test_sighup_reloads_redaction_and_log_level_and_names_restart_only_changes(
+    served: ServeProcess,
+    config_file: tuple[Path, dict[str, Any], int],
+    kafka_reader: Callable[[int], list[dict[str, Any]]],
+) -> None:
+    path, config, port = config_file
+    comment = "mail jane@example.com or call 415-555-2671"
+    send_comment(port, "before", comment)
+
+    config["redaction"] = {"detectors": ["email"]}  # phone numbers now pass
+    config["log_level"] = "DEBUG"
+    config["kafka"]["partitions"] = 6  # needs a restart
+    path.write_text(yaml.safe_dump(config))
+    served.process.send_signal(signal.SIGHUP)
+
+    restart = served.wait_for_log(message_starts("config reload: needs a restart"))
+    assert restart == "config reload: needs a restart, not applied: kafka.partitions"
+    applied = served.wait_for_log(message_starts("config reloaded"))
+    assert applied == "config reloaded: applied redaction.detectors, log_level"
+
+    send_comment(port, "after", comment)
+    comments = {e["value"]["event_id"]: e["value"]["comment"] for e in kafka_reader(2)}
+    assert comments == {
+        "before": "mail [EMAIL] or call [PHONE]",
+        "after": "mail [EMAIL] or call 415-555-2671",
+    }
+    assert served.stop() == 0
+
+
+def test_a_broken_config_on_sighup_is_reported_and_the_running_one_kept(
+    served: ServeProcess, config_file: tuple[Path, dict[str, Any], int]
+) -> None:
+    path, config, port = config_file
+    path.write_text(yaml.safe_dump({**config, "redaction": {"detectors": ["iban"]}}))
+    served.process.send_signal(signal.SIGHUP)
+
+    failed = served.wait_for_log(message_starts("config reload failed"))
+    assert "redaction.detectors" in failed
+    send_comment(port, "still-serving", "mail jane@example.com")
+    assert served.stop() == 0

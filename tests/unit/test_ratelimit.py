@@ -1,0 +1,170 @@
+"""Per-client token buckets in events/s, on an injected clock (no sleeping, no timing)."""
+
+from __future__ import annotations
+
+import pytest
+
+from otlp_feedback.config import ClientRateLimit, load_config
+from otlp_feedback.errors import ConfigError, RateLimited
+from otlp_feedback.receiver.ratelimit import RateLimiter, TokenBucket
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def limiter(
+    events_per_s: float = 10.0,
+    burst: int = 20,
+    clients: dict[str, ClientRateLimit] | None = None,
+    max_clients: int = 100,
+) -> tuple[RateLimiter, FakeClock]:
+    clock = FakeClock()
+    default = ClientRateLimit(events_per_s=events_per_s, burst=burst)
+    return RateLimiter(default, clients, max_clients, clock), clock
+
+
+def retry_after(limit: RateLimiter, client: str, events: int) -> float:
+    with pytest.raises(RateLimited) as caught:
+        limit.acquire(client, events)
+    assert caught.value.retry_after is not None
+    return caught.value.retry_after
+
+
+def test_a_new_client_may_send_a_full_burst_at_once() -> None:
+    limit, _ = limiter(burst=20)
+    limit.acquire("a", 20)
+
+
+def test_beyond_the_burst_the_request_is_refused_with_the_time_until_it_fits() -> None:
+    limit, _ = limiter(events_per_s=10, burst=20)
+    limit.acquire("a", 15)
+    # 5 tokens left; 10 more needed at 10 events/s.
+    assert retry_after(limit, "a", 15) == pytest.approx(1.0)
+
+
+def test_a_refused_request_takes_no_tokens() -> None:
+    limit, clock = limiter(events_per_s=10, burst=20)
+    limit.acquire("a", 20)
+    retry_after(limit, "a", 10)
+    clock.advance(1.0)
+    limit.acquire("a", 10)  # exactly the refill: nothing was taken by the refusal
+
+
+def test_tokens_refill_at_the_rate_up_to_the_burst() -> None:
+    limit, clock = limiter(events_per_s=10, burst=20)
+    limit.acquire("a", 20)
+    clock.advance(3600)
+    limit.acquire("a", 20)
+    assert retry_after(limit, "a", 1) == pytest.approx(0.1)
+
+
+def test_clients_have_separate_buckets() -> None:
+    limit, _ = limiter(burst=20)
+    limit.acquire("flooder", 20)
+    retry_after(limit, "flooder", 1)
+    limit.acquire("polite", 20)
+
+
+def test_a_client_override_replaces_the_default_limit() -> None:
+    limit, _ = limiter(burst=20, clients={"batch": ClientRateLimit(events_per_s=100, burst=500)})
+    limit.acquire("batch", 500)
+    limit.acquire("other", 20)
+    retry_after(limit, "other", 1)
+
+
+def test_a_request_larger_than_the_burst_passes_a_full_bucket_and_leaves_it_in_debt() -> None:
+    limit, clock = limiter(events_per_s=10, burst=20)
+    limit.acquire("a", 50)  # would otherwise never fit
+    # The bucket is 30 in debt: it takes 3 s to reach 0 and 1 s more for 10 events.
+    assert retry_after(limit, "a", 10) == pytest.approx(4.0)
+    clock.advance(4.0)
+    limit.acquire("a", 10)
+
+
+def test_a_large_request_waits_for_a_full_bucket_not_for_its_own_size() -> None:
+    limit, _ = limiter(events_per_s=10, burst=20)
+    limit.acquire("a", 20)
+    assert retry_after(limit, "a", 1000) == pytest.approx(2.0)
+
+
+def test_a_request_without_feedback_is_never_limited() -> None:
+    limit, _ = limiter(burst=1)
+    limit.acquire("a", 1)
+    limit.acquire("a", 0)
+
+
+def test_the_number_of_buckets_is_capped_least_recently_used_first() -> None:
+    limit, _ = limiter(burst=20, max_clients=2)
+    limit.acquire("a", 20)
+    limit.acquire("b", 20)
+    limit.acquire("a", 0)  # events=0 does not touch the buckets: "a" stays the oldest
+    limit.acquire("c", 20)
+    assert len(limit) == 2
+    limit.acquire("a", 20)  # "a" was forgotten and starts again with a full bucket
+    retry_after(limit, "c", 1)  # "c" was kept (used more recently than "b")
+
+
+def test_the_refusal_message_names_the_client_and_its_limit() -> None:
+    limit, _ = limiter(events_per_s=10, burst=20)
+    limit.acquire("mobile", 20)
+    with pytest.raises(RateLimited, match=r"10 events/s \(burst 20\) of client 'mobile'"):
+        limit.acquire("mobile", 1)
+
+
+def test_token_bucket_take_returns_zero_when_admitted() -> None:
+    bucket = TokenBucket(rate=2.0, burst=4, now=0.0)
+    assert bucket.take(4, now=0.0) == 0.0
+    assert bucket.take(1, now=0.0) == pytest.approx(0.5)
+
+
+# --- configuration ----------------------------------------------------------------------------
+
+KEY_HASH = "0" * 64
+
+
+def test_per_client_limits_come_from_rate_limit_clients_and_api_keys() -> None:
+    settings = load_config(
+        rate_limit={"clients": {"mobile": {"events_per_s": 5, "burst": 10}}},
+        auth={
+            "api_keys": [
+                {
+                    "client_id": "batch",
+                    "key_sha256": KEY_HASH,
+                    "rate_limit": {"events_per_s": 50, "burst": 100},
+                }
+            ]
+        },
+    )
+    assert settings.client_rate_limits() == {
+        "mobile": ClientRateLimit(events_per_s=5, burst=10),
+        "batch": ClientRateLimit(events_per_s=50, burst=100),
+    }
+
+
+def test_two_different_limits_for_one_client_fail_at_start_up() -> None:
+    with pytest.raises(ConfigError, match="two different rate limits"):
+        load_config(
+            rate_limit={"clients": {"batch": {"events_per_s": 5, "burst": 10}}},
+            auth={
+                "api_keys": [
+                    {
+                        "client_id": "batch",
+                        "key_sha256": KEY_HASH,
+                        "rate_limit": {"events_per_s": 50, "burst": 100},
+                    }
+                ]
+            },
+        )
+
+
+def test_the_default_limit_is_1000_events_per_second_with_a_burst_of_2000() -> None:
+    cfg = load_config().rate_limit
+    assert (cfg.enabled, cfg.events_per_s, cfg.burst) == (True, 1000.0, 2000)
