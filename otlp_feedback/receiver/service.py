@@ -67,13 +67,9 @@ class ExportService:
         self.guard = guard or RequestGuard.open(self._telemetry)
 
     def export_logs(self, payload: bytes, context: grpc.ServicerContext) -> bytes:
-        caller = self._authenticate(context, LOGS_METHOD)
-        request = _decode(ExportLogsServiceRequest, payload, context)
-        export = functools.partial(
-            self._pipeline.export_logs, client_id=caller.client_id, admit=caller.admit
+        outcome = self._export(
+            LOGS_METHOD, ExportLogsServiceRequest, self._pipeline.export_logs, payload, context
         )
-        outcome = self._run(export, request, context)
-        self._telemetry.feedback_per_request.observe(outcome.accepted + outcome.rejected)
         response = ExportLogsServiceResponse()
         if outcome.rejected:
             response.partial_success.rejected_log_records = outcome.rejected
@@ -81,19 +77,31 @@ class ExportService:
         return response.SerializeToString()
 
     def export_traces(self, payload: bytes, context: grpc.ServicerContext) -> bytes:
-        caller = self._authenticate(context, TRACE_METHOD)
-        request = _decode(ExportTraceServiceRequest, payload, context)
-        export = functools.partial(
-            self._pipeline.export_traces, client_id=caller.client_id, admit=caller.admit
+        outcome = self._export(
+            TRACE_METHOD, ExportTraceServiceRequest, self._pipeline.export_traces, payload, context
         )
-        outcome = self._run(export, request, context)
-        self._telemetry.feedback_per_request.observe(outcome.accepted + outcome.rejected)
         response = ExportTraceServiceResponse()
         if outcome.rejected:
             # OTLP counts spans; we count the rejected feedback carriers (span events or spans).
             response.partial_success.rejected_spans = outcome.rejected
             response.partial_success.error_message = outcome.message(self._max_messages)
         return response.SerializeToString()
+
+    def _export(
+        self,
+        method: str,
+        cls: type[M],
+        export: Callable[..., ExportOutcome],
+        payload: bytes,
+        context: grpc.ServicerContext,
+    ) -> ExportOutcome:
+        """Authenticate, decode, run the pipeline as the caller: the part both RPCs share."""
+        caller = self._authenticate(context, method)
+        request = _decode(cls, payload, context)
+        as_caller = functools.partial(export, client_id=caller.client_id, admit=caller.admit)
+        outcome = self._run(as_caller, request, context)
+        self._telemetry.feedback_per_request.observe(outcome.accepted + outcome.rejected)
+        return outcome
 
     def _authenticate(self, context: grpc.ServicerContext, method: str) -> Caller:
         try:
