@@ -8,12 +8,14 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import grpc
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
 
+from otlp_feedback.config import Settings
 from otlp_feedback.testing import logs_request, make_log_record
 
 
@@ -208,3 +210,26 @@ class IdCollector:
                                 self._consumed += 1
             finally:
                 consumer.close()
+
+
+def read_raw(settings: Settings, topic: str, count: int, timeout: float = 30.0) -> list[Any]:
+    """The first ``count`` raw records of ``topic`` (fails the test on fewer)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            "group.id": f"raw-{time.monotonic_ns()}",
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": 6000,
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    out: list[Any] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(out) < count and time.monotonic() < deadline:
+            out.extend(m for m in consumer.consume(100, 0.5) if m.error() is None)
+    finally:
+        consumer.close()
+    assert len(out) >= count, f"expected {count} records in {topic}, got {len(out)}"
+    return out

@@ -11,10 +11,9 @@ from typing import Any
 
 import grpc
 import pytest
-from confluent_kafka import Consumer
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from harness import IdCollector, feedback_request
+from harness import IdCollector, feedback_request, read_raw
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
 from opentelemetry.sdk._logs import LoggerProvider
@@ -119,7 +118,7 @@ def test_invalid_record_is_dead_lettered_and_replay_delivers_it_after_the_fix(
     assert response.partial_success.rejected_log_records == 1
     assert app.pipeline.stats.dead_lettered == 1
 
-    (letter,) = _read_topic(settings, settings.kafka.dlq_topic or "", 1)
+    (letter,) = read_raw(settings, settings.kafka.dlq_topic or "", 1)
     headers = dict(letter.headers() or [])
     assert b"older than 1 days" in headers["reason"]
     assert (headers["carrier"], headers["source_service"], headers["event_type"]) == (
@@ -142,24 +141,3 @@ def test_invalid_record_is_dead_lettered_and_replay_delivers_it_after_the_fix(
     late_event = next(r["value"] for r in delivered if r["value"]["session_id"] == "late")
     assert late_event["event_id"] == letter.key().decode()
     assert late_event["attributes"] == {"app.screen": "history"}
-
-
-def _read_topic(settings: Settings, topic: str, count: int, timeout: float = 30) -> list[Any]:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka.bootstrap_servers,
-            "group.id": f"dlq-reader-{time.monotonic_ns()}",
-            "auto.offset.reset": "earliest",
-            "session.timeout.ms": 6000,
-        }
-    )
-    consumer.subscribe([topic])
-    out: list[Any] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(out) < count and time.monotonic() < deadline:
-            out.extend(m for m in consumer.consume(100, 0.5) if m.error() is None)
-    finally:
-        consumer.close()
-    assert len(out) == count
-    return out

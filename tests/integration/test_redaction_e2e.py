@@ -3,14 +3,12 @@ Kafka, in event topics or the dead-letter topic, in values or headers."""
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
 import grpc
 import pytest
-from confluent_kafka import Consumer
+from harness import read_raw
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
 
 from otlp_feedback.app import FeedbackApp
@@ -26,29 +24,6 @@ CARD = "4111 1111 1111 1111"
 SSN = "123-45-6789"
 IP = "203.0.113.7"
 SEEDED = [EMAIL, PHONE, US_PHONE, CARD, CARD.replace(" ", ""), SSN, IP]
-
-
-def read_raw(settings: Settings, topic: str, count: int, timeout: float = 30.0) -> list[Any]:
-    """The first ``count`` raw records of ``topic`` (fails the test on fewer)."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka.bootstrap_servers,
-            "group.id": f"raw-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest",
-            "session.timeout.ms": 6000,
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([topic])
-    out: list[Any] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(out) < count and time.monotonic() < deadline:
-            out.extend(m for m in consumer.consume(100, 0.5) if m.error() is None)
-    finally:
-        consumer.close()
-    assert len(out) >= count, f"expected {count} records in {topic}, got {len(out)}"
-    return out
 
 
 def leaks(raw_bytes: list[bytes]) -> list[str]:
