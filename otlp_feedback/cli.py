@@ -18,9 +18,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import queue
 import signal
 import sys
-import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -162,33 +162,27 @@ def _parser() -> argparse.ArgumentParser:
 def _wait_for_signal(on_reload: Callable[[], None] | None = None) -> None:
     """Block the main thread until SIGINT or SIGTERM. With ``on_reload``, SIGHUP runs it here
     on the main thread: the handlers only record the signal."""
-    wake = threading.Event()
-    stopping: list[str] = []
-    reload_requested = threading.Event()
+    # The handlers run on the main thread between bytecodes, possibly while it holds a lock
+    # (a threading.Event's would deadlock). SimpleQueue.put is documented as reentrant.
+    signals: queue.SimpleQueue[int] = queue.SimpleQueue()
 
-    def on_stop(signum: int, frame: FrameType | None) -> None:
-        stopping.append(signal.Signals(signum).name)
-        wake.set()
+    def record(signum: int, frame: FrameType | None) -> None:
+        signals.put(signum)
 
-    def on_hup(signum: int, frame: FrameType | None) -> None:
-        reload_requested.set()
-        wake.set()
-
-    signal.signal(signal.SIGINT, on_stop)
-    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, record)
+    signal.signal(signal.SIGTERM, record)
     if on_reload is not None:
-        signal.signal(signal.SIGHUP, on_hup)
+        signal.signal(signal.SIGHUP, record)
     reloads = ", SIGHUP reloads the configuration" if on_reload is not None else ""
     log.info("serving; SIGTERM or SIGINT stops%s", reloads)
     while True:
-        wake.wait()
-        wake.clear()
-        if stopping:
-            log.info("received %s, shutting down", stopping[0])
-            return
-        if reload_requested.is_set() and on_reload is not None:
-            reload_requested.clear()
-            on_reload()
+        signum = signals.get()
+        if signum == signal.SIGHUP:
+            if on_reload is not None:
+                on_reload()
+            continue
+        log.info("received %s, shutting down", signal.Signals(signum).name)
+        return
 
 
 def _serve(args: argparse.Namespace) -> int:

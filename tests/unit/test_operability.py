@@ -262,7 +262,6 @@ def restore_signal_handlers() -> Iterator[None]:
         signal.signal(sig, handler)
 
 
-@pytest.mark.skip(reason="hung once in CI (signal race); see test_sighup_reload.py")
 def test_sighup_runs_the_reload_on_the_main_thread_and_sigterm_stops(
     restore_signal_handlers: None,
 ) -> None:
