@@ -18,8 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import queue
 import signal
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -161,28 +161,38 @@ def _parser() -> argparse.ArgumentParser:
 
 def _wait_for_signal(on_reload: Callable[[], None] | None = None) -> None:
     """Block the main thread until SIGINT or SIGTERM. With ``on_reload``, SIGHUP runs it here
-    on the main thread: the handlers only record the signal."""
-    # The handlers run on the main thread between bytecodes, possibly while it holds a lock
-    # (a threading.Event's would deadlock). SimpleQueue.put is documented as reentrant.
-    signals: queue.SimpleQueue[int] = queue.SimpleQueue()
-
-    def record(signum: int, frame: FrameType | None) -> None:
-        signals.put(signum)
-
-    signal.signal(signal.SIGINT, record)
-    signal.signal(signal.SIGTERM, record)
+    on the main thread."""
+    # The kernel may deliver a signal to any thread (gRPC's, librdkafka's); then the main
+    # thread is not interrupted and a Python handler would run only when it next wakes. The
+    # wakeup fd is written by the C-level handler whichever thread takes the signal, so the
+    # main thread blocks on that socket and reads the signal numbers from it.
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)
+    watched = [signal.SIGINT, signal.SIGTERM]
     if on_reload is not None:
-        signal.signal(signal.SIGHUP, record)
+        watched.append(signal.SIGHUP)
+    previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    previous = {sig: signal.signal(sig, _note_signal) for sig in watched}
     reloads = ", SIGHUP reloads the configuration" if on_reload is not None else ""
     log.info("serving; SIGTERM or SIGINT stops%s", reloads)
-    while True:
-        signum = signals.get()
-        if signum == signal.SIGHUP:
-            if on_reload is not None:
-                on_reload()
-            continue
-        log.info("received %s, shutting down", signal.Signals(signum).name)
-        return
+    try:
+        while True:
+            for signum in reader.recv(64):
+                if signum == signal.SIGHUP and on_reload is not None:
+                    on_reload()
+                elif signum in (signal.SIGINT, signal.SIGTERM):
+                    log.info("received %s, shutting down", signal.Signals(signum).name)
+                    return
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        signal.set_wakeup_fd(previous_fd)
+        reader.close()
+        writer.close()
+
+
+def _note_signal(signum: int, frame: FrameType | None) -> None:
+    """Keeps the default action (exit) away; the wakeup fd tells the main thread."""
 
 
 def _serve(args: argparse.Namespace) -> int:

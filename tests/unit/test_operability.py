@@ -262,11 +262,17 @@ def restore_signal_handlers() -> Iterator[None]:
         signal.signal(sig, handler)
 
 
+@pytest.mark.parametrize("taken_by", ["main thread", "another thread"])
 def test_sighup_runs_the_reload_on_the_main_thread_and_sigterm_stops(
-    restore_signal_handlers: None,
+    restore_signal_handlers: None, taken_by: str
 ) -> None:
+    # The kernel hands a process signal to any thread; when another thread takes it, the
+    # main thread is not interrupted. pthread_kill pins the signal to one thread.
     reloaded_on: list[str] = []
     reloaded = threading.Event()
+    returned = threading.Event()
+    rescued: list[bool] = []
+    main_ident = threading.get_ident()
 
     def on_reload() -> None:
         reloaded_on.append(threading.current_thread().name)
@@ -279,17 +285,23 @@ def test_sighup_runs_the_reload_on_the_main_thread_and_sigterm_stops(
         signal.signal(sig, placeholder)
 
     def send_signals() -> None:
+        target = main_ident if taken_by == "main thread" else threading.get_ident()
         # No event announces that the loop has installed its handlers; poll for it.
         deadline = time.monotonic() + 10
         while signal.getsignal(signal.SIGHUP) is placeholder and time.monotonic() < deadline:
             time.sleep(0.001)
-        os.kill(os.getpid(), signal.SIGHUP)
+        signal.pthread_kill(target, signal.SIGHUP)
         reloaded.wait(10)
-        os.kill(os.getpid(), signal.SIGTERM)
+        signal.pthread_kill(target, signal.SIGTERM)
+        if not returned.wait(10):  # a missed signal would hang pytest: unblock, then fail
+            rescued.append(True)
+            signal.pthread_kill(main_ident, signal.SIGTERM)
 
     sender = threading.Thread(target=send_signals)
     sender.start()
     _wait_for_signal(on_reload=on_reload)
+    returned.set()
     sender.join()
 
+    assert not rescued, "the loop missed a signal taken by another thread"
     assert reloaded_on == [threading.main_thread().name]
