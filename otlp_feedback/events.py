@@ -60,6 +60,9 @@ class FeedbackEvent(BaseModel):
     session_id: str | None = None
     user_id: str | None = None
     attributes: dict[str, str] = Field(default_factory=dict)
+    # Set by the pipeline, never from what the sender sent (mapping maps no attribute to them).
+    client_id: str | None = None  # the authenticated sender; None when auth is off
+    redacted_fields: list[str] = Field(default_factory=list)  # e.g. comment, attributes.<key>
 
     def kafka_key(self) -> str | None:
         """The record key that keeps related events in one partition (overridden per type).

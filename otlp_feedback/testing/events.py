@@ -36,7 +36,9 @@ def _envelope(event_type: EventType, n: int, service: str) -> dict[str, Any]:
         "request_id": f"chatcmpl-{n}",
         "session_id": f"sess-{n}",
         "user_id": "user-7",
-        "attributes": {"app.ui": "web"},
+        "attributes": {"app.ui": "web", "app.note": "call me at [PHONE]"},
+        "client_id": "web-frontend",
+        "redacted_fields": ["attributes.app.note"],
     }
 
 

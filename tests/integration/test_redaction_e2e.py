@@ -84,7 +84,11 @@ def test_no_seeded_email_phone_card_ssn_or_ip_reaches_kafka(
     assert feedback["headers"]["redacted"] == (
         b"comment,attributes.app.user_message,attributes.app.search_query"
     )
+    assert feedback["value"]["redacted_fields"] == [
+        "comment", "attributes.app.user_message", "attributes.app.search_query"
+    ]  # fmt: skip
     evaluation = by_type[b"model_response"]
     assert evaluation["value"]["explanation"] == "[EMAIL] asked about card [CARD]"
     assert evaluation["headers"]["redacted"] == b"explanation"
+    assert evaluation["value"]["redacted_fields"] == ["explanation"]
     assert b"[EMAIL] / [PHONE] / [SSN]" in letter.value()

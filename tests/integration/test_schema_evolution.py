@@ -1,10 +1,11 @@
 """Schema evolution against the real broker and registry.
 
-performance_metrics and model_response moved to v2 (two optional fields each, null default).
-A producer still on v1 and the receiver on v2 write into the same topic; consumers pinned to
-either version read everything in it, v1 readers ignoring the new fields and v2 readers filling
-them with their defaults. ``otlp-feedback schemas`` checks and registers against the same
-registry, and the registry itself refuses an incompatible version under FULL_TRANSITIVE.
+performance_metrics and model_response moved to v2 (two optional fields each, null default),
+then to v3 (the envelope's client_id and redacted_fields). A producer still on v1 and the
+receiver on the newest version write into the same topic; consumers pinned to v1 or v2 read
+everything in it, ignoring fields their version lacks and filling missing ones with defaults.
+``otlp-feedback schemas`` checks and registers against the same registry, and the registry itself
+refuses an incompatible version under FULL_TRANSITIVE.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ pytestmark = pytest.mark.integration
 
 SCHEMAS = load_schemas()
 EVOLVED: tuple[EventType, ...] = ("performance_metrics", "model_response")
+NEWEST = 3  # what the receiver writes for both EVOLVED types
+assert {SCHEMAS.latest(t).version for t in EVOLVED} == {NEWEST}
 NEW_FIELDS: dict[EventType, dict[str, Any]] = {
     "performance_metrics": {"cache_read_input_tokens": 512, "reasoning_output_tokens": 64},
     "model_response": {"score_label": "pass", "evaluator": "human:ana"},
@@ -93,7 +96,7 @@ class MixedTopics:
     """Per evolved type: the record the v1 producer wrote and the one the receiver wrote."""
 
     v1: dict[EventType, Written]
-    v2: dict[EventType, Written]
+    newest: dict[EventType, Written]  # written by the receiver under NEWEST
     ids: dict[tuple[EventType, int], int]  # (type, version) -> registry id
 
 
@@ -124,7 +127,7 @@ def produce_with_v1(settings: Settings, ids: dict[tuple[EventType, int], int]) -
 
 
 def send_to_receiver(app: FeedbackApp) -> None:
-    """The receiver writes v2, the newest version."""
+    """The receiver writes NEWEST, the newest version."""
     records = [
         make_log_record(f"feedback.{t}", {"event.id": f"{t}-v2", **V2_ATTRIBUTES[t]})
         for t in EVOLVED
@@ -143,12 +146,12 @@ def mixed(
     send_to_receiver(app)
     records = kafka_reader(2 * len(EVOLVED))
     assert len(records) == 2 * len(EVOLVED)
-    by_version: dict[int, dict[EventType, Written]] = {1: {}, 2: {}}
+    by_version: dict[int, dict[EventType, Written]] = {1: {}, NEWEST: {}}
     for r in records:
         event_type = cast(EventType, r["headers"]["event_type"].decode())
         version = int(r["headers"]["schema_version"])
         by_version[version][event_type] = Written(r["topic"], r["raw"], r["headers"])
-    return MixedTopics(by_version[1], by_version[2], ids)
+    return MixedTopics(by_version[1], by_version[NEWEST], ids)
 
 
 def read_as(
@@ -175,15 +178,15 @@ def fastavro_read(written: Written, writer: int, reader: int, event_type: EventT
 # -- one topic, two versions -------------------------------------------------------------------
 
 
-def test_receiver_writes_v2_and_the_v1_producer_v1_into_the_same_topic(
+def test_receiver_writes_the_newest_and_the_v1_producer_v1_into_the_same_topic(
     mixed: MixedTopics, settings: Settings
 ) -> None:
     for event_type in EVOLVED:
-        old, new = mixed.v1[event_type], mixed.v2[event_type]
+        old, new = mixed.v1[event_type], mixed.newest[event_type]
         assert old.topic == new.topic == settings.kafka.topic_for(event_type)
         assert old.schema_id == mixed.ids[event_type, 1]
-        assert new.schema_id == mixed.ids[event_type, 2] != old.schema_id
-        assert new.headers["schema_version"] == b"2"
+        assert new.schema_id == mixed.ids[event_type, NEWEST] != old.schema_id
+        assert new.headers["schema_version"] == str(NEWEST).encode()
 
 
 def test_consumer_following_the_writer_schema_decodes_both_versions(
@@ -197,26 +200,27 @@ def test_consumer_following_the_writer_schema_decodes_both_versions(
         )
         assert old["event_id"] == f"{event_type}-v1"
         assert not set(NEW_FIELDS[event_type]) & set(old)
-        new = read_as(settings, mixed.v2[event_type], 2, event_type)
+        new = read_as(settings, mixed.newest[event_type], NEWEST, event_type)
         assert {k: new[k] for k in NEW_FIELDS[event_type]} == NEW_FIELDS[event_type]
+        assert (new["client_id"], new["redacted_fields"]) == (None, [])
 
 
 # -- a consumer pinned to v1 -------------------------------------------------------------------
 
 
-def test_consumer_pinned_to_v1_reads_v2_data_without_the_new_fields(
+def test_consumer_pinned_to_v1_reads_the_newest_data_without_the_new_fields(
     mixed: MixedTopics, settings: Settings
 ) -> None:
     for event_type in EVOLVED:
         v1_fields = [f["name"] for f in SCHEMAS.version(event_type, 1).definition["fields"]]
-        written = mixed.v2[event_type]
+        written = mixed.newest[event_type]
 
         value = read_as(settings, written, 1, event_type)
         assert list(value) == v1_fields
         assert value["event_id"] == f"{event_type}-v2"
         assert value["model"] == "gpt-4o"
 
-        assert fastavro_read(written, writer=2, reader=1, event_type=event_type) == value
+        assert fastavro_read(written, writer=NEWEST, reader=1, event_type=event_type) == value
 
 
 def test_consumer_pinned_to_v1_still_reads_v1_data(mixed: MixedTopics, settings: Settings) -> None:
@@ -244,9 +248,12 @@ def test_consumer_on_v2_reads_v1_data_with_the_new_fields_defaulted(
         assert fastavro_read(written, writer=1, reader=2, event_type=event_type) == value
 
 
-def test_consumer_on_v2_reads_v2_data_in_full(mixed: MixedTopics, settings: Settings) -> None:
+def test_consumer_on_v2_reads_the_newest_data_in_full_but_the_envelope_additions(
+    mixed: MixedTopics, settings: Settings
+) -> None:
     for event_type in EVOLVED:
-        value = read_as(settings, mixed.v2[event_type], 2, event_type)
+        value = read_as(settings, mixed.newest[event_type], 2, event_type)
+        assert not {"client_id", "redacted_fields"} & set(value)
         event = EVENT_MODELS[event_type](**value)
         assert {k: getattr(event, k) for k in NEW_FIELDS[event_type]} == NEW_FIELDS[event_type]
         assert not {"gen_ai.evaluation.score.label", "feedback.evaluator"} & set(event.attributes)
@@ -292,14 +299,14 @@ def test_incompatible_version_fails_schemas_check_and_the_registry_refuses_it(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     schemas_dir = Path(shutil.copytree(default_schemas_dir(), tmp_path / "avro"))
-    v3 = json.loads((schemas_dir / "performance_metrics" / "v2.avsc").read_text())
-    v3["fields"] = [f for f in v3["fields"] if f["name"] != "model"]
-    (schemas_dir / "performance_metrics" / "v3.avsc").write_text(json.dumps(v3))
+    v4 = json.loads((schemas_dir / "performance_metrics" / "v3.avsc").read_text())
+    v4["fields"] = [f for f in v4["fields"] if f["name"] != "model"]
+    (schemas_dir / "performance_metrics" / "v4.avsc").write_text(json.dumps(v4))
 
     args = ["--config", cli_config, "--schemas-dir", schemas_dir]
     code, out = run(capsys, "schemas", "check", *args)
     assert code == 1
-    assert "field `model` removed without default: consumers on v1, v2 cannot read v3 data" in out
+    assert "field `model` removed without default: consumers on v1, v2, v3 cannot read v4" in out
     code, out = run(capsys, "schemas", "register", *args)
     assert code == 1
     assert out.rstrip().endswith("nothing registered")
@@ -308,6 +315,6 @@ def test_incompatible_version_fails_schemas_check_and_the_registry_refuses_it(
     subject = subject_for(settings.kafka.topic_for("performance_metrics"))
     registry = ConfluentRegistry(settings.registry.client_config())
     with pytest.raises(SchemaError, match="model"):
-        registry.register(subject, json.dumps(v3))
-    assert len(registry.subject_versions(subject)) == 2
+        registry.register(subject, json.dumps(v4))
+    assert len(registry.subject_versions(subject)) == 3
     assert registry.subject_compatibility(subject) == "FULL_TRANSITIVE"

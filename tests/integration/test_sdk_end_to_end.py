@@ -26,11 +26,11 @@ T0 = 1_764_000_000_000_000_000  # 2025-11-24T16:00:00Z in ns
 RESOURCE = Resource.create({"service.name": "chatbot", "deployment.environment.name": "staging"})
 # The newest schema version of each type, which producers write (and name in a header).
 SCHEMA_VERSION = {
-    "user_feedback": b"1",
-    "performance_metrics": b"2",
-    "model_response": b"2",
-    "system_health": b"1",
-    "experiment_result": b"1",
+    "user_feedback": b"2",
+    "performance_metrics": b"3",
+    "model_response": b"3",
+    "system_health": b"2",
+    "experiment_result": b"2",
 }
 
 
@@ -213,6 +213,9 @@ def test_every_event_type_and_carrier_arrives_typed_and_complete(
         assert r["headers"]["event_id"].decode() == value["event_id"]
         assert r["headers"]["schema_version"] == SCHEMA_VERSION[value_type(r)]
         assert isinstance(value["received_at"], datetime)
+        # No auth and nothing to redact in this app: the envelope's defaults, written out.
+        assert value["client_id"] is None and "client_id" not in r["headers"]
+        assert value["redacted_fields"] == []
         if value["trace_id"]:
             assert r["headers"]["trace_id"].decode() == value["trace_id"]
         else:

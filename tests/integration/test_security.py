@@ -127,6 +127,7 @@ def test_a_valid_token_delivers_the_event_with_its_client_id_and_an_expired_one_
 
     (record,) = kafka_reader(1)  # the reader fails on fewer and collects any extra
     assert record["headers"]["client_id"] == b"mobile-app"
+    assert record["value"]["client_id"] == "mobile-app"  # in the Avro value too
     assert record["value"]["session_id"] == "s-valid"
     assert responses(jwt_app, "UNAUTHENTICATED") == 1
 

@@ -101,8 +101,12 @@ def test_v1_data_read_with_the_newest_reader_gets_defaults_for_newer_fields(
     got = decoder.decode(PM_TOPIC, frame(registry, sent, version=1))
     v1_fields = {f["name"] for f in SCHEMAS.version("performance_metrics", 1).definition["fields"]}
     newer = set(type(sent).model_fields) - v1_fields
-    assert newer == {"cache_read_input_tokens", "reasoning_output_tokens"}
-    assert got == sent.model_copy(update=dict.fromkeys(newer))
+    assert newer == {
+        "cache_read_input_tokens", "reasoning_output_tokens", "client_id", "redacted_fields"
+    }  # fmt: skip
+    defaults = {name: type(sent).model_fields[name].get_default(call_default_factory=True)
+                for name in newer}  # fmt: skip
+    assert got == sent.model_copy(update=defaults)
 
 
 def test_pinned_v1_reader_reads_newest_data_and_newer_fields_take_model_defaults(
@@ -116,7 +120,12 @@ def test_pinned_v1_reader_reads_newest_data_and_newer_fields_take_model_defaults
 
     assert pinned.reader_schema("performance_metrics").version == 1
     assert got == sent.model_copy(
-        update={"cache_read_input_tokens": None, "reasoning_output_tokens": None}
+        update={
+            "cache_read_input_tokens": None,
+            "reasoning_output_tokens": None,
+            "client_id": None,
+            "redacted_fields": [],
+        }
     )
     # Other types still read with their newest version.
     assert pinned.reader_schema("model_response") == SCHEMAS.latest("model_response")

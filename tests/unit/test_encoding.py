@@ -48,6 +48,8 @@ GOLDEN_EVENTS: dict[EventType, FeedbackEvent] = {
         session_id="sess-1",
         user_id="user-1",
         attributes={"app.ui": "web"},
+        client_id="web-frontend",
+        redacted_fields=["comment"],
         rating=4.5,
         thumbs="up",
         comment="Clear.",
@@ -114,13 +116,50 @@ GOLDEN_EVENTS: dict[EventType, FeedbackEvent] = {
 # a change here is a wire-format change that every consumer will see, so it must be deliberate
 # (and come with a new schema version).
 GOLDEN_VERSION: dict[EventType, int] = {
-    "user_feedback": 1,
-    "performance_metrics": 2,
-    "model_response": 2,
-    "system_health": 1,
-    "experiment_result": 1,
+    "user_feedback": 2,
+    "performance_metrics": 3,
+    "model_response": 3,
+    "system_health": 2,
+    "experiment_result": 2,
 }
 GOLDEN_HEX: dict[EventType, str] = {
+    "user_feedback": (
+        "0000000007106576742d75662d318089f2a0b7a69506809cffd9b7a69506146c6f675f7265636f72"
+        "640216737570706f72742d626f74020e73746167696e670240356238656666663739383033383130"
+        "3364323639623633333831336663363063022065656531396237656333633162313734000c736573"
+        "732d31020c757365722d31020c6170702e7569067765620002187765622d66726f6e74656e64020e"
+        "636f6d6d656e740002000000000000124002047570020c436c6561722e020e68656c7066756c00"
+    ),
+    "performance_metrics": (
+        "0000000007106576742d706d2d318089f2a0b7a69506809cffd9b7a695061467656e61695f737061"
+        "6e0216737570706f72742d626f740002403562386566666637393830333831303364323639623633"
+        "333831336663363063022065656531396237656333633162313734021463686174636d706c2d3100"
+        "000000000c6770742d346f00020c6f70656e616902086368617402000000000064894002f0010260"
+        "021361c3d32b65693f00020e74696d656f75740201020e747466745f6d730000000000c057400002"
+        "c001020e"
+    ),
+    "model_response": (
+        "0000000007106576742d6d722d318089f2a0b7a69506809cffd9b7a69506147370616e5f6576656e"
+        "740216737570706f72742d626f740002403562386566666637393830333831303364323639623633"
+        "33383133666336306300000000000000020c6770742d346f020000000000e0554002cdcccccccccc"
+        "ec3f000000000208746f6e65666666666666e63f0002106163637572616379000000040873746f70"
+        "0c6c656e67746800029a9999999999c93f0000025002087061737302126c6c6d2d6a75646765"
+    ),
+    "system_health": (
+        "0000000007106576742d73682d318089f2a0b7a69506809cffd9b7a69506146c6f675f7265636f72"
+        "640c72616e6b65720000000000000000001064656772616465640000020000000000e05140000000"
+        "0222"
+    ),
+    "experiment_result": (
+        "0000000007106576742d65722d318089f2a0b7a69506809cffd9b7a69506146c6f675f7265636f72"
+        "640216737570706f72742d626f740000000000000000000c6578702d34320e61625f746573740242"
+        "02000000000000f03f000002000000000000844000"
+    ),
+}
+
+# The same events as pinned when the version before GOLDEN_VERSION was the newest (the envelope's
+# client_id and redacted_fields did not exist yet). Data written then is still in Kafka.
+PREVIOUS_GOLDEN_HEX: dict[EventType, str] = {
     "user_feedback": (
         "0000000007106576742d75662d318089f2a0b7a69506809cffd9b7a69506146c6f675f7265636f7264"
         "0216737570706f72742d626f74020e73746167696e67024035623865666666373938303338313033"
@@ -199,6 +238,7 @@ def decode(event_type: EventType, framed: bytes) -> FeedbackEvent:
 
 def test_golden_events_cover_every_event_type() -> None:
     assert set(GOLDEN_EVENTS) == set(EVENT_TYPES) == set(GOLDEN_HEX) == set(GOLDEN_VERSION)
+    assert set(PREVIOUS_GOLDEN_HEX) == set(EVENT_TYPES)
 
 
 @pytest.mark.parametrize("event_type", EVENT_TYPES)
@@ -237,6 +277,28 @@ def test_golden_bytes_decode_to_the_golden_event(event_type: EventType) -> None:
     assert decode(event_type, bytes.fromhex(GOLDEN_HEX[event_type])) == GOLDEN_EVENTS[event_type]
 
 
+@pytest.mark.parametrize("event_type", EVENT_TYPES)
+def test_previous_schema_version_still_writes_its_golden_bytes(event_type: EventType) -> None:
+    # client_id and redacted_fields are simply not in it: a producer pinned to it is unchanged.
+    previous = AvroEventSerializer(SCHEMAS.version(event_type, GOLDEN_VERSION[event_type] - 1), 7)
+    assert previous(GOLDEN_EVENTS[event_type]).hex() == PREVIOUS_GOLDEN_HEX[event_type]
+
+
+@pytest.mark.parametrize("event_type", EVENT_TYPES)
+def test_previous_golden_bytes_decode_with_the_newest_schema_to_envelope_defaults(
+    event_type: EventType,
+) -> None:
+    writer = SCHEMAS.version(event_type, GOLDEN_VERSION[event_type] - 1).parsed
+    reader = SCHEMAS.latest(event_type).parsed
+    body = BytesIO(bytes.fromhex(PREVIOUS_GOLDEN_HEX[event_type])[5:])
+    record = schemaless_reader(body, writer, reader)
+    assert isinstance(record, dict)
+    assert record["client_id"] is None
+    assert record["redacted_fields"] == []
+    expected = with_(event_type, client_id=None, redacted_fields=[])
+    assert EVENT_MODELS[event_type](**record) == expected
+
+
 @pytest.mark.parametrize("event_type", sorted(V1_GOLDEN_HEX))
 def test_v1_schema_still_writes_the_v1_golden_bytes(event_type: EventType) -> None:
     # The v2 fields are simply not in v1: a producer pinned to v1 writes what it always wrote.
@@ -251,7 +313,8 @@ def test_v1_golden_bytes_still_decode_with_the_newest_schema(event_type: EventTy
     body = BytesIO(bytes.fromhex(V1_GOLDEN_HEX[event_type])[5:])
     record = schemaless_reader(body, writer, reader)
     assert isinstance(record, dict)
-    without_v2 = {name: None for name in V2_FIELDS[event_type]}
+    without_v2: dict[str, Any] = {name: None for name in V2_FIELDS[event_type]}
+    without_v2.update(client_id=None, redacted_fields=[])  # not in v1 either
     assert EVENT_MODELS[event_type](**record) == with_(event_type, **without_v2)
 
 
@@ -295,7 +358,7 @@ def test_event_that_does_not_fit_the_schema_raises_encoding_error_naming_it() ->
     broken = UserFeedback.model_construct(
         **GOLDEN_EVENTS["user_feedback"].__dict__ | {"session_id": None}
     )
-    with pytest.raises(EncodingError, match="user_feedback evt-uf-1 does not fit schema v1"):
+    with pytest.raises(EncodingError, match="user_feedback evt-uf-1 does not fit schema v2"):
         serializer("user_feedback")(broken)
 
 
@@ -318,7 +381,7 @@ def test_headers_name_type_id_schema_version_and_trace() -> None:
     assert record.headers == [
         ("event_type", b"user_feedback"),
         ("event_id", b"evt-uf-1"),
-        ("schema_version", b"1"),
+        ("schema_version", b"2"),
         ("trace_id", TRACE_ID.encode()),
     ]
 

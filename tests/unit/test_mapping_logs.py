@@ -470,6 +470,21 @@ def test_unmapped_record_attributes_go_to_attributes_but_resource_ones_do_not() 
     assert event.attributes == {"app.locale": "de-DE", "app.retries": "2"}
 
 
+@pytest.mark.parametrize("event_type", EVENT_TYPES)
+def test_sender_cannot_set_client_id_or_redacted_fields_they_stay_attributes(
+    event_type: str,
+) -> None:
+    # Both are the receiver's to set (auth, redaction); no attribute maps to them.
+    attributes = {
+        **MINIMAL[event_type], "client_id": "forged", "redacted_fields": ["comment"]
+    }  # fmt: skip
+    event = map_one(log_record(f"feedback.{event_type}", attributes))
+    assert event.client_id is None
+    assert event.redacted_fields == []
+    assert event.attributes["client_id"] == "forged"
+    assert "redacted_fields" in event.attributes
+
+
 def test_keys_of_another_event_type_are_leftovers() -> None:
     # feedback.rating means nothing to a health report, so it is kept as an attribute.
     attributes = {**MINIMAL["system_health"], "feedback.rating": 5}

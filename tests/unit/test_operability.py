@@ -5,7 +5,6 @@ what needs a restart."""
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 import time

@@ -2,9 +2,11 @@
 and the pydantic models, so the three definitions cannot drift apart.
 
 The .proto is compiled with grpcio-tools' protoc into a descriptor set (nothing is generated
-into the tree), and each message is compared field by field, in number order, with the Avro
-record and the model: names, types, optionality, repetition. Every field is reduced to one
-readable shape (``optional string``, ``timestamp``, ``map<string,double>``, ``repeated string``)
+into the tree), and each message is compared field by field, in declaration order, with the Avro
+record and the model: names, types, optionality, repetition. Numbers are checked apart: a field
+added later keeps the next free number even where Avro places it mid-record (the envelope's
+client_id and redacted_fields). Every field is reduced to one readable shape (``optional
+string``, ``timestamp``, ``map<string,double>``, ``repeated string``)
 so a failure says exactly what differs.
 """
 
@@ -69,10 +71,10 @@ def message(
 
 
 def proto_shapes(msg: descriptor_pb2.DescriptorProto) -> dict[str, str]:
-    """Field name -> shape, in field-number order."""
+    """Field name -> shape, in declaration order."""
     entries = {f".otlp_feedback.v1.{msg.name}.{n.name}": n for n in msg.nested_type}
     shapes = {}
-    for field in sorted(msg.field, key=lambda f: f.number):
+    for field in msg.field:
         if field.type == FieldProto.TYPE_MESSAGE and field.type_name in entries:
             entry = entries[field.type_name]
             assert entry.options.map_entry, f"{field.name}: a nested message, not a map"
@@ -167,10 +169,10 @@ def test_fields_match_the_pydantic_model_in_name_order_and_shape(
 
 
 @pytest.mark.parametrize("event_type", EVENT_TYPES)
-def test_field_numbers_follow_the_avro_order_and_gaps_are_reserved(
+def test_field_numbers_leave_no_unreserved_gaps(
     proto_file: descriptor_pb2.FileDescriptorProto, event_type: EventType
 ) -> None:
-    # Appending a field to the Avro schema appends the next number here; a removed field's
+    # A field added to the Avro schema takes the next free number here; a removed field's
     # number is reserved so it can never be reused with another meaning.
     msg = message(proto_file, event_type)
     numbers = [f.number for f in sorted(msg.field, key=lambda f: f.number)]
@@ -186,3 +188,16 @@ def test_shape_helpers_refuse_what_they_cannot_map() -> None:
         avro_shape(["string", "null"])
     with pytest.raises(AssertionError):
         model_shape(set[str])
+
+
+@pytest.mark.parametrize("event_type", EVENT_TYPES)
+def test_envelope_fields_added_later_took_new_numbers(
+    proto_file: descriptor_pb2.FileDescriptorProto, event_type: EventType
+) -> None:
+    # Renumbering would make old protobuf bytes decode into the wrong fields: the envelope keeps
+    # 1-12, and client_id / redacted_fields, declared after attributes, were numbered last.
+    numbers = {f.name: f.number for f in message(proto_file, event_type).field}
+    assert numbers["attributes"] == 12
+    others = [n for name, n in numbers.items() if name not in ("client_id", "redacted_fields")]
+    assert numbers["client_id"] == max(others) + 1
+    assert numbers["redacted_fields"] == max(others) + 2

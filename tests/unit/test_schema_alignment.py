@@ -142,12 +142,17 @@ def test_annotation_mapping_rejects_what_avro_cannot_express() -> None:
 # file, pinned here when it is added.
 PINNED_VERSIONS: dict[tuple[EventType, int], str] = {
     ("user_feedback", 1): "3bfcdbe102f8fa5843b5397f0e9b62ac7858583532e58be529acee4299d6ce7b",
+    ("user_feedback", 2): "020e613cfe2491335e4c38c0727ff9f9eb8eb31cae524630d185efcb96274631",
     ("performance_metrics", 1): "21561e5eb527776179b1b66258878d24096efc6dc92539fbaed60e710b6ed8b3",
     ("performance_metrics", 2): "ea641d29be17c3bc040bbdc174c22fc6135b90d6d41b0a561e15eec3fc3d3cfb",
+    ("performance_metrics", 3): "93c1eaf9c6e623dc2662b0c5885b80fee4c9216615708b4a3c582cc9f7171e78",
     ("model_response", 1): "4085961b64d47b28c013266f067b54c079b5bd5316c33e689401b6cb10465958",
     ("model_response", 2): "b02ad3a6c9eda41a7816f47a46ce6595b3740da4524bbc431e72d21a591615d3",
+    ("model_response", 3): "0685df9473bd6d12a344e9c455ba1f2ca5a33984a900f55fb8f9df67e2a492a1",
     ("system_health", 1): "afd3434df702a5bbf836b1c65c9fba602384369fe85a58f65d8e9f366c261daa",
+    ("system_health", 2): "11aec6fb996a2e8b0835113e03682278250749257c9275de9ca3ec0a3fd1a3db",
     ("experiment_result", 1): "01049a75968e1eef9da15e0ef58e3a803810de8b92f6cce3fa4ca68a67b2cbd8",
+    ("experiment_result", 2): "444e899710eece4f25f1787529509702c708d4dc929c93e72c09426f0b88105f",
 }
 
 

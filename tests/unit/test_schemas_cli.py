@@ -97,7 +97,7 @@ INCOMPATIBLE_EDITS = [
     pytest.param(
         "user_feedback",
         remove_session_id,
-        ["field `session_id` removed without default: consumers on v1 cannot read v2 data"],
+        ["field `session_id` removed without default: consumers on v1, v2 cannot read v3 data"],
         id="remove-a-field-without-default",
     ),
     pytest.param(
@@ -105,22 +105,23 @@ INCOMPATIBLE_EDITS = [
         input_tokens_as_string,
         [
             "field `input_tokens` changed type from `null | long` to `null | string`: "
-            "consumers on v1, v2 cannot read v3 data; v3 cannot read data written with v1, v2"
+            "consumers on v1, v2, v3 cannot read v4 data; "
+            "v4 cannot read data written with v1, v2, v3"
         ],
         id="change-a-type",
     ),
     pytest.param(
         "model_response",
         add_required_judge,
-        ["field `judge` added without default: v3 cannot read data written with v1, v2"],
+        ["field `judge` added without default: v4 cannot read data written with v1, v2, v3"],
         id="add-a-required-field",
     ),
     pytest.param(
         "experiment_result",
         rename_variant_id,
         [
-            "field `variant` added without default: v2 cannot read data written with v1",
-            "field `variant_id` removed without default: consumers on v1 cannot read v2 data",
+            "field `variant` added without default: v3 cannot read data written with v1, v2",
+            "field `variant_id` removed without default: consumers on v1, v2 cannot read v3 data",
             "hint: if `variant_id` was renamed to `variant`: under FULL_TRANSITIVE",
         ],
         id="rename-without-alias",
@@ -136,7 +137,7 @@ def test_shipped_schemas_pass_the_local_check(capsys: pytest.CaptureFixture[str]
     assert code == 0, out
     assert "performance_metrics (feedback.performance_metrics-value, FULL_TRANSITIVE" in out
     assert "  v2   ok: compatible with v1" in out
-    assert out.rstrip().endswith("OK: 7 schema versions of 5 event types")
+    assert out.rstrip().endswith("OK: 12 schema versions of 5 event types")
 
 
 @pytest.mark.parametrize(("event_type", "edit", "explanations"), INCOMPATIBLE_EDITS)
@@ -176,7 +177,7 @@ def test_alias_makes_a_rename_backward_compatible_but_not_full(
 
     code, out = run(capsys, *args)  # the default, FULL_TRANSITIVE
     assert code == 1
-    assert "field `variant_id` removed without default: consumers on v1 cannot read v2" in out
+    assert "field `variant_id` removed without default: consumers on v1, v2 cannot read v3" in out
 
 
 def test_non_transitive_mode_checks_only_the_previous_version(
@@ -194,7 +195,7 @@ def test_non_transitive_mode_checks_only_the_previous_version(
 def test_transitive_mode_catches_what_pairwise_steps_miss(
     capsys: pytest.CaptureFixture[str], schemas_dir: Path, tmp_path: Path
 ) -> None:
-    # v2 drops an optional field (fine), v3 brings it back with another type (fine against v2).
+    # v3 drops an optional field (fine), v4 brings it back with another type (fine against v3).
     add_version(schemas_dir, "system_health", lambda fs: fs.remove(field(fs, "error_rate")))
     add_version(
         schemas_dir,
@@ -207,10 +208,10 @@ def test_transitive_mode_catches_what_pairwise_steps_miss(
 
     code, out = run(capsys, *args)  # FULL_TRANSITIVE
     assert code == 1
-    # Only one way round: a v1 reader promotes v3's long to its double, but not back.
+    # Only one way round: a v1/v2 reader promotes v4's long to its double, but not back.
     assert (
         "field `error_rate` changed type from `null | double` to `null | long`: "
-        "v3 cannot read data written with v1 [MISSING_UNION_BRANCH]"
+        "v4 cannot read data written with v1, v2 [MISSING_UNION_BRANCH]"
     ) in out
 
 
@@ -218,10 +219,10 @@ def test_gap_in_version_numbers_is_a_problem(
     capsys: pytest.CaptureFixture[str], schemas_dir: Path
 ) -> None:
     v1 = schemas_dir / "system_health" / "v1.avsc"
-    shutil.copy(v1, v1.with_name("v3.avsc"))
+    shutil.copy(v1, v1.with_name("v4.avsc"))
     code, out = run(capsys, "schemas", "check", "--local-only", "--schemas-dir", schemas_dir)
     assert code == 1
-    assert "problem: versions must be numbered v1..v2 without gaps; found v1, v3" in out
+    assert "problem: versions must be numbered v1..v3 without gaps; found v1, v2, v4" in out
 
 
 def test_invalid_schema_file_fails_naming_the_file(
@@ -362,23 +363,24 @@ def test_list_shows_local_and_registered_versions_ids_and_mode(
         "SUBJECT", "LOCAL", "REGISTERED (version, id, local)", "COMPATIBILITY", "STATUS"
     ]  # fmt: skip
     assert performance == [
-        "feedback.performance_metrics-value", "v1 v2", "-", "unset (global BACKWARD)",
+        "feedback.performance_metrics-value", "v1 v2 v3", "-", "unset (global BACKWARD)",
         "not registered",
     ]  # fmt: skip
 
     released = tmp_path / "released"  # what an earlier release registered: v1 only
     shutil.copytree(schemas_dir, released)
-    for newer in released.glob("*/v2.avsc"):
+    for newer in [*released.glob("*/v2.avsc"), *released.glob("*/v3.avsc")]:
         newer.unlink()
     assert run(capsys, "schemas", "register", "--config", cfg, "--schemas-dir", released)[0] == 0
 
     _, user_feedback, performance, *_ = table(run(capsys, "schemas", "list", "--config", cfg)[1])
     assert user_feedback == [
-        "feedback.user_feedback-value", "v1", "1 (id 1, v1)", "FULL_TRANSITIVE", "in sync"
+        "feedback.user_feedback-value", "v1 v2", "1 (id 1, v1)", "FULL_TRANSITIVE",
+        "v2 not registered",
     ]  # fmt: skip
     assert performance == [
-        "feedback.performance_metrics-value", "v1 v2", "1 (id 2, v1)", "FULL_TRANSITIVE",
-        "v2 not registered",
+        "feedback.performance_metrics-value", "v1 v2 v3", "1 (id 2, v1)", "FULL_TRANSITIVE",
+        "v2, v3 not registered",
     ]  # fmt: skip
 
 
@@ -430,16 +432,16 @@ def test_diff_of_two_files_names_removed_and_changed_fields(
 
     add_version(schemas_dir, "user_feedback", edit)
     folder = schemas_dir / "user_feedback"
-    code, out = run(capsys, "schemas", "diff", folder / "v1.avsc", folder / "v2.avsc")
+    code, out = run(capsys, "schemas", "diff", folder / "v2.avsc", folder / "v3.avsc")
     assert code == 0
     assert out.splitlines() == [
-        f"{folder / 'v1.avsc'} -> {folder / 'v2.avsc'}",
+        f"{folder / 'v2.avsc'} -> {folder / 'v3.avsc'}",
         "  - session_id: string, no default",
         "  ~ rating: type null | double -> null | long",
         '  ~ tags: default [] -> ["untagged"]',
         "0 added, 1 removed, 2 changed",
-        f"backward: NO ({folder / 'v2.avsc'} reads data written with {folder / 'v1.avsc'})",
-        f"forward:  NO ({folder / 'v1.avsc'} reads data written with {folder / 'v2.avsc'})",
+        f"backward: NO ({folder / 'v3.avsc'} reads data written with {folder / 'v2.avsc'})",
+        f"forward:  NO ({folder / 'v2.avsc'} reads data written with {folder / 'v3.avsc'})",
     ]
 
 
@@ -448,7 +450,7 @@ def test_diff_follows_a_declared_rename(
 ) -> None:
     add_version(schemas_dir, "experiment_result", rename_variant_id_with_alias)
     code, out = run(
-        capsys, "schemas", "diff", "experiment_result:v1", "experiment_result:2",
+        capsys, "schemas", "diff", "experiment_result:v2", "experiment_result:3",
         "--schemas-dir", schemas_dir,
     )  # fmt: skip
     assert code == 0

@@ -392,7 +392,6 @@ def test_validated_event_is_immutable() -> None:
         event.session_id = "other"  # type: ignore[misc]
 
 
-
 def test_a_numeric_session_id_is_taken_as_its_text() -> None:
     event = validate(user_feedback(**{"session.id": 1234}))
     assert isinstance(event, UserFeedback) and event.session_id == "1234"
