@@ -117,8 +117,15 @@ def test_a_reader_pinned_to_v1_reads_records_written_with_the_newest_version(
     newest = load_schemas().latest("performance_metrics").version
     assert newest > 1
     assert dict(item.headers)["schema_version"] == str(newest).encode()  # written with vN
+    # v1 has neither the v2 token counts nor the v3 envelope fields: the reader's defaults.
+    assert sent.client_id and sent.redacted_fields
     assert item.event == sent.model_copy(
-        update={"cache_read_input_tokens": None, "reasoning_output_tokens": None}
+        update={
+            "cache_read_input_tokens": None,
+            "reasoning_output_tokens": None,
+            "client_id": None,
+            "redacted_fields": [],
+        }
     )
 
 
