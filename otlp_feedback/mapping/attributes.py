@@ -13,8 +13,6 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 AttrValue = Any  # str | bool | int | float | bytes | list[AttrValue] | dict[str, AttrValue] | None
 
-_SCALARS = frozenset({"string_value", "bool_value", "int_value", "double_value", "bytes_value"})
-
 
 def any_value(value: AnyValue) -> AttrValue:
     """Convert one ``AnyValue``; an unset value becomes ``None``."""
@@ -32,15 +30,11 @@ def attributes_dict(kvs: Iterable[KeyValue]) -> dict[str, AttrValue]:
     """Convert a ``KeyValue`` list; on a repeated key the last one wins, as in the SDKs."""
     out: dict[str, AttrValue] = {}
     for kv in kvs:
-        # Scalars inline (one call fewer per attribute); lists and maps via any_value.
         value = kv.value
-        kind = value.WhichOneof("value")
-        if kind == "string_value":
-            out[kv.key] = value.string_value
-        elif kind in _SCALARS:
-            out[kv.key] = getattr(value, kind)
-        else:
-            out[kv.key] = any_value(value)
+        # Most attributes are non-empty strings: reading the field answers without WhichOneof
+        # (an unset string reads ""). Everything else, "" included, takes the general path.
+        text = value.string_value
+        out[kv.key] = text if text else any_value(value)
     return out
 
 

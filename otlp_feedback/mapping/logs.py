@@ -14,6 +14,7 @@ from otlp_feedback.mapping.attributes import AttrValue, attributes_dict, find_st
 from otlp_feedback.mapping.records import Context, MappedRequest, build_raw
 
 _NO_SPAN: dict[str, AttrValue] = {}
+_WHERE = "resource_logs[{}].scope_logs[{}].log_records[{}]"
 
 
 def map_logs_request(request: ExportLogsServiceRequest) -> MappedRequest:
@@ -38,7 +39,7 @@ def map_logs_request(request: ExportLogsServiceRequest) -> MappedRequest:
                         event_name=event_name,
                         event_type=event_type,
                         carrier="log_record",
-                        location=f"resource_logs[{ri}].scope_logs[{si}].log_records[{li}]",
+                        location=(_WHERE, ri, si, li),
                         record_attributes=record_attrs,
                         context=Context(resource_attrs, _NO_SPAN, record.trace_id, record.span_id),
                         time_ns=record.time_unix_nano or record.observed_time_unix_nano,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from otlp_feedback.events import Carrier, EventType
 from otlp_feedback.mapping import convention as conv
@@ -21,9 +21,34 @@ from otlp_feedback.mapping.attributes import AttrValue
 EVENT_ID_NAMESPACE = uuid.UUID("6f0e3c1c-6c2b-5a8e-9a51-0f1eedbac4a1")
 _NS_BYTES = EVENT_ID_NAMESPACE.bytes
 # Per event type: (field, keys) for the envelope then the type's own fields, in that order.
-_FIELD_PLAN: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
+_FIELD_PLAN: dict[str, _Plan] = {
     event_type: (*conv.ENVELOPE_KEYS.items(), *keys.items())
     for event_type, keys in conv.FIELD_KEYS.items()
+}
+
+
+_Plan = tuple[tuple[str, tuple[str, ...]], ...]
+
+
+def _key_index(plan: _Plan) -> dict[str, tuple[tuple[str, bool], ...]]:
+    """Attribute key -> the fields it feeds, each with "is it the field's first key?"."""
+    index: dict[str, list[tuple[str, bool]]] = {}
+    for name, keys in plan:
+        # The mapper settles precedence with one flag: a first key beats a second. A third
+        # key would need ranks; none exists, and this keeps it that way.
+        assert len(keys) <= 2, f"{name} is read from more than two keys"
+        for rank, key in enumerate(keys):
+            index.setdefault(key, []).append((name, rank == 0))
+    return {key: tuple(fields) for key, fields in index.items()}
+
+
+# Per event type: attribute key -> ((field, first key?), ...). One lookup per attribute present
+# instead of one per field and key of the plan (hot path).
+_KEY_INDEX = {event_type: _key_index(plan) for event_type, plan in _FIELD_PLAN.items()}
+_PREFIXES: dict[str, tuple[str, str, frozenset[str]]] = {
+    event_type: (*conv.PREFIX_MAPS[event_type], frozenset(known))
+    for event_type, known in conv.FIELD_KEYS.items()
+    if event_type in conv.PREFIX_MAPS
 }
 
 
@@ -43,27 +68,119 @@ class SourceRecord:
     span_id: bytes
 
 
-@dataclass(slots=True)
-class RawFeedback:
-    """One feedback record found in a request, before validation."""
+class Context(NamedTuple):
+    """What the enclosing resource and span contribute to each record."""
 
-    event_type: EventType
-    carrier: Carrier
-    location: str  # e.g. "resource_logs[0].scope_logs[1].log_records[7]", for error messages
-    fields: dict[str, Any]
-    time_ns: int
-    source: SourceRecord
-    # Problems the mapper already knows make the record invalid (validation reports them).
-    problems: list[str] = field(default_factory=list)
+    resource_attributes: dict[str, AttrValue]
+    span_attributes: dict[str, AttrValue]
+    trace_id: bytes
+    span_id: bytes
+
+
+# Where a record sits in its request: a ready string, or a format string and its indices
+# (formatted only if a rejection needs it: most records are never named).
+Location = str | tuple[str, int, int, int] | tuple[str, int, int, int, int]
+
+
+class RawFeedback:
+    """One feedback record found in a request, before validation.
+
+    ``fields`` holds the event's fields by model field name, values as sent. What only a
+    rejection or a dead letter needs (``location``, ``source``, ``keys``) is derived on demand
+    from what the mapper kept, because nearly every record is accepted.
+    """
+
+    __slots__ = (
+        "_announced_type",
+        "_body_text",
+        "_context",
+        "_event_name",
+        "_explicit_keys",
+        "_location",
+        "_merged",
+        "_record_attributes",
+        "carrier",
+        "event_type",
+        "fields",
+        "problems",
+        "time_ns",
+    )
+
+    def __init__(
+        self,
+        event_type: EventType,
+        carrier: Carrier,
+        fields: dict[str, Any],
+        time_ns: int,
+        *,
+        location: Location,
+        event_name: str,
+        announced_type: EventType,
+        record_attributes: dict[str, AttrValue],
+        context: Context,
+        body_text: str | None,
+        merged: dict[str, AttrValue],
+        explicit_keys: dict[str, str] | None = None,
+        problems: list[str] | None = None,
+    ) -> None:
+        self.event_type = event_type
+        self.carrier = carrier
+        self.fields = fields
+        self.time_ns = time_ns
+        # Problems the mapper already knows make the record invalid (validation reports them).
+        self.problems = problems
+        self._location = location
+        self._event_name = event_name
+        self._announced_type = announced_type
+        self._record_attributes = record_attributes
+        self._context = context
+        self._body_text = body_text
+        self._merged = merged
+        self._explicit_keys = explicit_keys
+
+    @property
+    def location(self) -> str:
+        """E.g. "resource_logs[0].scope_logs[1].log_records[7]", for error messages."""
+        where = self._location
+        return where if isinstance(where, str) else where[0].format(*where[1:])
+
+    @property
+    def source(self) -> SourceRecord:
+        ctx = self._context
+        return SourceRecord(
+            self._event_name,
+            self._announced_type,
+            self.carrier,
+            self._record_attributes,
+            ctx.span_attributes,
+            ctx.resource_attributes,
+            self._body_text,
+            self.time_ns,
+            ctx.trace_id,
+            ctx.span_id,
+        )
 
     @property
     def source_attributes(self) -> dict[str, AttrValue]:
         """The record's own attributes as sent."""
-        return self.source.record_attributes
+        return self._record_attributes
 
-    # The attribute key each field was read from ("custom_scores.tone" for a map entry), so that
-    # a rejection names what the sender sent (e.g. gen_ai.evaluation.score.value, not rating).
-    keys: dict[str, str] = field(default_factory=dict)
+    @property
+    def keys(self) -> dict[str, str]:
+        """The attribute key each field was read from ("custom_scores.tone" for a map entry),
+        so that a rejection names what the sender sent (gen_ai.evaluation.score.value, not
+        rating)."""
+        merged = self._merged
+        keys: dict[str, str] = {}
+        for name, candidates in _FIELD_PLAN[self.event_type]:
+            for key in candidates:
+                value = merged.get(key)
+                if value is not None and value != "":
+                    keys[name] = key
+                    break
+        if self._explicit_keys:
+            keys.update(self._explicit_keys)
+        return keys
 
 
 @dataclass(slots=True)
@@ -72,16 +189,6 @@ class MappedRequest:
 
     feedback: list[RawFeedback] = field(default_factory=list)
     ignored: int = 0
-
-
-@dataclass(slots=True, frozen=True)
-class Context:
-    """What the enclosing resource and span contribute to each record."""
-
-    resource_attributes: dict[str, AttrValue]
-    span_attributes: dict[str, AttrValue]
-    trace_id: bytes
-    span_id: bytes
 
 
 def deterministic_event_id(*parts: bytes) -> str:
@@ -100,7 +207,7 @@ def build_raw(
     event_name: str,
     event_type: EventType,
     carrier: Carrier,
-    location: str,
+    location: Location,
     record_attributes: dict[str, AttrValue],
     context: Context,
     time_ns: int,
@@ -108,20 +215,10 @@ def build_raw(
     body_text: str | None = None,
 ) -> RawFeedback:
     """Assemble the fields of one feedback record (see the module docstring for precedence)."""
-    local = {**context.span_attributes, **record_attributes}
-    merged = {**context.resource_attributes, **local}
-    source = SourceRecord(
-        event_name,
-        event_type,
-        carrier,
-        record_attributes,
-        context.span_attributes,
-        context.resource_attributes,
-        body_text,
-        time_ns,
-        context.trace_id,
-        context.span_id,
-    )
+    resource, span_attributes, trace_id, span_id = context
+    local = {**span_attributes, **record_attributes} if span_attributes else record_attributes
+    merged = {**resource, **local} if resource else local
+    announced = event_type
     is_evaluation = event_name == conv.GENAI_EVALUATION_EVENT
     if is_evaluation:
         event_type = (
@@ -129,59 +226,70 @@ def build_raw(
             if merged.get(conv.EVAL_NAME) == conv.USER_FEEDBACK_EVALUATION
             else "model_response"
         )
-    consumed = set(conv.CONSUMED_KEYS[event_type])
-    problems: list[str] = []
-    sources: dict[str, str] = {}
+    consumed: frozenset[str] | set[str] = conv.CONSUMED_KEYS[event_type]
+    problems: list[str] | None = None
+    explicit: dict[str, str] | None = None
 
     fields: dict[str, Any] = {"carrier": carrier}
-    for name, keys in _FIELD_PLAN[event_type]:  # inline, not a call per field: hot path
-        for key in keys:
-            value = merged.get(key)
-            if value is not None and value != "":  # the first key present wins; "" is absent
-                fields[name] = value
-                sources[name] = key
-                break
+    index = _KEY_INDEX[event_type]
+    prefixed = _PREFIXES.get(event_type)
+    prefix, target, known = prefixed if prefixed is not None else ("", "", frozenset())
+    cut = len(prefix)
+    extra: dict[str, AttrValue] | None = None
+    # One pass over what was sent, in the order sent (hot path: one lookup per attribute, not
+    # one per field and key of the plan). Of a field's two keys, the first one present wins.
+    for key, value in merged.items():
+        if cut and key.startswith(prefix) and key[cut:] not in known:
+            if extra is None:
+                extra = {}
+            extra[key[cut:]] = value
+        entry = index.get(key)
+        if entry is not None and value is not None and value != "":  # "" is absent
+            for name, first in entry:
+                if first or name not in fields:
+                    fields[name] = value
 
     if is_evaluation:
-        _apply_evaluation(event_type, merged, fields, consumed, problems, sources)
+        consumed = set(consumed)
+        problems = []
+        explicit = {}
+        _apply_evaluation(event_type, merged, fields, consumed, problems, explicit)
 
-    prefix_map = conv.PREFIX_MAPS.get(event_type)
-    if prefix_map is not None:
-        prefix, target = prefix_map
-        known = conv.FIELD_KEYS[event_type]
-        extra = {
-            key[len(prefix) :]: value
-            for key, value in merged.items()
-            if key.startswith(prefix) and key[len(prefix) :] not in known
-        }
-        if extra:
-            fields[target] = {**fields.get(target, {}), **extra}
-            consumed.update(prefix + k for k in extra)
-            sources.update({f"{target}.{k}": prefix + k for k in extra})
+    if extra:
+        fields[target] = {**fields.get(target, {}), **extra}
+        consumed = consumed | {prefix + k for k in extra}
+        explicit = explicit if explicit is not None else {}
+        explicit.update({f"{target}.{k}": prefix + k for k in extra})
 
-    if event_type == "user_feedback" and "comment" not in fields and body_text:
+    if body_text and event_type == "user_feedback" and "comment" not in fields:
         fields["comment"] = body_text
-        sources["comment"] = "body"
+        explicit = explicit if explicit is not None else {}
+        explicit["comment"] = "body"
 
-    if trace_id := _hex_id(context.trace_id):
-        fields["trace_id"] = trace_id
-    if span_id := _hex_id(context.span_id):
-        fields["span_id"] = span_id
+    if trace_id and any(trace_id):
+        fields["trace_id"] = trace_id.hex()
+    if span_id and any(span_id):
+        fields["span_id"] = span_id.hex()
     if "event_id" not in fields:
         service = str(merged.get("service.name", ""))
         fields["event_id"] = deterministic_event_id(
-            event_type.encode(), service.encode(), context.trace_id, context.span_id, content
+            event_type.encode(), service.encode(), trace_id, span_id, content
         )
     fields["attributes"] = {k: v for k, v in local.items() if k not in consumed}
     return RawFeedback(
-        event_type=event_type,
-        carrier=carrier,
+        event_type,
+        carrier,
+        fields,
+        time_ns,
         location=location,
-        fields=fields,
-        time_ns=time_ns,
-        source=source,
+        event_name=event_name,
+        announced_type=announced,
+        record_attributes=record_attributes,
+        context=context,
+        body_text=body_text,
+        merged=merged,
+        explicit_keys=explicit,
         problems=problems,
-        keys=sources,
     )
 
 
@@ -232,12 +340,6 @@ def _apply_evaluation(
     else:
         fields.setdefault("custom_scores", {})[name] = score
         sources[f"custom_scores.{name}"] = conv.EVAL_SCORE
-
-
-def _hex_id(raw: bytes) -> str | None:
-    if not raw or not any(raw):
-        return None
-    return raw.hex()
 
 
 def raw_from_source(source: SourceRecord, location: str, event_id: str | None) -> RawFeedback:

@@ -14,9 +14,11 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from otlp_feedback.mapping import convention as conv
 from otlp_feedback.mapping.attributes import AttrValue, attributes_dict, has_key
-from otlp_feedback.mapping.records import Context, MappedRequest, build_raw
+from otlp_feedback.mapping.records import Context, Location, MappedRequest, build_raw
 
 _MODEL_KEYS = ("gen_ai.request.model", "gen_ai.response.model")
+_SPAN = "resource_spans[{}].scope_spans[{}].spans[{}]"
+_SPAN_EVENT = _SPAN + ".events[{}]"
 
 
 def map_traces_request(request: ExportTraceServiceRequest) -> MappedRequest:
@@ -39,9 +41,8 @@ def map_traces_request(request: ExportTraceServiceRequest) -> MappedRequest:
                 if resource_attrs is None:
                     resource_attrs = attributes_dict(resource_spans.resource.attributes)
                 span_attrs = attributes_dict(span.attributes)
-                where = f"resource_spans[{ri}].scope_spans[{si}].spans[{pi}]"
                 if is_genai:
-                    _map_genai_span(out, span, span_attrs, resource_attrs, where)
+                    _map_genai_span(out, span, span_attrs, resource_attrs, (_SPAN, ri, si, pi))
                 context = Context(resource_attrs, span_attrs, span.trace_id, span.span_id)
                 for ei, event, event_type in feedback_events:
                     out.feedback.append(
@@ -49,7 +50,7 @@ def map_traces_request(request: ExportTraceServiceRequest) -> MappedRequest:
                             event_name=event.name,
                             event_type=event_type,
                             carrier="span_event",
-                            location=f"{where}.events[{ei}]",
+                            location=(_SPAN_EVENT, ri, si, pi, ei),
                             record_attributes=attributes_dict(event.attributes),
                             context=context,
                             time_ns=event.time_unix_nano,
@@ -64,7 +65,7 @@ def _map_genai_span(
     span: Span,
     span_attrs: dict[str, AttrValue],
     resource_attrs: dict[str, AttrValue],
-    where: str,
+    where: Location,
 ) -> None:
     if not any(span_attrs.get(k) for k in _MODEL_KEYS):
         out.ignored += 1

@@ -129,10 +129,16 @@ class Validator:
         for key, value in attributes.items():
             if len(out) >= self._limits.max_attributes:
                 break
-            text = _to_text(value)
+            text = value if type(value) is str else _to_text(value)
             if len(text) > limit:
                 text = text[:limit]
-            if control is not None and (control(key) or control(text)):
+            # isprintable() is False for every character CONTROL_CHARACTERS matches (and for
+            # some it keeps, e.g. tab): a cheap pre-check before the regex (hot path).
+            if (
+                control is not None
+                and not (key.isprintable() and text.isprintable())
+                and (control(key) or control(text))
+            ):
                 try:
                     key, text = self._clean(key), self._clean(text)
                 except _ControlCharacter as exc:
@@ -145,21 +151,21 @@ class Validator:
         (list items, map keys and values too), in place. Raises ``_Unacceptable``."""
         fields = raw.fields
         limit = self._limits.max_string_length
-        control = self._control
+        keep = self._control is None
         checked = self._checked
         for name, value in fields.items():
-            if type(value) is str:
+            kind = type(value)
+            if kind is str:
                 # The common case, inline: a short string without control characters.
-                if len(value) > limit or (control is not None and control(value)):
+                if len(value) > limit or not (keep or value.isprintable()):
                     fields[name] = checked(value, raw, name)
-            elif name == "attributes":  # done by _stringify, with its own length rule
-                continue
-            elif isinstance(value, list) and value:
-                fields[name] = [checked(v, raw, name) if isinstance(v, str) else v for v in value]
-            elif isinstance(value, dict) and value:
+            elif kind is list:
+                if any(type(v) is str for v in value):
+                    fields[name] = [checked(v, raw, name) if type(v) is str else v for v in value]
+            elif kind is dict and value and name != "attributes":  # attributes: see _stringify
                 fields[name] = {
                     checked(k, raw, f"{name}.{k}"): (
-                        checked(v, raw, f"{name}.{k}") if isinstance(v, str) else v
+                        checked(v, raw, f"{name}.{k}") if type(v) is str else v
                     )
                     for k, v in value.items()
                 }
@@ -171,6 +177,8 @@ class Validator:
                 f"{self._key(raw, field)}: {len(text)} characters, over the {limit}-character "
                 "limit (validation.max_string_length)"
             )
+        if text.isprintable():
+            return text
         try:
             return self._clean(text)
         except _ControlCharacter as exc:
