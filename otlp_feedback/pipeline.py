@@ -237,12 +237,10 @@ class Pipeline:
             if redacted:
                 # Events whose schema has ``redacted_fields`` carry the list in the value; the
                 # header tells every consumer (older schema versions, header-only filters)
-                # without decoding. The record is frozen; its header list is ours to extend.
+                # without decoding. The header list is the record's own, fresh per record.
                 record.headers.append(("redacted", redacted_header(redacted)))
                 outcome.redacted_by_type[event.event_type] += 1
             if client_id is not None:
-                # encoding/outbound.py builds the headers; the record is frozen but its header
-                # list is its own, fresh per record, so appending here changes nothing else.
                 record.headers.append(("client_id", client_id.encode()))
             records.append(record)
             sources[result.event_id] = raw

@@ -13,9 +13,11 @@ from otlp_feedback.encoding.avro import AvroEventSerializer, SerializationContex
 from otlp_feedback.events import EventType, FeedbackEvent
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class OutboundRecord:
-    """One Kafka record ready to produce."""
+    """One Kafka record ready to produce. Treat as immutable once built; the pipeline only
+    appends request-level headers. Not ``frozen``: that makes construction 4x slower (1.3 vs
+    0.3 us), and one is built per event and per spooled record replayed."""
 
     topic: str
     key: bytes | None

@@ -30,8 +30,13 @@ _FIELD_PLAN: dict[str, _Plan] = {
 _Plan = tuple[tuple[str, tuple[str, ...]], ...]
 
 
-def _key_index(plan: _Plan) -> dict[str, tuple[tuple[str, bool], ...]]:
-    """Attribute key -> the fields it feeds, each with "is it the field's first key?"."""
+# A key's entry in the index: the field name when it is the first (or only) key of one field,
+# the common case; else ((field, first key?), ...).
+_Entry = str | tuple[tuple[str, bool], ...]
+
+
+def _key_index(plan: _Plan) -> dict[str, _Entry]:
+    """Attribute key -> the field(s) it feeds."""
     index: dict[str, list[tuple[str, bool]]] = {}
     for name, keys in plan:
         # The mapper settles precedence with one flag: a first key beats a second. A third
@@ -39,12 +44,22 @@ def _key_index(plan: _Plan) -> dict[str, tuple[tuple[str, bool], ...]]:
         assert len(keys) <= 2, f"{name} is read from more than two keys"
         for rank, key in enumerate(keys):
             index.setdefault(key, []).append((name, rank == 0))
-    return {key: tuple(fields) for key, fields in index.items()}
+    return {
+        key: fields[0][0] if len(fields) == 1 and fields[0][1] else tuple(fields)
+        for key, fields in index.items()
+    }
 
 
-# Per event type: attribute key -> ((field, first key?), ...). One lookup per attribute present
-# instead of one per field and key of the plan (hot path).
+# Per event type: attribute key -> field(s). One lookup per attribute sent instead of one per
+# field and key of the plan (hot path).
 _KEY_INDEX = {event_type: _key_index(plan) for event_type, plan in _FIELD_PLAN.items()}
+# Keys every type consumes without mapping them to a field (so they stay out of ``attributes``).
+_SET_ASIDE = frozenset(
+    {conv.EVENT_NAME_ATTRIBUTE, conv.EVAL_NAME, conv.EVAL_SCORE, conv.EVAL_EXPLANATION}
+)
+assert all(
+    conv.CONSUMED_KEYS[t] == _SET_ASIDE | _KEY_INDEX[t].keys() for t in conv.CONSUMED_KEYS
+), "convention.CONSUMED_KEYS and the mapper disagree"
 _PREFIXES: dict[str, tuple[str, str, frozenset[str]]] = {
     event_type: (*conv.PREFIX_MAPS[event_type], frozenset(known))
     for event_type, known in conv.FIELD_KEYS.items()
@@ -97,7 +112,6 @@ class RawFeedback:
         "_event_name",
         "_explicit_keys",
         "_location",
-        "_merged",
         "_record_attributes",
         "carrier",
         "event_type",
@@ -119,7 +133,6 @@ class RawFeedback:
         record_attributes: dict[str, AttrValue],
         context: Context,
         body_text: str | None,
-        merged: dict[str, AttrValue],
         explicit_keys: dict[str, str] | None = None,
         problems: list[str] | None = None,
     ) -> None:
@@ -135,7 +148,6 @@ class RawFeedback:
         self._record_attributes = record_attributes
         self._context = context
         self._body_text = body_text
-        self._merged = merged
         self._explicit_keys = explicit_keys
 
     @property
@@ -170,7 +182,8 @@ class RawFeedback:
         """The attribute key each field was read from ("custom_scores.tone" for a map entry),
         so that a rejection names what the sender sent (gen_ai.evaluation.score.value, not
         rating)."""
-        merged = self._merged
+        ctx = self._context
+        merged = {**ctx.resource_attributes, **ctx.span_attributes, **self._record_attributes}
         keys: dict[str, str] = {}
         for name, candidates in _FIELD_PLAN[self.event_type]:
             for key in candidates:
@@ -217,47 +230,68 @@ def build_raw(
     """Assemble the fields of one feedback record (see the module docstring for precedence)."""
     resource, span_attributes, trace_id, span_id = context
     local = {**span_attributes, **record_attributes} if span_attributes else record_attributes
-    merged = {**resource, **local} if resource else local
     announced = event_type
     is_evaluation = event_name == conv.GENAI_EVALUATION_EVENT
+    merged: dict[str, AttrValue] | None = None
     if is_evaluation:
+        merged = {**resource, **local}
         event_type = (
             "user_feedback"
             if merged.get(conv.EVAL_NAME) == conv.USER_FEEDBACK_EVALUATION
             else "model_response"
         )
-    consumed: frozenset[str] | set[str] = conv.CONSUMED_KEYS[event_type]
     problems: list[str] | None = None
     explicit: dict[str, str] | None = None
 
     fields: dict[str, Any] = {"carrier": carrier}
+    attributes: dict[str, AttrValue] = {}
+    extra: dict[str, AttrValue] = {}
     index = _KEY_INDEX[event_type]
     prefixed = _PREFIXES.get(event_type)
     prefix, target, known = prefixed if prefixed is not None else ("", "", frozenset())
     cut = len(prefix)
-    extra: dict[str, AttrValue] | None = None
-    # One pass over what was sent, in the order sent (hot path: one lookup per attribute, not
-    # one per field and key of the plan). Of a field's two keys, the first one present wins.
-    for key, value in merged.items():
-        if cut and key.startswith(prefix) and key[cut:] not in known:
-            if extra is None:
-                extra = {}
-            extra[key[cut:]] = value
-        entry = index.get(key)
-        if entry is not None and value is not None and value != "":  # "" is absent
-            for name, first in entry:
-                if first or name not in fields:
-                    fields[name] = value
+    # One pass over the record's (and span's) own attributes, in the order sent, then one over
+    # the resource's that the record does not override: the same result as looking each field
+    # up in resource|span|record, at one lookup per attribute (hot path). Of a field's two
+    # keys the first one present wins, wherever each of them was sent.
+    for key, value in local.items():
+        name = index.get(key)
+        if name is None:
+            if cut and key.startswith(prefix) and key[cut:] not in known:
+                extra[key[cut:]] = value
+            elif key not in _SET_ASIDE:
+                attributes[key] = value
+        elif value is not None and value != "":  # "" is absent
+            if isinstance(name, str):
+                fields[name] = value
+            else:
+                for field_name, first in name:
+                    if first or field_name not in fields:
+                        fields[field_name] = value
+    for key, value in resource.items():
+        if key in local:
+            continue
+        name = index.get(key)
+        if name is None:
+            if cut and key.startswith(prefix) and key[cut:] not in known:
+                extra[key[cut:]] = value
+        elif value is not None and value != "":
+            if isinstance(name, str):
+                fields[name] = value
+            else:
+                for field_name, first in name:
+                    if first or field_name not in fields:
+                        fields[field_name] = value
 
-    if is_evaluation:
-        consumed = set(consumed)
+    if merged is not None:  # gen_ai.evaluation.result
+        consumed = set(conv.CONSUMED_KEYS[event_type])
         problems = []
         explicit = {}
         _apply_evaluation(event_type, merged, fields, consumed, problems, explicit)
+        attributes = {k: v for k, v in attributes.items() if k not in consumed}
 
     if extra:
         fields[target] = {**fields.get(target, {}), **extra}
-        consumed = consumed | {prefix + k for k in extra}
         explicit = explicit if explicit is not None else {}
         explicit.update({f"{target}.{k}": prefix + k for k in extra})
 
@@ -271,11 +305,13 @@ def build_raw(
     if span_id and any(span_id):
         fields["span_id"] = span_id.hex()
     if "event_id" not in fields:
-        service = str(merged.get("service.name", ""))
+        service = str(
+            local["service.name"] if "service.name" in local else resource.get("service.name", "")
+        )
         fields["event_id"] = deterministic_event_id(
             event_type.encode(), service.encode(), trace_id, span_id, content
         )
-    fields["attributes"] = {k: v for k, v in local.items() if k not in consumed}
+    fields["attributes"] = attributes
     return RawFeedback(
         event_type,
         carrier,
@@ -287,7 +323,6 @@ def build_raw(
         record_attributes=record_attributes,
         context=context,
         body_text=body_text,
-        merged=merged,
         explicit_keys=explicit,
         problems=problems,
     )
