@@ -230,11 +230,10 @@ def build_raw(
     """Assemble the fields of one feedback record (see the module docstring for precedence)."""
     resource, span_attributes, trace_id, span_id = context
     local = {**span_attributes, **record_attributes} if span_attributes else record_attributes
+    merged = {**resource, **local} if resource else local
     announced = event_type
     is_evaluation = event_name == conv.GENAI_EVALUATION_EVENT
-    merged: dict[str, AttrValue] | None = None
     if is_evaluation:
-        merged = {**resource, **local}
         event_type = (
             "user_feedback"
             if merged.get(conv.EVAL_NAME) == conv.USER_FEEDBACK_EVALUATION
@@ -250,16 +249,16 @@ def build_raw(
     prefixed = _PREFIXES.get(event_type)
     prefix, target, known = prefixed if prefixed is not None else ("", "", frozenset())
     cut = len(prefix)
-    # One pass over the record's (and span's) own attributes, in the order sent, then one over
-    # the resource's that the record does not override: the same result as looking each field
-    # up in resource|span|record, at one lookup per attribute (hot path). Of a field's two
-    # keys the first one present wins, wherever each of them was sent.
-    for key, value in local.items():
+    # One pass over what was sent, building the fields, the string ``attributes`` map (the
+    # record's and span's own keys only) and the prefix maps together: one lookup per
+    # attribute instead of one per field and key of the plan (hot path). Of a field's two
+    # keys the first one present wins.
+    for key, value in merged.items():
         name = index.get(key)
         if name is None:
             if cut and key.startswith(prefix) and key[cut:] not in known:
                 extra[key[cut:]] = value
-            elif key not in _SET_ASIDE:
+            elif key not in _SET_ASIDE and key in local:
                 attributes[key] = value
         elif value is not None and value != "":  # "" is absent
             if isinstance(name, str):
@@ -268,22 +267,8 @@ def build_raw(
                 for field_name, first in name:
                     if first or field_name not in fields:
                         fields[field_name] = value
-    for key, value in resource.items():
-        if key in local:
-            continue
-        name = index.get(key)
-        if name is None:
-            if cut and key.startswith(prefix) and key[cut:] not in known:
-                extra[key[cut:]] = value
-        elif value is not None and value != "":
-            if isinstance(name, str):
-                fields[name] = value
-            else:
-                for field_name, first in name:
-                    if first or field_name not in fields:
-                        fields[field_name] = value
 
-    if merged is not None:  # gen_ai.evaluation.result
+    if is_evaluation:
         consumed = set(conv.CONSUMED_KEYS[event_type])
         problems = []
         explicit = {}
@@ -305,9 +290,7 @@ def build_raw(
     if span_id and any(span_id):
         fields["span_id"] = span_id.hex()
     if "event_id" not in fields:
-        service = str(
-            local["service.name"] if "service.name" in local else resource.get("service.name", "")
-        )
+        service = str(merged.get("service.name", ""))
         fields["event_id"] = deterministic_event_id(
             event_type.encode(), service.encode(), trace_id, span_id, content
         )
