@@ -17,11 +17,13 @@ from typing import Any
 
 from confluent_kafka import Consumer, Message, TopicPartition
 
-from otlp_feedback.app import FeedbackApp
 from otlp_feedback.config import Settings
 from otlp_feedback.encoding.dead_letter import from_value
 from otlp_feedback.errors import ConfigError, InvalidRequest
 from otlp_feedback.mapping.records import MappedRequest, raw_from_source
+from otlp_feedback.pipeline import Pipeline
+from otlp_feedback.registry.client import ConfluentRegistry
+from otlp_feedback.sinks.kafka import KafkaSink
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +48,13 @@ def replay_dead_letters(
     topic = settings.kafka.dlq_topic
     if not topic:
         raise ConfigError("invalid configuration: kafka.dlq_topic is not set")
-    # The replay tool must not share the receiver's spool directory; it fails instead.
-    settings = settings.model_copy(
-        update={"spool": settings.spool.model_copy(update={"enabled": False})}
+    # Just the pipeline into Kafka: no receiver, metrics or spool (a failed batch is not
+    # committed, so the next run retries it; the receiver's spool directory stays its own).
+    pipeline = Pipeline(
+        settings,
+        ConfluentRegistry(settings.registry.client_config()),
+        KafkaSink(settings.kafka, settings.kafka.all_topics()),
     )
-    app = FeedbackApp(settings)
     consumer = Consumer(
         {
             **settings.kafka.client_config(),
@@ -61,7 +65,7 @@ def replay_dead_letters(
         }
     )
     report = ReplayReport()
-    app.pipeline.start()
+    pipeline.start()
     try:
         end = _end_offsets(consumer, topic)
         starts = [_committed_or_start(consumer, topic, p) for p in end]
@@ -84,15 +88,15 @@ def replay_dead_letters(
                     batch.append(m)
                 if offset + 1 >= end[partition]:
                     remaining.discard(partition)
-            _replay_batch(app, batch, report)
+            _replay_batch(pipeline, batch, report)
             consumer.commit(asynchronous=False)
     finally:
         consumer.close()
-        app.pipeline.shutdown()
+        pipeline.shutdown()
     return report
 
 
-def _replay_batch(app: FeedbackApp, batch: list[Message], report: ReplayReport) -> None:
+def _replay_batch(pipeline: Pipeline, batch: list[Message], report: ReplayReport) -> None:
     mapped = MappedRequest()
     for msg in batch:
         report.read += 1
@@ -103,7 +107,7 @@ def _replay_batch(app: FeedbackApp, batch: list[Message], report: ReplayReport) 
             report.unreadable += 1
             continue
         mapped.feedback.append(raw_from_source(letter.source, letter.location, letter.event_id))
-    outcome = app.pipeline.process(mapped)
+    outcome = pipeline.process(mapped)
     report.replayed += outcome.accepted
     report.still_failing += outcome.rejected
 
