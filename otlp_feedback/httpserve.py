@@ -12,7 +12,7 @@ import logging
 import socket
 import threading
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import uvicorn
 
@@ -111,7 +111,7 @@ class BackgroundHttpServer:
             server.force_exit = True
             thread.join(1.0)
 
-    def __enter__(self) -> BackgroundHttpServer:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

@@ -17,7 +17,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import FrameType
 
 from otlp_feedback.httpserve import BackgroundHttpServer
 from otlp_feedback.registry.server import create_app
@@ -25,65 +25,27 @@ from otlp_feedback.registry.server import create_app
 logger = logging.getLogger(__name__)
 
 
-class RegistryServer:
-    """The registry app served on a background thread (see ``otlp_feedback.httpserve``).
-
-    Lifecycle: ``start`` returns once connections are accepted; ``shutdown`` is idempotent and
-    safe before ``start``; usable as a context manager. Not restartable: make a new instance.
-    """
+class RegistryServer(BackgroundHttpServer):
+    """The registry app served on a background thread; lifecycle as ``BackgroundHttpServer``
+    (``start`` returns once connections are accepted; ``shutdown`` idempotent and safe before
+    ``start``; a context manager; not restartable). The database opens in ``start``."""
 
     def __init__(self, *, db_path: str | Path, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(None, host=host, port=port, name="otlp-feedback-registry")
         self._db_path = db_path
-        self._host = host
-        self._port = port
-        self._http: BackgroundHttpServer | None = None
-        self._stopped = False
-
-    @property
-    def url(self) -> str:
-        """``http://host:port`` once ``start`` has returned. Raises ``RuntimeError`` before."""
-        if self._http is None:
-            raise RuntimeError("RegistryServer has not been started")
-        return self._http.url
 
     def start(self, timeout: float = 10.0) -> None:
-        """Bind, start serving and return once listening; sets ``url``.
-
-        Raises ``RuntimeError`` if already started or shut down, or if the server fails to
-        start within ``timeout`` seconds (the cause is chained); ``StoreError`` if the database
-        cannot be opened; ``OSError`` if the address cannot be bound.
-        """
-        if self._http is not None or self._stopped:
-            raise RuntimeError("RegistryServer cannot be started twice")
-        app = create_app(self._db_path)
-        http = BackgroundHttpServer(
-            app, host=self._host, port=self._port, name="otlp-feedback-registry"
-        )
+        """As ``BackgroundHttpServer.start``; also raises ``StoreError`` if the database
+        cannot be opened."""
+        if self._app is None:
+            self._app = create_app(self._db_path)
         try:
-            http.start(timeout)
+            super().start(timeout)
         except BaseException:
-            app.state.store.close()
+            if self._url is None:  # never served: the store is ours to close
+                self._app.state.store.close()
             raise
-        self._http = http
         logger.info("schema registry listening on %s (db %s)", self.url, self._db_path)
-
-    def shutdown(self, timeout: float = 5.0) -> None:
-        """Stop serving and wait up to ``timeout`` s for the thread; idempotent."""
-        self._stopped = True
-        if self._http is not None:
-            self._http.shutdown(timeout)
-
-    def __enter__(self) -> RegistryServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.shutdown()
 
 
 def serve_forever(
