@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import random
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +33,7 @@ from otlp_feedback.events import (
     UserFeedback,
 )
 from otlp_feedback.mapping import map_logs_request
+from otlp_feedback.mapping.records import EVENT_ID_NAMESPACE, deterministic_event_id
 from otlp_feedback.validation import Rejection
 
 
@@ -595,3 +598,12 @@ def test_event_id_attribute_wins_over_the_derived_id() -> None:
     event = map_one(record)
     assert event.event_id == "client-id-1"
     assert "event.id" not in event.attributes
+
+
+def test_deterministic_event_ids_are_the_uuid5_of_the_content() -> None:
+    rng = random.Random(7)
+    for _ in range(2000):
+        parts = [rng.randbytes(rng.randrange(0, 40)) for _ in range(5)]
+        digest = hashlib.sha1(EVENT_ID_NAMESPACE.bytes + b"\x00".join(parts)).digest()
+        expected = uuid.UUID(bytes=digest[:16], version=5)
+        assert deterministic_event_id(*parts) == str(expected)
