@@ -48,13 +48,6 @@ class ReceiverConfig(_Section):
     reuse_port: bool = Field(
         True, description="SO_REUSEPORT, so several processes can share the port."
     )
-    max_concurrent_processing: int = Field(
-        1,
-        ge=1,
-        description="Requests mapped, validated and encoded at once; the others wait their "
-        "turn (Kafka deliveries still overlap). Python runs one thread at a time, so more "
-        "only adds thread switching.",
-    )
 
     @property
     def max_recv_msg_bytes(self) -> int:

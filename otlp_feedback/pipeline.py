@@ -18,7 +18,6 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TypeVar
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -105,24 +104,6 @@ class PipelineStats:
             self.rejected_by_type.update((r.event_type, r.category) for r in outcome.rejections)
 
 
-@dataclass(slots=True)
-class _Prepared:
-    """A request's records ready for the sink, and what its outcome needs after delivery."""
-
-    outcome: ExportOutcome
-    records: list[OutboundRecord]
-    letters: list[OutboundRecord]
-    sources: dict[str, RawFeedback]  # by event id: what to name if Kafka refuses an event
-    redactor: Redactor
-
-
-R = TypeVar("R")
-
-
-def _as_mapped(mapped: MappedRequest) -> MappedRequest:
-    return mapped
-
-
 def subject_for(topic: str) -> str:
     """TopicNameStrategy: the value schema of ``topic`` lives under ``<topic>-value``."""
     return f"{topic}-value"
@@ -147,7 +128,6 @@ class Pipeline:
         self._encoder: EventEncoder | None = None
         self._dlq_topic = settings.kafka.dlq_topic
         self._max_value_bytes = settings.kafka.message_max_bytes - _RECORD_OVERHEAD_BYTES
-        self._gate = threading.BoundedSemaphore(settings.receiver.max_concurrent_processing)
         self._shut_down = False
         self.started = False
         self.stats = PipelineStats()
@@ -189,7 +169,7 @@ class Pipeline:
         client_id: str | None = None,
         admit: Callable[[int], None] | None = None,
     ) -> ExportOutcome:
-        return self._run(map_logs_request, request, client_id, admit)
+        return self.process(map_logs_request(request), client_id, admit)
 
     def export_traces(
         self,
@@ -197,7 +177,7 @@ class Pipeline:
         client_id: str | None = None,
         admit: Callable[[int], None] | None = None,
     ) -> ExportOutcome:
-        return self._run(map_traces_request, request, client_id, admit)
+        return self.process(map_traces_request(request), client_id, admit)
 
     def process(
         self,
@@ -207,33 +187,11 @@ class Pipeline:
     ) -> ExportOutcome:
         """Validate, encode and deliver mapped feedback; dead-letter what is refused.
 
-        ``client_id`` (the authenticated sender) goes on every event: the envelope field and
-        the Kafka header ``client_id``. ``admit`` is called with the number of feedback records
-        once the request passed the size check and before any validation; it raises to refuse
-        the request whole (the receiver's rate limit raises ``RateLimited``).
+        ``client_id`` (the authenticated sender) goes on every event record as the Kafka header
+        ``client_id``. ``admit`` is called with the number of feedback records once the request
+        passed the size check and before any validation; it raises to refuse the request whole
+        (the receiver's rate limit raises ``RateLimited``).
         """
-        return self._run(_as_mapped, mapped, client_id, admit)
-
-    def _run(
-        self,
-        map_request: Callable[[R], MappedRequest],
-        request: R,
-        client_id: str | None,
-        admit: Callable[[int], None] | None,
-    ) -> ExportOutcome:
-        # The CPU part (map, validate, redact, encode) runs for a bounded number of requests at
-        # once, the waiting for Kafka for all of them: threads taking turns at the GIL mid-request
-        # cost ~30% more CPU per event than requests processed one after another.
-        with self._gate:
-            prepared = self._prepare(map_request(request), client_id, admit)
-        return self._deliver(prepared)
-
-    def _prepare(
-        self,
-        mapped: MappedRequest,
-        client_id: str | None,
-        admit: Callable[[int], None] | None,
-    ) -> _Prepared:
         encoder = self._encoder
         if encoder is None or self._shut_down:
             raise SinkUnavailable("pipeline is not running", retry_after=1.0)
@@ -286,13 +244,8 @@ class Pipeline:
                 record.headers.append(("client_id", client_id.encode()))
             records.append(record)
             sources[result.event_id] = raw
-        letters = self._dead_letters(outcome.rejections, redactor)
-        return _Prepared(outcome, records, letters, sources, redactor)
-
-    def _deliver(self, prepared: _Prepared) -> ExportOutcome:
-        outcome, records, letters = prepared.outcome, prepared.records, prepared.letters
-        sources, redactor = prepared.sources, prepared.redactor
         events = len(records)
+        letters = self._dead_letters(outcome.rejections, redactor)
         if not records and not letters:
             self.stats.add(outcome)
             return outcome

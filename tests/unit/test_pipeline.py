@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Sequence
 from io import BytesIO
 
 import pytest
@@ -21,7 +19,6 @@ from otlp_builders import (
 
 from otlp_feedback.config import Settings, load_config
 from otlp_feedback.encoding import load_schemas
-from otlp_feedback.encoding.outbound import OutboundRecord
 from otlp_feedback.errors import (
     DeliveryFailed,
     DeliveryTimeout,
@@ -277,43 +274,3 @@ def test_invalid_records_are_dead_lettered_with_their_reason(
     reasons = {dict(r.headers)["reason"] for r in letters}
     assert any(b"feedback.rating" in reason for reason in reasons)
     assert {r.key for r in letters} >= {b"bad-1"}
-
-
-def test_requests_take_turns_at_processing_but_wait_for_kafka_together() -> None:
-    # Two requests: the second may not start processing while the first is inside (the gate,
-    # receiver.max_concurrent_processing = 1), yet both must be able to wait for Kafka at once.
-    both_delivering = threading.Barrier(2, timeout=10)
-
-    class BarrierSink(InMemorySink):
-        def deliver(self, records: Sequence[OutboundRecord], timeout: float) -> None:
-            both_delivering.wait()  # BrokenBarrierError unless both deliveries overlap
-            super().deliver(records, timeout)
-
-    pipeline = Pipeline(load_config(), InMemoryRegistry(), BarrierSink())
-    pipeline.start()
-    first_inside, release_first, second_inside = (threading.Event() for _ in range(3))
-
-    def first_admit(count: int) -> None:
-        first_inside.set()
-        assert release_first.wait(10)
-
-    outcomes: list[ExportOutcome] = []
-    first = threading.Thread(
-        target=lambda: outcomes.append(
-            pipeline.export_logs(three_valid_request(), None, first_admit)
-        )
-    )
-    second = threading.Thread(
-        target=lambda: outcomes.append(
-            pipeline.export_logs(three_valid_request(), None, lambda n: second_inside.set())
-        )
-    )
-    first.start()
-    assert first_inside.wait(10)
-    second.start()
-    assert not second_inside.wait(0.3), "a second request was processed alongside the first"
-    release_first.set()
-    first.join(10)
-    second.join(10)
-    assert second_inside.is_set()
-    assert [o.accepted for o in outcomes] == [3, 3]
