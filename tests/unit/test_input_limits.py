@@ -12,6 +12,7 @@ from otlp_feedback.config import ValidationConfig
 from otlp_feedback.events import UserFeedback
 from otlp_feedback.mapping import RawFeedback, map_logs_request
 from otlp_feedback.validation import Rejection
+from otlp_feedback.validation.validator import CONTROL_CHARACTERS
 
 CONTROLS = "\x00\x07\x1b[2J\x7f\x85\u200e\u2028\u202e\u2066\ufeff\r"
 
@@ -117,3 +118,10 @@ def test_reject_refuses_the_record_naming_the_key_and_the_code_point(
     attributes: dict[str, str], expected: str
 ) -> None:
     assert reason(user_feedback(**attributes), control_characters="reject") == expected
+
+
+def test_every_control_character_the_policy_handles_is_not_printable() -> None:
+    # The validator skips the regex for strings where str.isprintable() is True (hot path);
+    # that is only sound while no character the regex matches counts as printable.
+    matched = [chr(c) for c in range(0x110000) if CONTROL_CHARACTERS.match(chr(c))]
+    assert matched and not [c for c in matched if c.isprintable()]
