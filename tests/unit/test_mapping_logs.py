@@ -464,6 +464,60 @@ def test_first_key_of_the_convention_wins(
     assert getattr(event, field) == expected
 
 
+@pytest.mark.parametrize(
+    ("resource", "record", "expected"),
+    [
+        pytest.param(
+            {"deployment.environment.name": "res-new"},
+            {"deployment.environment": "rec-old"},
+            "res-new",
+            id="first-key-from-resource-beats-second-key-from-record",
+        ),
+        pytest.param(
+            {"deployment.environment": "res-old"},
+            {"deployment.environment.name": "rec-new"},
+            "rec-new",
+            id="first-key-from-record",
+        ),
+        pytest.param(
+            {"deployment.environment": "res-old"},
+            {"deployment.environment": "rec-old"},
+            "rec-old",
+            id="second-key-record-beats-resource",
+        ),
+        pytest.param(
+            {"deployment.environment.name": "res-new"},
+            {"deployment.environment.name": "", "deployment.environment": "rec-old"},
+            "rec-old",
+            id="empty-first-key-in-record-hides-resource-and-falls-back",
+        ),
+    ],
+)
+def test_two_key_precedence_across_resource_and_record(
+    resource: dict[str, Any], record: dict[str, Any], expected: str
+) -> None:
+    # Of a field's keys the first present in resource|record (record overriding) wins.
+    event = map_one(
+        log_record("feedback.user_feedback", {"session.id": "s", "feedback.rating": 1, **record}),
+        resource={"service.name": "svc", **resource},
+    )
+    assert event.environment == expected
+
+
+def test_one_key_feeds_two_fields_whatever_the_order_sent() -> None:
+    # gen_ai.response.model is response_model's key and model's fallback.
+    for attributes in (
+        {"gen_ai.response.model": "resp", "gen_ai.request.model": "req"},
+        {"gen_ai.request.model": "req", "gen_ai.response.model": "resp"},
+    ):
+        event = map_one(log_record("feedback.performance_metrics", attributes))
+        assert isinstance(event, PerformanceMetrics)
+        assert (event.model, event.response_model) == ("req", "resp")
+    fallback = map_one(log_record("feedback.performance_metrics", {"gen_ai.response.model": "r"}))
+    assert isinstance(fallback, PerformanceMetrics)
+    assert (fallback.model, fallback.response_model) == ("r", "r")
+
+
 def test_unmapped_record_attributes_go_to_attributes_but_resource_ones_do_not() -> None:
     record = log_record(
         "feedback.user_feedback",
