@@ -8,9 +8,11 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import grpc
+import yaml
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
@@ -233,3 +235,20 @@ def read_raw(settings: Settings, topic: str, count: int, timeout: float = 30.0) 
         consumer.close()
     assert len(out) >= count, f"expected {count} records in {topic}, got {len(out)}"
     return out
+
+
+def tail_config(settings: Settings, tmp_path: Path) -> str:
+    """A config file pointing ``otlp-feedback tail`` at the test broker and registry."""
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "kafka": {
+                    "bootstrap_servers": settings.kafka.bootstrap_servers,
+                    "topics": dict(settings.kafka.topics),
+                },
+                "registry": {"url": settings.registry.url},
+            }
+        )
+    )
+    return str(config)

@@ -13,8 +13,8 @@ from typing import Any
 
 import grpc
 import pytest
-import yaml
 from confluent_kafka import Producer
+from harness import tail_config
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
 
 from otlp_feedback.app import FeedbackApp
@@ -193,22 +193,6 @@ def test_a_corrupt_frame_raises_corrupt_frame(
 
 
 # --- tail --------------------------------------------------------------------------------------
-
-
-def tail_config(settings: Settings, tmp_path: Path) -> str:
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "kafka": {
-                    "bootstrap_servers": settings.kafka.bootstrap_servers,
-                    "topics": dict(settings.kafka.topics),
-                },
-                "registry": {"url": settings.registry.url},
-            }
-        )
-    )
-    return str(config)
 
 
 def export(app: FeedbackApp, service: str, *records: Any) -> None:

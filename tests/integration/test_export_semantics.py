@@ -11,9 +11,9 @@ from typing import Any
 
 import grpc
 import pytest
-import yaml
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+from harness import tail_config
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
 
 from otlp_feedback.app import FeedbackApp
@@ -104,19 +104,8 @@ def test_tail_prints_each_event_as_one_json_line(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     _stub(app).Export(logs_request([_valid(1), _valid(2)], {"service.name": "svc"}), timeout=30)
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "kafka": {
-                    "bootstrap_servers": settings.kafka.bootstrap_servers,
-                    "topics": dict(settings.kafka.topics),
-                },
-                "registry": {"url": settings.registry.url},
-            }
-        )
-    )
-    code = main(["tail", "--config", str(config), "--from-beginning", "--max", "2"])
+    config = tail_config(settings, tmp_path)
+    code = main(["tail", "--config", config, "--from-beginning", "--max", "2"])
 
     assert code == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
