@@ -48,6 +48,11 @@ class ReceiverConfig(_Section):
     reuse_port: bool = Field(
         True, description="SO_REUSEPORT, so several processes can share the port."
     )
+    native_fast_path: bool = Field(
+        True,
+        description="Map, validate and encode log records in C where the result is provably "
+        "the Python path's (otlp_feedback.native); off: Python for everything.",
+    )
 
     @property
     def max_recv_msg_bytes(self) -> int:

@@ -47,6 +47,9 @@ class FeedbackEvent(BaseModel):
     )
 
     event_type: ClassVar[EventType]
+    # The record key keeps related events in one partition: the first of these fields that is
+    # set (overridden per type). Data rather than code so the native encoder reads it too.
+    kafka_key_fields: ClassVar[tuple[str, ...]] = ("request_id", "trace_id")
 
     event_id: Annotated[str, Field(min_length=1, max_length=128)]
     timestamp: datetime
@@ -65,17 +68,23 @@ class FeedbackEvent(BaseModel):
     redacted_fields: list[str] = Field(default_factory=list)  # e.g. comment, attributes.<key>
 
     def kafka_key(self) -> str | None:
-        """The record key that keeps related events in one partition (overridden per type).
+        """The record key: the first non-empty ``kafka_key_fields`` value.
 
         By default the request id, else the trace id, so a call's events stay together.
         """
-        return self.request_id or self.trace_id
+        values = self.__dict__
+        for name in self.kafka_key_fields:
+            value = values[name]
+            if value:
+                return str(value)
+        return None
 
 
 class UserFeedback(FeedbackEvent):
     """What an end user said about a response: stars, thumbs, a comment, tags."""
 
     event_type: ClassVar[EventType] = "user_feedback"
+    kafka_key_fields: ClassVar[tuple[str, ...]] = ("session_id",)
 
     session_id: Annotated[str, Field(min_length=1)]
     rating: Annotated[float, Field(ge=0.0, le=5.0, allow_inf_nan=False)] | None = None
@@ -83,8 +92,6 @@ class UserFeedback(FeedbackEvent):
     comment: Annotated[str, Field(max_length=1000)] | None = None
     tags: list[str] = Field(default_factory=list)
 
-    def kafka_key(self) -> str | None:
-        return self.session_id
 
 
 class PerformanceMetrics(FeedbackEvent):
@@ -140,6 +147,7 @@ class SystemHealth(FeedbackEvent):
     """A service's own report of its health."""
 
     event_type: ClassVar[EventType] = "system_health"
+    kafka_key_fields: ClassVar[tuple[str, ...]] = ("service",)
 
     service: Annotated[str, Field(min_length=1)]
     status: Literal["healthy", "degraded", "unhealthy"]
@@ -151,14 +159,13 @@ class SystemHealth(FeedbackEvent):
     network_mbps: NonNegFloat | None = None
     active_requests: NonNegInt | None = None
 
-    def kafka_key(self) -> str | None:
-        return self.service
 
 
 class ExperimentResult(FeedbackEvent):
     """The outcome of one arm of an experiment (A/B test, bandit, parameter sweep)."""
 
     event_type: ClassVar[EventType] = "experiment_result"
+    kafka_key_fields: ClassVar[tuple[str, ...]] = ("experiment_id",)
 
     experiment_id: Annotated[str, Field(min_length=1)]
     experiment_type: Literal["ab_test", "multi_armed_bandit", "parameter_tuning"]
@@ -169,8 +176,6 @@ class ExperimentResult(FeedbackEvent):
     latency_ms: NonNegFloat | None = None
     user_satisfaction: FiniteFloat | None = None
 
-    def kafka_key(self) -> str | None:
-        return self.experiment_id
 
 
 EVENT_MODELS: dict[EventType, type[FeedbackEvent]] = {

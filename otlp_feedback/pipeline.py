@@ -1,5 +1,9 @@
 """Wires the stages: map -> validate -> redact -> encode -> deliver (dead letters alongside).
 
+``export_logs_payload`` takes the request as sent: the native fast path (``native``) maps,
+validates and encodes the records it can prove the Python stages would accept unchanged, and
+hands the rest to them, so both give the same records and the same partial_success.
+
 ``Pipeline.start`` resolves a registry id for each event type's newest local schema (registering
 the local history and setting the subject's compatibility mode when ``registry.auto_register``
 is on) and starts the sink. ``export_logs``/``export_traces`` return an ``ExportOutcome`` once
@@ -18,7 +22,9 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
+from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -29,6 +35,7 @@ from otlp_feedback.encoding.outbound import EventEncoder, OutboundRecord
 from otlp_feedback.errors import (
     DeliveryFailed,
     EncodingError,
+    InvalidRequest,
     OtlpFeedbackError,
     RequestTooLarge,
     SinkUnavailable,
@@ -40,12 +47,15 @@ from otlp_feedback.mapping import (
     map_logs_request,
     map_traces_request,
 )
+from otlp_feedback.native import NativeLogs, NativeResult, build_plan
 from otlp_feedback.registry.client import SchemaRegistry
 from otlp_feedback.sinks.base import Sink
 from otlp_feedback.validation import Rejection, Validator
 from otlp_feedback.validation.redaction import Redactor, redacted_header
 
 log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=Message)
 
 # Room for the record's key, headers and batch framing under kafka.message_max_bytes.
 _RECORD_OVERHEAD_BYTES = 1024
@@ -61,6 +71,8 @@ class ExportOutcome:
     dead_lettered: int = 0
     accepted_by_type: Counter[str] = field(default_factory=Counter)
     redacted_by_type: Counter[str] = field(default_factory=Counter)
+    native: int = 0  # events the native fast path encoded
+    deferred: int = 0  # feedback records it handed to the Python stages
 
     @property
     def rejected(self) -> int:
@@ -90,6 +102,8 @@ class PipelineStats:
     accepted_by_type: Counter[str] = field(default_factory=Counter)
     rejected_by_type: Counter[tuple[str, str]] = field(default_factory=Counter)
     redacted_by_type: Counter[str] = field(default_factory=Counter)
+    native_events: int = 0
+    native_deferred: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, outcome: ExportOutcome) -> None:
@@ -99,6 +113,8 @@ class PipelineStats:
             self.rejected += outcome.rejected
             self.ignored += outcome.ignored
             self.dead_lettered += outcome.dead_lettered
+            self.native_events += outcome.native
+            self.native_deferred += outcome.deferred
             self.accepted_by_type.update(outcome.accepted_by_type)
             self.redacted_by_type.update(outcome.redacted_by_type)
             self.rejected_by_type.update((r.event_type, r.category) for r in outcome.rejections)
@@ -126,6 +142,8 @@ class Pipeline:
         self._validator = Validator(settings.validation)
         self._redactor = Redactor(settings.redaction)
         self._encoder: EventEncoder | None = None
+        self._serializers: dict[EventType, AvroEventSerializer] = {}
+        self._native: NativeLogs | None = None
         self._dlq_topic = settings.kafka.dlq_topic
         self._max_value_bytes = settings.kafka.message_max_bytes - _RECORD_OVERHEAD_BYTES
         self._shut_down = False
@@ -138,7 +156,9 @@ class Pipeline:
 
     def start(self) -> None:
         """Resolve schema ids and start the sink. Raises SchemaError/RegistryUnavailable."""
-        self._encoder = EventEncoder(self._resolve_serializers(), self.topics)
+        self._serializers = self._resolve_serializers()
+        self._encoder = EventEncoder(self._serializers, self.topics)
+        self._native = self._build_native(self._redactor)
         self._sink.start()
         self.started = True
         log.info("pipeline started; schema ids %s", self._encoder.schema_ids())
@@ -159,9 +179,78 @@ class Pipeline:
             serializers[event_type] = AvroEventSerializer(latest, schema_id)
         return serializers
 
+    def _build_native(self, redactor: Redactor) -> NativeLogs | None:
+        if not self._settings.receiver.native_fast_path:
+            return None
+        return build_plan(
+            self._serializers, self.topics, self._settings.validation, redactor,
+            self._max_value_bytes,
+        )  # fmt: skip
+
     def set_redaction(self, config: RedactionConfig) -> None:
         """Swap the redaction rules (config reload). Requests already running keep the old."""
-        self._redactor = Redactor(config)
+        redactor = Redactor(config)
+        native = self._build_native(redactor) if self._serializers else None
+        # One assignment each; a request reads both once (see export_logs_payload).
+        self._redactor, self._native = redactor, native
+
+    def export_logs_payload(
+        self,
+        payload: bytes,
+        client_id: str | None = None,
+        admit: Callable[[int], None] | None = None,
+    ) -> ExportOutcome:
+        """``export_logs`` for a serialized request. Raises ``InvalidRequest`` if undecodable."""
+        native, redactor = self._native, self._redactor
+        if native is not None and self._encoder is not None and not self._shut_down:
+            received_ns = self._clock_ns()
+            result = native.export(payload, received_ns, client_id)
+            if result is not None:
+                return self._process_native(
+                    result, payload, received_ns, redactor, client_id, admit
+                )
+        return self.export_logs(decode(ExportLogsServiceRequest, payload), client_id, admit)
+
+    def export_traces_payload(
+        self,
+        payload: bytes,
+        client_id: str | None = None,
+        admit: Callable[[int], None] | None = None,
+    ) -> ExportOutcome:
+        """``export_traces`` for a serialized request. Raises ``InvalidRequest`` if undecodable."""
+        return self.export_traces(decode(ExportTraceServiceRequest, payload), client_id, admit)
+
+    def _process_native(
+        self,
+        result: NativeResult,
+        payload: bytes,
+        received_ns: int,
+        redactor: Redactor,
+        client_id: str | None,
+        admit: Callable[[int], None] | None,
+    ) -> ExportOutcome:
+        deferred: list[RawFeedback] = []
+        if result.deferred:
+            # The C parser accepted the bytes, so protobuf does too.
+            request = decode(ExportLogsServiceRequest, payload)
+            deferred = map_logs_request(request, only=frozenset(result.deferred)).feedback
+
+        def sources() -> dict[str, RawFeedback]:
+            # Only when Kafka refuses events: map them again for their dead letters.
+            request = decode(ExportLogsServiceRequest, payload)
+            mapped = map_logs_request(request).feedback
+            return {str(raw.fields.get("event_id")): raw for raw in mapped}
+
+        return self._process(
+            deferred,
+            result.ignored,
+            client_id,
+            admit,
+            received_ns=received_ns,
+            redactor=redactor,
+            slots=result.slots,
+            native_sources=sources,
+        )
 
     def export_logs(
         self,
@@ -192,58 +281,68 @@ class Pipeline:
         passed the size check and before any validation; it raises to refuse the request whole
         (the receiver's rate limit raises ``RateLimited``).
         """
+        return self._process(mapped.feedback, mapped.ignored, client_id, admit)
+
+    def _process(
+        self,
+        feedback: list[RawFeedback],
+        ignored: int,
+        client_id: str | None,
+        admit: Callable[[int], None] | None,
+        *,
+        received_ns: int | None = None,
+        redactor: Redactor | None = None,
+        slots: list[OutboundRecord | None] | None = None,
+        native_sources: Callable[[], dict[str, RawFeedback]] | None = None,
+    ) -> ExportOutcome:
+        """``process``, with the native path's records: ``slots`` holds one entry per feedback
+        record of the request, its encoded record or None where ``feedback`` (in order) has it.
+        """
         encoder = self._encoder
         if encoder is None or self._shut_down:
             raise SinkUnavailable("pipeline is not running", retry_after=1.0)
         limit = self._settings.validation.max_feedback_per_request
-        if len(mapped.feedback) > limit:
+        count = len(feedback) if slots is None else len(slots)
+        if count > limit:
             # Validating and dead-lettering each of a flood of bad records costs far more than
             # receiving them; refuse the request whole so the sender splits it.
             raise RequestTooLarge(
-                f"request carries {len(mapped.feedback)} feedback records, over the limit of "
+                f"request carries {count} feedback records, over the limit of "
                 f"{limit} (validation.max_feedback_per_request): send smaller batches"
             )
         if admit is not None:
-            admit(len(mapped.feedback))
-        outcome = ExportOutcome(ignored=mapped.ignored)
-        received_ns = self._clock_ns()
+            admit(count)
+        outcome = ExportOutcome(ignored=ignored)
+        if received_ns is None:
+            received_ns = self._clock_ns()
         received_at = datetime.fromtimestamp(received_ns / 1e9, UTC)
         records: list[OutboundRecord] = []
         sources: dict[str, RawFeedback] = {}
-        redactor = self._redactor  # one rule set per request, even across a reload
-        for raw in mapped.feedback:
-            if client_id is not None and "client_id" in EVENT_MODELS[raw.event_type].model_fields:
-                raw.fields["client_id"] = client_id  # the authenticated id beats anything sent
-            result = self._validator.validate(raw, received_ns, received_at)
-            if isinstance(result, Rejection):
-                outcome.rejections.append(result)
-                continue
-            event, redacted = redactor.redact_event(result)
-            try:
-                record = encoder.encode(event)
-            except EncodingError as exc:
-                outcome.rejections.append(Rejection.of(raw, str(exc), "encoding"))
-                continue
-            if len(record.value) > self._max_value_bytes:
-                outcome.rejections.append(
-                    Rejection.of(
-                        raw,
-                        f"encoded event is {len(record.value)} bytes, over the "
-                        f"{self._max_value_bytes}-byte limit (kafka.message_max_bytes)",
-                        "too_large",
-                    )
-                )
-                continue
-            if redacted:
-                # Events whose schema has ``redacted_fields`` carry the list in the value; the
-                # header tells every consumer (older schema versions, header-only filters)
-                # without decoding. The header list is the record's own, fresh per record.
-                record.headers.append(("redacted", redacted_header(redacted)))
-                outcome.redacted_by_type[event.event_type] += 1
-            if client_id is not None:
-                record.headers.append(("client_id", client_id.encode()))
-            records.append(record)
-            sources[result.event_id] = raw
+        if redactor is None:
+            redactor = self._redactor  # one rule set per request, even across a reload
+
+        def encode(raw: RawFeedback) -> OutboundRecord | None:
+            record = self._encode_one(
+                raw, encoder, redactor, client_id, received_ns, received_at, outcome
+            )
+            if record is not None:
+                sources[record.event_id] = raw
+            return record
+
+        if slots is None:
+            for raw in feedback:
+                if (record := encode(raw)) is not None:
+                    records.append(record)
+        else:
+            outcome.deferred = len(feedback)
+            outcome.native = count - len(feedback)
+            pending = iter(feedback)
+            for slot in slots:
+                if slot is None:
+                    slot = encode(next(pending))
+                    if slot is None:
+                        continue
+                records.append(slot)
         events = len(records)
         letters = self._dead_letters(outcome.rejections, redactor)
         if not records and not letters:
@@ -253,6 +352,8 @@ class Pipeline:
             self._sink.deliver([*records, *letters], self._settings.receiver.delivery_timeout_s)
         except DeliveryFailed as exc:
             # Kafka refused some records for good; the rest are delivered.
+            if native_sources is not None and any(i not in sources for i in exc.failed):
+                sources = {**native_sources(), **sources}
             refused = [
                 Rejection.of(source, f"Kafka refused it: {reason}", "kafka_refused")
                 for event_id, reason in exc.failed.items()
@@ -280,6 +381,49 @@ class Pipeline:
             outcome.dead_lettered = len(letters)
         self.stats.add(outcome)
         return outcome
+
+    def _encode_one(
+        self,
+        raw: RawFeedback,
+        encoder: EventEncoder,
+        redactor: Redactor,
+        client_id: str | None,
+        received_ns: int,
+        received_at: datetime,
+        outcome: ExportOutcome,
+    ) -> OutboundRecord | None:
+        """One record through validate -> redact -> encode, or None with its rejection noted."""
+        if client_id is not None and "client_id" in EVENT_MODELS[raw.event_type].model_fields:
+            raw.fields["client_id"] = client_id  # the authenticated id beats anything sent
+        result = self._validator.validate(raw, received_ns, received_at)
+        if isinstance(result, Rejection):
+            outcome.rejections.append(result)
+            return None
+        event, redacted = redactor.redact_event(result)
+        try:
+            record = encoder.encode(event)
+        except EncodingError as exc:
+            outcome.rejections.append(Rejection.of(raw, str(exc), "encoding"))
+            return None
+        if len(record.value) > self._max_value_bytes:
+            outcome.rejections.append(
+                Rejection.of(
+                    raw,
+                    f"encoded event is {len(record.value)} bytes, over the "
+                    f"{self._max_value_bytes}-byte limit (kafka.message_max_bytes)",
+                    "too_large",
+                )
+            )
+            return None
+        if redacted:
+            # Events whose schema has ``redacted_fields`` carry the list in the value; the
+            # header tells every consumer (older schema versions, header-only filters)
+            # without decoding. The header list is the record's own, fresh per record.
+            record.headers.append(("redacted", redacted_header(redacted)))
+            outcome.redacted_by_type[event.event_type] += 1
+        if client_id is not None:
+            record.headers.append(("client_id", client_id.encode()))
+        return record
 
     def _dead_letters(
         self, rejections: Sequence[Rejection], redactor: Redactor
@@ -335,3 +479,12 @@ class Pipeline:
             return
         self._shut_down = True
         self._sink.shutdown(timeout)
+
+
+def decode(cls: type[M], payload: bytes) -> M:
+    """Parse an OTLP request. Raises ``InvalidRequest`` naming the message type."""
+    try:
+        return cls.FromString(payload)
+    except DecodeError as exc:
+        reason = exc or "malformed protobuf"
+        raise InvalidRequest(f"cannot decode {cls.__name__}: {reason}") from exc

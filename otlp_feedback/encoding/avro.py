@@ -53,6 +53,11 @@ class AvroEventSerializer:
             self._writer = None
 
     @property
+    def wire_header(self) -> bytes:
+        """The Confluent wire-format prefix: magic byte 0 and the 4-byte schema id."""
+        return self._header
+
+    @property
     def is_fast(self) -> bool:
         """True when the compiled writer is in use, False when fastavro is."""
         return self._writer is not None

@@ -6,6 +6,8 @@ attribute) is one of the convention's names. Everything else is counted as ignor
 
 from __future__ import annotations
 
+from collections.abc import Container
+
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
@@ -17,13 +19,21 @@ _NO_SPAN: dict[str, AttrValue] = {}
 _WHERE = "resource_logs[{}].scope_logs[{}].log_records[{}]"
 
 
-def map_logs_request(request: ExportLogsServiceRequest) -> MappedRequest:
-    """Find the feedback records in a logs export request. Pure; never raises on content."""
+def map_logs_request(
+    request: ExportLogsServiceRequest, only: Container[tuple[int, int, int]] | None = None
+) -> MappedRequest:
+    """Find the feedback records in a logs export request. Pure; never raises on content.
+
+    ``only``: map just the records at these (resource, scope, record) indices (the ones the
+    native fast path deferred); ``ignored`` then counts only among them.
+    """
     out = MappedRequest()
     for ri, resource_logs in enumerate(request.resource_logs):
         resource_attrs: dict[str, AttrValue] | None = None  # converted on first feedback only
         for si, scope_logs in enumerate(resource_logs.scope_logs):
             for li, record in enumerate(scope_logs.log_records):
+                if only is not None and (ri, si, li) not in only:
+                    continue
                 event_name = record.event_name or find_string(
                     record.attributes, conv.EVENT_NAME_ATTRIBUTE
                 )

@@ -54,11 +54,11 @@ def _key_index(plan: _Plan) -> dict[str, _Entry]:
 # field and key of the plan (hot path).
 _KEY_INDEX = {event_type: _key_index(plan) for event_type, plan in _FIELD_PLAN.items()}
 # Keys every type consumes without mapping them to a field (so they stay out of ``attributes``).
-_SET_ASIDE = frozenset(
+SET_ASIDE_KEYS = frozenset(
     {conv.EVENT_NAME_ATTRIBUTE, conv.EVAL_NAME, conv.EVAL_SCORE, conv.EVAL_EXPLANATION}
 )
 assert all(
-    conv.CONSUMED_KEYS[t] == _SET_ASIDE | _KEY_INDEX[t].keys() for t in conv.CONSUMED_KEYS
+    conv.CONSUMED_KEYS[t] == SET_ASIDE_KEYS | _KEY_INDEX[t].keys() for t in conv.CONSUMED_KEYS
 ), "convention.CONSUMED_KEYS and the mapper disagree"
 _PREFIXES: dict[str, tuple[str, str, frozenset[str]]] = {
     event_type: (*conv.PREFIX_MAPS[event_type], frozenset(known))
@@ -258,7 +258,7 @@ def build_raw(
         if name is None:
             if cut and key.startswith(prefix) and key[cut:] not in known:
                 extra[key[cut:]] = value
-            elif key not in _SET_ASIDE and key in local:
+            elif key not in SET_ASIDE_KEYS and key in local:
                 attributes[key] = value
         elif value is not None and value != "":  # "" is absent
             if isinstance(name, str):

@@ -2,7 +2,8 @@
 partial_success.
 
 Requests arrive as raw bytes (no deserializer registered with gRPC) so that an undecodable
-request is answered INVALID_ARGUMENT by us, not INTERNAL by the framework. Credentials are
+request is answered INVALID_ARGUMENT by us, not INTERNAL by the framework, and so that the
+pipeline's native fast path reads the logs request straight from the bytes. Credentials are
 checked (``guard``) before anything is decoded; the rate limit applies once the pipeline has
 counted the request's feedback records.
 """
@@ -16,13 +17,11 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import grpc
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
-    ExportLogsServiceRequest,
     ExportLogsServiceResponse,
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
 
@@ -67,9 +66,7 @@ class ExportService:
         self.guard = guard or RequestGuard.open(self._telemetry)
 
     def export_logs(self, payload: bytes, context: grpc.ServicerContext) -> bytes:
-        outcome = self._export(
-            LOGS_METHOD, ExportLogsServiceRequest, self._pipeline.export_logs, payload, context
-        )
+        outcome = self._export(LOGS_METHOD, self._pipeline.export_logs_payload, payload, context)
         response = ExportLogsServiceResponse()
         if outcome.rejected:
             response.partial_success.rejected_log_records = outcome.rejected
@@ -78,7 +75,7 @@ class ExportService:
 
     def export_traces(self, payload: bytes, context: grpc.ServicerContext) -> bytes:
         outcome = self._export(
-            TRACE_METHOD, ExportTraceServiceRequest, self._pipeline.export_traces, payload, context
+            TRACE_METHOD, self._pipeline.export_traces_payload, payload, context
         )
         response = ExportTraceServiceResponse()
         if outcome.rejected:
@@ -90,16 +87,14 @@ class ExportService:
     def _export(
         self,
         method: str,
-        cls: type[M],
         export: Callable[..., ExportOutcome],
         payload: bytes,
         context: grpc.ServicerContext,
     ) -> ExportOutcome:
-        """Authenticate, decode, run the pipeline as the caller: the part both RPCs share."""
+        """Authenticate, run the pipeline (which decodes) as the caller: what both RPCs share."""
         caller = self._authenticate(context, method)
-        request = _decode(cls, payload, context)
         as_caller = functools.partial(export, client_id=caller.client_id, admit=caller.admit)
-        outcome = self._run(as_caller, request, context)
+        outcome = self._run(as_caller, payload, context)
         self._telemetry.feedback_per_request.observe(outcome.accepted + outcome.rejected)
         return outcome
 
@@ -111,12 +106,13 @@ class ExportService:
 
     @staticmethod
     def _run(
-        fn: Callable[[M], ExportOutcome], request: M, context: grpc.ServicerContext
+        fn: Callable[[bytes], ExportOutcome], payload: bytes, context: grpc.ServicerContext
     ) -> ExportOutcome:
         try:
-            return fn(request)
+            return fn(payload)
         except OtlpFeedbackError as exc:
-            if not isinstance(exc, RateLimited):  # audited by the guard, and may come in floods
+            # Rate limits are audited by the guard; both may come in floods from one client.
+            if not isinstance(exc, RateLimited | InvalidRequest):
                 log.warning("export failed: %s", exc)
             status.abort(context, exc)
         except Exception as exc:
@@ -157,11 +153,3 @@ class ExportService:
 
         return handler
 
-
-def _decode(cls: type[M], payload: bytes, context: grpc.ServicerContext) -> M:
-    try:
-        return cls.FromString(payload)
-    except DecodeError as exc:
-        status.abort(
-            context, InvalidRequest(f"cannot decode {cls.__name__}: {exc or 'malformed protobuf'}")
-        )

@@ -154,6 +154,7 @@ class Redactor:
     """Scrubs text per one ``RedactionConfig``. Disabled, every method returns its input."""
 
     def __init__(self, config: RedactionConfig) -> None:
+        self.config = config
         self.enabled = config.enabled
         self._fields = tuple(config.fields)
         on = set(config.detectors)

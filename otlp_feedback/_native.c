@@ -1,0 +1,1664 @@
+/* The native fast path for OTLP logs: serialized ExportLogsServiceRequest -> Kafka records.
+ *
+ * What it does, for each log record of a request, in one pass over the protobuf bytes:
+ * classify (feedback or not), map the attributes to the event's fields, check them against
+ * the event model's types and limits, and write the Confluent-framed Avro value, the key and
+ * the headers. It never decides anything the Python path would decide differently: a record
+ * it cannot prove valid, unchanged by sanitising and redaction, and canonically encoded is
+ * handed back ("deferred") to the Python path, which maps, validates (and rejects or
+ * redacts) it exactly as before. A request it cannot parse exactly as protobuf would (unknown
+ * or repeated singular fields, wire-type mismatches, bad UTF-8, deep nesting) is handed back
+ * whole. The tables that drive it (fields in Avro order, attribute keys, constraints) are
+ * built in Python by ``otlp_feedback.native`` from the models, the convention and the
+ * schemas, so this file holds no convention of its own.
+ *
+ * Called by ``otlp_feedback.native.NativeLogs`` with the GIL held (it builds Python objects
+ * and may ask the redactor about an attribute key). Thread-safe: a Plan is immutable and
+ * every call uses its own scratch memory.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------------------------------- */
+/* SHA-1 (FIPS 180-1), for the deterministic event id (a UUIDv5 of the record's content).   */
+
+typedef struct {
+    uint32_t h[5];
+    uint64_t len;
+    uint8_t buf[64];
+    size_t used;
+} Sha1;
+
+#define ROL(x, n) (((x) << (n)) | ((x) >> (32 - (n))))
+
+static void sha1_block(Sha1 *s, const uint8_t *p) {
+    uint32_t w[80], a, b, c, d, e, t;
+    for (int i = 0; i < 16; i++)
+        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
+               (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+    for (int i = 16; i < 80; i++) w[i] = ROL(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+    a = s->h[0]; b = s->h[1]; c = s->h[2]; d = s->h[3]; e = s->h[4];
+    for (int i = 0; i < 80; i++) {
+        uint32_t f, k;
+        if (i < 20) { f = (b & c) | (~b & d); k = 0x5A827999; }
+        else if (i < 40) { f = b ^ c ^ d; k = 0x6ED9EBA1; }
+        else if (i < 60) { f = (b & c) | (b & d) | (c & d); k = 0x8F1BBCDC; }
+        else { f = b ^ c ^ d; k = 0xCA62C1D6; }
+        t = ROL(a, 5) + f + e + k + w[i];
+        e = d; d = c; c = ROL(b, 30); b = a; a = t;
+    }
+    s->h[0] += a; s->h[1] += b; s->h[2] += c; s->h[3] += d; s->h[4] += e;
+}
+
+static void sha1_init(Sha1 *s) {
+    s->h[0] = 0x67452301; s->h[1] = 0xEFCDAB89; s->h[2] = 0x98BADCFE;
+    s->h[3] = 0x10325476; s->h[4] = 0xC3D2E1F0;
+    s->len = 0; s->used = 0;
+}
+
+static void sha1_update(Sha1 *s, const uint8_t *p, size_t n) {
+    s->len += n;
+    while (n > 0) {
+        size_t take = 64 - s->used;
+        if (take > n) take = n;
+        memcpy(s->buf + s->used, p, take);
+        s->used += take; p += take; n -= take;
+        if (s->used == 64) { sha1_block(s, s->buf); s->used = 0; }
+    }
+}
+
+static void sha1_final(Sha1 *s, uint8_t out[20]) {
+    uint64_t bits = s->len * 8;
+    uint8_t pad = 0x80, zero = 0, lenbuf[8];
+    sha1_update(s, &pad, 1);
+    while (s->used != 56) sha1_update(s, &zero, 1);
+    for (int i = 0; i < 8; i++) lenbuf[i] = (uint8_t)(bits >> (56 - 8 * i));
+    sha1_update(s, lenbuf, 8);
+    for (int i = 0; i < 5; i++) {
+        out[4 * i] = (uint8_t)(s->h[i] >> 24); out[4 * i + 1] = (uint8_t)(s->h[i] >> 16);
+        out[4 * i + 2] = (uint8_t)(s->h[i] >> 8); out[4 * i + 3] = (uint8_t)s->h[i];
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Growable byte buffer.                                                                    */
+
+typedef struct {
+    uint8_t *p;
+    size_t n, cap;
+} Buf;
+
+static int buf_reserve(Buf *b, size_t extra) {
+    if (b->n + extra <= b->cap) return 0;
+    size_t cap = b->cap ? b->cap : 1024;
+    while (cap < b->n + extra) cap *= 2;
+    uint8_t *p = PyMem_Realloc(b->p, cap);
+    if (p == NULL) return -1;
+    b->p = p; b->cap = cap;
+    return 0;
+}
+
+static int buf_put(Buf *b, const void *p, size_t n) {
+    if (buf_reserve(b, n) < 0) return -1;
+    memcpy(b->p + b->n, p, n);
+    b->n += n;
+    return 0;
+}
+
+static int buf_byte(Buf *b, uint8_t c) { return buf_put(b, &c, 1); }
+
+static int buf_long(Buf *b, int64_t v) { /* Avro long: zig-zag varint */
+    uint64_t n = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+    uint8_t tmp[10];
+    int i = 0;
+    while (n > 0x7F) { tmp[i++] = (uint8_t)((n & 0x7F) | 0x80); n >>= 7; }
+    tmp[i++] = (uint8_t)n;
+    return buf_put(b, tmp, (size_t)i);
+}
+
+static int buf_str(Buf *b, const uint8_t *p, size_t n) {
+    if (buf_long(b, (int64_t)n) < 0) return -1;
+    return buf_put(b, p, n);
+}
+
+static int buf_double(Buf *b, double d) {
+    uint8_t tmp[8];
+    memcpy(tmp, &d, 8); /* x86-64 and aarch64 are little-endian, as Avro wants */
+    return buf_put(b, tmp, 8);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Protobuf reading.                                                                        */
+
+enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_I32 = 5 };
+/* Results: OK, DEFER (this record goes to Python), WHOLE (the request goes to Python),
+ * ERROR (a Python exception is set). */
+enum { RC_OK = 0, RC_DEFER = 1, RC_WHOLE = 2, RC_ERROR = -1 };
+#define MAX_DEPTH 32
+
+typedef struct {
+    const uint8_t *p;
+    size_t n;
+} Slice;
+
+typedef struct {
+    const uint8_t *p, *end;
+} Rd;
+
+/* Reads a varint; *minimal is cleared when it used more bytes than needed. */
+static int rd_varint(Rd *r, uint64_t *out, int *canon) {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 70; shift += 7) {
+        if (r->p >= r->end) return -1;
+        uint8_t c = *r->p++;
+        if (shift == 63 && c > 1) return -1;
+        v |= (uint64_t)(c & 0x7F) << shift;
+        if (!(c & 0x80)) {
+            if (c == 0 && shift > 0) *canon = 0;
+            *out = v;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* The next field: its number, wire type, and for LEN its contents, for others the value. */
+typedef struct {
+    uint32_t num;
+    int wt;
+    uint64_t v;
+    Slice s;
+} Field;
+
+static int rd_field(Rd *r, Field *f, int *canon) {
+    uint64_t tag;
+    if (rd_varint(r, &tag, canon) < 0) return -1;
+    if (tag >> 3 == 0 || tag >> 3 > 0x1FFFFFFF) return -1;
+    f->num = (uint32_t)(tag >> 3);
+    f->wt = (int)(tag & 7);
+    switch (f->wt) {
+    case WT_VARINT:
+        return rd_varint(r, &f->v, canon);
+    case WT_I64:
+        if (r->end - r->p < 8) return -1;
+        memcpy(&f->v, r->p, 8);
+        r->p += 8;
+        return 0;
+    case WT_I32: {
+        uint32_t v32;
+        if (r->end - r->p < 4) return -1;
+        memcpy(&v32, r->p, 4);
+        f->v = v32;
+        r->p += 4;
+        return 0;
+    }
+    case WT_LEN: {
+        uint64_t n;
+        if (rd_varint(r, &n, canon) < 0) return -1;
+        if (n > (uint64_t)(r->end - r->p)) return -1;
+        f->s.p = r->p;
+        f->s.n = (size_t)n;
+        r->p += n;
+        return 0;
+    }
+    default:
+        return -1; /* groups and invalid wire types: protobuf decides */
+    }
+}
+
+static int utf8_valid(const uint8_t *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = s[i];
+        if (c < 0x80) { i++; continue; }
+        size_t k;
+        uint32_t cp;
+        if (c >= 0xC2 && c <= 0xDF) { k = 1; cp = c & 0x1F; }
+        else if (c >= 0xE0 && c <= 0xEF) { k = 2; cp = c & 0x0F; }
+        else if (c >= 0xF0 && c <= 0xF4) { k = 3; cp = c & 0x07; }
+        else return 0;
+        if (n - i < k + 1) return 0;
+        for (size_t j = 1; j <= k; j++) {
+            if ((s[i + j] & 0xC0) != 0x80) return 0;
+            cp = (cp << 6) | (s[i + j] & 0x3F);
+        }
+        if ((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10FFFF))) return 0;
+        if (cp >= 0xD800 && cp <= 0xDFFF) return 0;
+        i += k + 1;
+    }
+    return 1;
+}
+
+static size_t utf8_len(const uint8_t *s, size_t n) { /* code points of valid UTF-8 */
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++) count += (s[i] & 0xC0) != 0x80;
+    return count;
+}
+
+/* Byte length of the first ``limit`` code points. */
+static size_t utf8_prefix(const uint8_t *s, size_t n, size_t limit) {
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80) {
+            if (count == limit) return i;
+            count++;
+        }
+    }
+    return n;
+}
+
+/* Whether the text holds a character validation.CONTROL_CHARACTERS matches. */
+static int has_control(const uint8_t *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = s[i];
+        if (c < 0x80) {
+            if ((c < 0x20 && c != 0x09 && c != 0x0A) || c == 0x7F) return 1;
+        } else if (c == 0xC2) {
+            if (i + 1 < n && s[i + 1] >= 0x80 && s[i + 1] <= 0x9F) return 1;
+        } else if (c == 0xD8) {
+            if (i + 1 < n && s[i + 1] == 0x9C) return 1;
+        } else if (c == 0xE2 && i + 2 < n) {
+            uint8_t c1 = s[i + 1], c2 = s[i + 2];
+            if (c1 == 0x80 && (c2 == 0x8E || c2 == 0x8F || (c2 >= 0xA8 && c2 <= 0xAE))) return 1;
+            if (c1 == 0x81 && c2 >= 0xA6 && c2 <= 0xA9) return 1;
+        } else if (c == 0xEF && i + 2 < n) {
+            if (s[i + 1] == 0xBB && s[i + 2] == 0xBF) return 1;
+        }
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* OTLP values.                                                                             */
+
+enum { V_ABSENT = 0, V_NONE, V_STR, V_BOOL, V_INT, V_DOUBLE, V_BYTES, V_ARRAY, V_KVLIST,
+       V_OTHER };
+
+typedef struct {
+    int kind;
+    Slice s; /* string, bytes, or the raw ArrayValue / KeyValueList contents */
+    int64_t i;
+    double d;
+} Val;
+
+typedef struct {
+    Slice key;
+    Val val;
+} Attr;
+
+static int parse_kvlist(Slice s, int depth, int *canon);
+
+/* AnyValue. Returns RC_OK or RC_WHOLE. */
+static int parse_any(Slice s, Val *out, int depth, int *canon) {
+    Rd r = {s.p, s.p + s.n};
+    Field f;
+    int seen = 0;
+    out->kind = V_NONE;
+    if (depth > MAX_DEPTH) return RC_WHOLE;
+    while (r.p < r.end) {
+        if (rd_field(&r, &f, canon) < 0) return RC_WHOLE;
+        seen++;
+        switch (f.num) {
+        case 1:
+            if (f.wt != WT_LEN || !utf8_valid(f.s.p, f.s.n)) return RC_WHOLE;
+            out->kind = V_STR; out->s = f.s;
+            break;
+        case 2:
+            if (f.wt != WT_VARINT) return RC_WHOLE;
+            if (f.v > 1) *canon = 0;
+            out->kind = V_BOOL; out->i = f.v != 0;
+            break;
+        case 3:
+            if (f.wt != WT_VARINT) return RC_WHOLE;
+            out->kind = V_INT; out->i = (int64_t)f.v;
+            break;
+        case 4:
+            if (f.wt != WT_I64) return RC_WHOLE;
+            out->kind = V_DOUBLE; memcpy(&out->d, &f.v, 8);
+            break;
+        case 5: {
+            /* ArrayValue: a second occurrence would be merged by protobuf. */
+            if (f.wt != WT_LEN || out->kind == V_ARRAY) return RC_WHOLE;
+            Rd a = {f.s.p, f.s.p + f.s.n};
+            Field g;
+            while (a.p < a.end) {
+                Val item;
+                if (rd_field(&a, &g, canon) < 0 || g.num != 1 || g.wt != WT_LEN) return RC_WHOLE;
+                if (parse_any(g.s, &item, depth + 1, canon) != RC_OK) return RC_WHOLE;
+            }
+            out->kind = V_ARRAY; out->s = f.s;
+            break;
+        }
+        case 6:
+            if (f.wt != WT_LEN || out->kind == V_KVLIST) return RC_WHOLE;
+            if (parse_kvlist(f.s, depth + 1, canon) != RC_OK) return RC_WHOLE;
+            out->kind = V_KVLIST; out->s = f.s;
+            break;
+        case 7:
+            if (f.wt != WT_LEN) return RC_WHOLE;
+            out->kind = V_BYTES; out->s = f.s;
+            break;
+        default:
+            return RC_WHOLE; /* string_value_strindex and unknown fields */
+        }
+    }
+    if (seen > 1) *canon = 0; /* protobuf keeps only the last member of the oneof */
+    return RC_OK;
+}
+
+/* KeyValue. Returns RC_OK or RC_WHOLE. */
+static int parse_kv(Slice s, Attr *out, int depth, int *canon) {
+    Rd r = {s.p, s.p + s.n};
+    Field f;
+    uint32_t last = 0;
+    int has_value = 0;
+    out->key.p = (const uint8_t *)""; out->key.n = 0;
+    out->val.kind = V_NONE;
+    while (r.p < r.end) {
+        if (rd_field(&r, &f, canon) < 0) return RC_WHOLE;
+        if (f.num <= last) *canon = 0;
+        last = f.num;
+        if (f.num == 1) {
+            if (f.wt != WT_LEN || !utf8_valid(f.s.p, f.s.n)) return RC_WHOLE;
+            if (f.s.n == 0) *canon = 0;
+            out->key = f.s;
+        } else if (f.num == 2) {
+            if (f.wt != WT_LEN || has_value) return RC_WHOLE;
+            has_value = 1;
+            if (parse_any(f.s, &out->val, depth, canon) != RC_OK) return RC_WHOLE;
+        } else {
+            return RC_WHOLE;
+        }
+    }
+    return RC_OK;
+}
+
+static int parse_kvlist(Slice s, int depth, int *canon) {
+    Rd r = {s.p, s.p + s.n};
+    Field f;
+    if (depth > MAX_DEPTH) return RC_WHOLE;
+    while (r.p < r.end) {
+        Attr kv;
+        if (rd_field(&r, &f, canon) < 0 || f.num != 1 || f.wt != WT_LEN) return RC_WHOLE;
+        if (parse_kv(f.s, &kv, depth + 1, canon) != RC_OK) return RC_WHOLE;
+    }
+    return RC_OK;
+}
+
+static int slice_eq(Slice a, Slice b) { return a.n == b.n && memcmp(a.p, b.p, a.n) == 0; }
+
+static int slice_eq_c(Slice a, const char *s, size_t n) {
+    return a.n == n && memcmp(a.p, s, n) == 0;
+}
+
+/* An attribute list with dict semantics: a repeated key keeps its first position and takes
+ * the last value (as ``attributes_dict`` builds it). */
+typedef struct {
+    Attr *a;
+    size_t n, cap;
+} Attrs;
+
+#define MAX_ATTRS 512 /* more on one record: Python handles it (bounds the quadratic dedup) */
+
+static int attrs_find(const Attrs *l, Slice key) {
+    for (size_t i = 0; i < l->n; i++)
+        if (slice_eq(l->a[i].key, key)) return (int)i;
+    return -1;
+}
+
+/* Returns RC_OK, RC_DEFER (too many), RC_ERROR (memory). */
+static int attrs_add(Attrs *l, const Attr *kv) {
+    int at = attrs_find(l, kv->key);
+    if (at >= 0) { l->a[at].val = kv->val; return RC_OK; }
+    if (l->n >= MAX_ATTRS) return RC_DEFER;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 32;
+        Attr *a = PyMem_Realloc(l->a, cap * sizeof(Attr));
+        if (a == NULL) { PyErr_NoMemory(); return RC_ERROR; }
+        l->a = a; l->cap = cap;
+    }
+    l->a[l->n++] = *kv;
+    return RC_OK;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The plan: per event type, the fields in Avro order and where each comes from.            */
+
+enum { SRC_ATTR = 0, SRC_EVENT_ID, SRC_TIMESTAMP, SRC_RECEIVED, SRC_CARRIER, SRC_TRACE,
+       SRC_SPAN, SRC_ATTRIBUTES, SRC_CLIENT, SRC_EMPTY, SRC_PREFIX };
+enum { K_STRING = 0, K_LONG, K_DOUBLE, K_BOOL, K_TIMESTAMP, K_STR_LIST, K_STR_MAP, K_DBL_MAP };
+enum { D_NONE = 0, D_TRUE, D_FALSE, D_EMPTY };
+
+#define MAX_FIELDS 64
+#define MAX_LITERALS 8
+
+typedef struct {
+    int source, kind, nullable, required, dflt, finite, redact;
+    int has_lo, has_hi;
+    double lo_d, hi_d;
+    int64_t lo_i, hi_i;
+    Py_ssize_t max_len;
+    int n_literals;
+    Slice literals[MAX_LITERALS];
+} FieldSpec;
+
+typedef struct {
+    Slice key;
+    int field[2], first[2], n; /* one key may feed two fields */
+} KeyEntry;
+
+typedef struct {
+    int native;
+    Slice event_name;
+    PyObject *event_type;   /* str */
+    PyObject *topic;        /* str */
+    PyObject *type_header;  /* ("event_type", b"...") */
+    PyObject *version_header;
+    uint8_t header[5];
+    int n_fields;
+    FieldSpec fields[MAX_FIELDS];
+    int n_keys;
+    KeyEntry *keys;
+    Slice prefix;
+    int prefix_field;
+    int n_known;
+    Slice *known;
+    int body_field;
+    int n_kafka_key;
+    int kafka_key[4];
+} TypeSpec;
+
+#define MAX_TYPES 8
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *record_class;
+    PyObject *scrubs_attribute; /* callable(key) -> bool, or None */
+    PyObject *strings;          /* keeps the spec's str/bytes objects (slices point in them) */
+    uint8_t ns[16];
+    Py_ssize_t max_string_length, max_attributes, max_attribute_value_len, max_value_bytes;
+    int control;
+    int64_t max_future_ns, max_age_ns;
+    int redact_enabled, redact_email, redact_ip, redact_digits, redact_extra;
+    int n_set_aside;
+    Slice set_aside[8];
+    Slice evaluation_event;
+    int n_types;
+    TypeSpec types[MAX_TYPES];
+} Plan;
+
+/* A str from the spec as a UTF-8 slice; the object is kept alive by plan->strings. */
+static int spec_slice(Plan *plan, PyObject *obj, Slice *out) {
+    Py_ssize_t n;
+    const char *p;
+    if (PyUnicode_Check(obj)) {
+        p = PyUnicode_AsUTF8AndSize(obj, &n);
+        if (p == NULL) return -1;
+    } else if (PyBytes_Check(obj)) {
+        p = PyBytes_AS_STRING(obj);
+        n = PyBytes_GET_SIZE(obj);
+    } else {
+        PyErr_SetString(PyExc_TypeError, "plan: expected str or bytes");
+        return -1;
+    }
+    if (PyList_Append(plan->strings, obj) < 0) return -1;
+    out->p = (const uint8_t *)p;
+    out->n = (size_t)n;
+    return 0;
+}
+
+static int spec_long(PyObject *obj, long long *out) {
+    *out = PyLong_AsLongLong(obj);
+    return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+static int parse_field_spec(Plan *plan, PyObject *t, FieldSpec *f) {
+    /* (source, kind, nullable, required, default, lo, hi, finite, max_len, literals, redact) */
+    PyObject *lo, *hi, *literals;
+    if (!PyArg_ParseTuple(t, "iippiOOpnOp", &f->source, &f->kind, &f->nullable, &f->required,
+                          &f->dflt, &lo, &hi, &f->finite, &f->max_len, &literals, &f->redact))
+        return -1;
+    f->has_lo = lo != Py_None;
+    f->has_hi = hi != Py_None;
+    if (f->kind == K_LONG) {
+        long long v;
+        if (f->has_lo) { if (spec_long(lo, &v) < 0) return -1; f->lo_i = v; }
+        if (f->has_hi) { if (spec_long(hi, &v) < 0) return -1; f->hi_i = v; }
+    } else {
+        if (f->has_lo && (f->lo_d = PyFloat_AsDouble(lo)) == -1.0 && PyErr_Occurred()) return -1;
+        if (f->has_hi && (f->hi_d = PyFloat_AsDouble(hi)) == -1.0 && PyErr_Occurred()) return -1;
+    }
+    if (!PyTuple_Check(literals) || PyTuple_GET_SIZE(literals) > MAX_LITERALS) {
+        PyErr_SetString(PyExc_ValueError, "plan: literals must be a short tuple");
+        return -1;
+    }
+    f->n_literals = (int)PyTuple_GET_SIZE(literals);
+    for (int i = 0; i < f->n_literals; i++)
+        if (spec_slice(plan, PyTuple_GET_ITEM(literals, i), &f->literals[i]) < 0) return -1;
+    return 0;
+}
+
+static int parse_type_spec(Plan *plan, PyObject *t, TypeSpec *ts) {
+    /* (native, event_name, event_type, topic, header(5 bytes), type_header, version_header,
+     *  fields, keys, prefix, prefix_field, known, body_field, kafka_key) */
+    PyObject *event_name, *header, *fields, *keys, *prefix, *known, *kafka_key;
+    if (!PyArg_ParseTuple(t, "pOUUSOOOOUiOiO", &ts->native, &event_name, &ts->event_type,
+                          &ts->topic, &header, &ts->type_header, &ts->version_header, &fields,
+                          &keys, &prefix, &ts->prefix_field, &known, &ts->body_field,
+                          &kafka_key))
+        return -1;
+    if (spec_slice(plan, event_name, &ts->event_name) < 0) return -1;
+    if (PyBytes_GET_SIZE(header) != 5) {
+        PyErr_SetString(PyExc_ValueError, "plan: the wire-format header is 5 bytes");
+        return -1;
+    }
+    memcpy(ts->header, PyBytes_AS_STRING(header), 5);
+    if (PyList_Append(plan->strings, ts->event_type) < 0 ||
+        PyList_Append(plan->strings, ts->topic) < 0 ||
+        PyList_Append(plan->strings, ts->type_header) < 0 ||
+        PyList_Append(plan->strings, ts->version_header) < 0)
+        return -1;
+    if (!PyTuple_Check(fields) || PyTuple_GET_SIZE(fields) > MAX_FIELDS) {
+        PyErr_SetString(PyExc_ValueError, "plan: too many fields");
+        return -1;
+    }
+    ts->n_fields = (int)PyTuple_GET_SIZE(fields);
+    for (int i = 0; i < ts->n_fields; i++)
+        if (parse_field_spec(plan, PyTuple_GET_ITEM(fields, i), &ts->fields[i]) < 0) return -1;
+    if (!PyTuple_Check(keys) || !PyTuple_Check(known) || !PyTuple_Check(kafka_key) ||
+        PyTuple_GET_SIZE(kafka_key) > 4) {
+        PyErr_SetString(PyExc_ValueError, "plan: keys, known and kafka_key are tuples");
+        return -1;
+    }
+    Py_ssize_t nk = PyTuple_GET_SIZE(keys);
+    ts->keys = PyMem_Calloc((size_t)(nk ? nk : 1), sizeof(KeyEntry));
+    if (ts->keys == NULL) { PyErr_NoMemory(); return -1; }
+    ts->n_keys = 0;
+    for (Py_ssize_t i = 0; i < nk; i++) {
+        PyObject *key;
+        int field, first;
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(keys, i), "Uip", &key, &field, &first))
+            return -1;
+        if (field < 0 || field >= ts->n_fields) {
+            PyErr_SetString(PyExc_ValueError, "plan: key feeds an unknown field");
+            return -1;
+        }
+        Slice ks;
+        if (spec_slice(plan, key, &ks) < 0) return -1;
+        KeyEntry *e = NULL;
+        for (int j = 0; j < ts->n_keys; j++)
+            if (slice_eq(ts->keys[j].key, ks)) e = &ts->keys[j];
+        if (e == NULL) { e = &ts->keys[ts->n_keys++]; e->key = ks; e->n = 0; }
+        if (e->n == 2) {
+            PyErr_SetString(PyExc_ValueError, "plan: a key feeds at most two fields");
+            return -1;
+        }
+        e->field[e->n] = field;
+        e->first[e->n] = first;
+        e->n++;
+    }
+    if (spec_slice(plan, prefix, &ts->prefix) < 0) return -1;
+    ts->n_known = (int)PyTuple_GET_SIZE(known);
+    ts->known = PyMem_Calloc((size_t)(ts->n_known ? ts->n_known : 1), sizeof(Slice));
+    if (ts->known == NULL) { PyErr_NoMemory(); return -1; }
+    for (int i = 0; i < ts->n_known; i++)
+        if (spec_slice(plan, PyTuple_GET_ITEM(known, i), &ts->known[i]) < 0) return -1;
+    ts->n_kafka_key = (int)PyTuple_GET_SIZE(kafka_key);
+    for (int i = 0; i < ts->n_kafka_key; i++) {
+        long long v;
+        if (spec_long(PyTuple_GET_ITEM(kafka_key, i), &v) < 0) return -1;
+        if (v < 0 || v >= ts->n_fields) {
+            PyErr_SetString(PyExc_ValueError, "plan: kafka key names an unknown field");
+            return -1;
+        }
+        ts->kafka_key[i] = (int)v;
+    }
+    if (ts->prefix_field >= ts->n_fields || ts->body_field >= ts->n_fields) {
+        PyErr_SetString(PyExc_ValueError, "plan: field index out of range");
+        return -1;
+    }
+    return 0;
+}
+
+static void Plan_dealloc(Plan *self) {
+    for (int i = 0; i < self->n_types; i++) {
+        PyMem_Free(self->types[i].keys);
+        PyMem_Free(self->types[i].known);
+    }
+    Py_XDECREF(self->record_class);
+    Py_XDECREF(self->scrubs_attribute);
+    Py_XDECREF(self->strings);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int Plan_init(Plan *self, PyObject *args, PyObject *kwds) {
+    /* Plan(record_class, namespace, limits, redaction, set_aside, evaluation_event, types) */
+    PyObject *record_class, *ns, *limits, *redaction, *set_aside, *evaluation, *types;
+    PyObject *scrubs;
+    static char *kwlist[] = {"record_class", "namespace", "limits", "redaction", "set_aside",
+                             "evaluation_event", "types", NULL};
+    if (self->strings != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Plan is initialised once");
+        return -1;
+    }
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OSO!O!O!UO!", kwlist, &record_class, &ns,
+                                     &PyTuple_Type, &limits, &PyTuple_Type, &redaction,
+                                     &PyTuple_Type, &set_aside, &evaluation, &PyTuple_Type,
+                                     &types))
+        return -1;
+    self->strings = PyList_New(0);
+    if (self->strings == NULL) return -1;
+    Py_INCREF(record_class);
+    self->record_class = record_class;
+    if (PyBytes_GET_SIZE(ns) != 16) {
+        PyErr_SetString(PyExc_ValueError, "plan: the id namespace is 16 bytes");
+        return -1;
+    }
+    memcpy(self->ns, PyBytes_AS_STRING(ns), 16);
+    long long future, age;
+    if (!PyArg_ParseTuple(limits, "nnnpLLn", &self->max_string_length, &self->max_attributes,
+                          &self->max_attribute_value_len, &self->control, &future, &age,
+                          &self->max_value_bytes))
+        return -1;
+    self->max_future_ns = future;
+    self->max_age_ns = age;
+    if (!PyArg_ParseTuple(redaction, "pppppO", &self->redact_enabled, &self->redact_email,
+                          &self->redact_ip, &self->redact_digits, &self->redact_extra, &scrubs))
+        return -1;
+    Py_INCREF(scrubs);
+    self->scrubs_attribute = scrubs;
+    if (PyTuple_GET_SIZE(set_aside) > 8) {
+        PyErr_SetString(PyExc_ValueError, "plan: too many set-aside keys");
+        return -1;
+    }
+    self->n_set_aside = (int)PyTuple_GET_SIZE(set_aside);
+    for (int i = 0; i < self->n_set_aside; i++)
+        if (spec_slice(self, PyTuple_GET_ITEM(set_aside, i), &self->set_aside[i]) < 0) return -1;
+    if (spec_slice(self, evaluation, &self->evaluation_event) < 0) return -1;
+    if (PyTuple_GET_SIZE(types) > MAX_TYPES) {
+        PyErr_SetString(PyExc_ValueError, "plan: too many event types");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(types); i++) {
+        self->n_types = (int)i + 1; /* so dealloc frees what was allocated */
+        memset(&self->types[i], 0, sizeof(TypeSpec));
+        if (parse_type_spec(self, PyTuple_GET_ITEM(types, i), &self->types[i]) < 0) return -1;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* One call's scratch state.                                                                */
+
+typedef struct {
+    int set; /* 0 unset, 1 from a second key, 2 from a first key */
+    Val v;
+} SlotVal;
+
+typedef struct {
+    Slice key;
+    Val val;
+    int local;
+} Merged;
+
+typedef struct {
+    Plan *plan;
+    int64_t received_ns, received_us;
+    PyObject *client_id;     /* str or NULL */
+    Slice client;
+    PyObject *client_header; /* ("client_id", b"...") or NULL */
+    Attrs resource, record;
+    Merged *merged;
+    size_t merged_cap;
+    Buf out, text;
+} Call;
+
+/* datetime.fromtimestamp(ns / 1e9, UTC) in micros since the epoch, as CPython rounds it
+ * (half to even on the float's fraction). Returns -1 when Python would not get a datetime. */
+static int ns_to_micros(int64_t ns, int64_t *out) {
+    double d = (double)ns / 1e9, intpart, frac;
+    frac = modf(d, &intpart);
+    frac *= 1e6;
+    double rounded = round(frac);
+    if (fabs(frac - rounded) == 0.5) rounded = 2.0 * round(frac / 2.0);
+    frac = rounded;
+    if (frac >= 1e6) { frac -= 1e6; intpart += 1.0; }
+    else if (frac < 0) { frac += 1e6; intpart -= 1.0; }
+    /* Years 1..9999 only (datetime's range), with margin. */
+    if (intpart < -62135596800.0 + 86400.0 || intpart > 253402300799.0 - 86400.0) return -1;
+    *out = (int64_t)intpart * 1000000 + (int64_t)frac;
+    return 0;
+}
+
+/* Whether redaction could change ``text`` (redaction._pass's gating, conservatively). */
+static int may_redact(const Plan *plan, const uint8_t *s, size_t n) {
+    if (!plan->redact_enabled || n == 0) return 0;
+    if (plan->redact_extra) return 1;
+    int at = 0, colon = 0;
+    for (size_t i = 0; i < n; i++) { at |= s[i] == '@'; colon |= s[i] == ':'; }
+    if (plan->redact_email && at) return 1;
+    if (plan->redact_ip && colon) return 1;
+    if (plan->redact_digits) {
+        /* _DIGITS_SPAN: a digit, five or more of [0-9 ().+-], a digit. */
+        size_t i = 0;
+        while (i < n) {
+            uint8_t c = s[i];
+            int in_set = (c >= '0' && c <= '9') || c == ' ' || c == '(' || c == ')' ||
+                         c == '.' || c == '+' || c == '-';
+            if (!in_set) { i++; continue; }
+            size_t j = i, first = (size_t)-1, last = 0;
+            while (j < n) {
+                uint8_t d = s[j];
+                if ((d >= '0' && d <= '9')) { if (first == (size_t)-1) first = j; last = j; }
+                else if (!(d == ' ' || d == '(' || d == ')' || d == '.' || d == '+' || d == '-'))
+                    break;
+                j++;
+            }
+            if (first != (size_t)-1 && last - first + 1 >= 7) return 1;
+            i = j;
+        }
+    }
+    return 0;
+}
+
+/* A string a field may take: length limits, control characters, redaction. */
+static int check_text(const Call *c, const uint8_t *s, size_t n, Py_ssize_t max_len) {
+    size_t len = utf8_len(s, n);
+    if ((Py_ssize_t)len > c->plan->max_string_length || len > 65536) return RC_DEFER;
+    if (max_len >= 0 && (Py_ssize_t)len > max_len) return RC_DEFER;
+    if (c->plan->control && has_control(s, n)) return RC_DEFER;
+    return RC_OK;
+}
+
+static const char HEX[] = "0123456789abcdef";
+
+static int all_zero(Slice s) {
+    for (size_t i = 0; i < s.n; i++)
+        if (s.p[i]) return 0;
+    return 1;
+}
+
+static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* An attribute value as validation._to_text writes it, into c->text; RC_DEFER for arrays
+ * and maps (JSON). Returns the text in *out. */
+static int attr_text(Call *c, const Val *v, Slice *out) {
+    char tmp[32];
+    c->text.n = 0;
+    switch (v->kind) {
+    case V_STR:
+        *out = v->s;
+        return RC_OK;
+    case V_NONE:
+        out->p = (const uint8_t *)"null"; out->n = 4;
+        return RC_OK;
+    case V_BOOL:
+        if (v->i) { out->p = (const uint8_t *)"true"; out->n = 4; }
+        else { out->p = (const uint8_t *)"false"; out->n = 5; }
+        return RC_OK;
+    case V_INT: {
+        int n = snprintf(tmp, sizeof tmp, "%lld", (long long)v->i);
+        if (buf_put(&c->text, tmp, (size_t)n) < 0) { PyErr_NoMemory(); return RC_ERROR; }
+        break;
+    }
+    case V_DOUBLE: {
+        char *r = PyOS_double_to_string(v->d, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+        if (r == NULL) return RC_ERROR;
+        int err = buf_put(&c->text, r, strlen(r));
+        PyMem_Free(r);
+        if (err < 0) { PyErr_NoMemory(); return RC_ERROR; }
+        break;
+    }
+    case V_BYTES: {
+        const uint8_t *p = v->s.p;
+        size_t n = v->s.n;
+        if (buf_reserve(&c->text, (n + 2) / 3 * 4) < 0) { PyErr_NoMemory(); return RC_ERROR; }
+        uint8_t *o = c->text.p;
+        size_t i = 0, k = 0;
+        for (; i + 2 < n; i += 3) {
+            uint32_t w = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+            o[k++] = B64[w >> 18]; o[k++] = B64[(w >> 12) & 63];
+            o[k++] = B64[(w >> 6) & 63]; o[k++] = B64[w & 63];
+        }
+        if (i < n) {
+            uint32_t w = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0);
+            o[k++] = B64[w >> 18]; o[k++] = B64[(w >> 12) & 63];
+            o[k++] = i + 1 < n ? B64[(w >> 6) & 63] : '=';
+            o[k++] = '=';
+        }
+        c->text.n = k;
+        break;
+    }
+    default:
+        return RC_DEFER;
+    }
+    out->p = c->text.p;
+    out->n = c->text.n;
+    return RC_OK;
+}
+
+/* Asks the redactor whether an attribute key is scrubbed. */
+static int scrubs(Call *c, Slice key) {
+    PyObject *fn = c->plan->scrubs_attribute;
+    if (fn == Py_None) return 0;
+    PyObject *k = PyUnicode_DecodeUTF8((const char *)key.p, (Py_ssize_t)key.n, NULL);
+    if (k == NULL) return -1;
+    PyObject *r = PyObject_CallOneArg(fn, k);
+    Py_DECREF(k);
+    if (r == NULL) return -1;
+    int yes = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    return yes;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* One feedback record: map, check, encode.                                                 */
+
+typedef struct {
+    Slice trace, span, event_name, body_text, content;
+    uint64_t time_ns, observed_ns;
+    int canon, body_kvlist;
+} Record;
+
+static int starts_with(Slice s, Slice prefix) {
+    return prefix.n > 0 && s.n >= prefix.n && memcmp(s.p, prefix.p, prefix.n) == 0;
+}
+
+/* The encoded record's parts, filled by encode(). */
+typedef struct {
+    Slice event_id;
+    int event_id_owned; /* 1: event_id points at idbuf */
+    char idbuf[36];
+    char trace_hex[2 * 64 + 1];
+    char span_hex[2 * 64 + 1];
+    Slice key;
+    int has_key;
+    int has_trace;
+    Slice trace_text;
+} Parts;
+
+static int put_str_field(Call *c, const FieldSpec *f, Slice s) {
+    if (f->nullable && buf_byte(&c->out, 2) < 0) return -1;
+    return buf_str(&c->out, s.p, s.n);
+}
+
+static int encode_record(Call *c, const TypeSpec *ts, const Record *rec, Parts *parts) {
+    const Plan *plan = c->plan;
+    SlotVal slot[MAX_FIELDS];
+    memset(slot, 0, sizeof(SlotVal) * (size_t)ts->n_fields);
+    Attrs *local = &c->record, *res = &c->resource;
+
+    /* merged = {**resource, **local}: resource keys first (a local value wins in place), then
+     * keys only the record has. */
+    size_t need = res->n + local->n;
+    if (need > c->merged_cap) {
+        Merged *m = PyMem_Realloc(c->merged, need * sizeof(Merged));
+        if (m == NULL) { PyErr_NoMemory(); return RC_ERROR; }
+        c->merged = m; c->merged_cap = need;
+    }
+    size_t nm = 0;
+    for (size_t i = 0; i < res->n; i++) {
+        int at = attrs_find(local, res->a[i].key);
+        Merged *m = &c->merged[nm++];
+        m->key = res->a[i].key;
+        m->val = at >= 0 ? local->a[at].val : res->a[i].val;
+        m->local = at >= 0;
+    }
+    for (size_t i = 0; i < local->n; i++) {
+        if (res->n && attrs_find(res, local->a[i].key) >= 0) continue;
+        Merged *m = &c->merged[nm++];
+        m->key = local->a[i].key; m->val = local->a[i].val; m->local = 1;
+    }
+
+    /* One pass: fields, then prefix maps, then the string attributes map. */
+    size_t n_attrs = 0, n_extra = 0;
+    Merged *attrs_list = c->merged; /* reuse: compacted in place below */
+    Merged extra[64];
+    Val service = {V_ABSENT};
+    static const char SERVICE_KEY[] = "service.name";
+    for (size_t i = 0; i < nm; i++) {
+        Merged m = c->merged[i];
+        if (slice_eq_c(m.key, SERVICE_KEY, sizeof SERVICE_KEY - 1)) service = m.val;
+        const KeyEntry *e = NULL;
+        for (int j = 0; j < ts->n_keys; j++)
+            if (slice_eq(ts->keys[j].key, m.key)) { e = &ts->keys[j]; break; }
+        if (e != NULL) {
+            if (m.val.kind == V_NONE || (m.val.kind == V_STR && m.val.s.n == 0)) continue;
+            for (int j = 0; j < e->n; j++) {
+                SlotVal *sv = &slot[e->field[j]];
+                if (e->first[j]) { sv->set = 2; sv->v = m.val; }
+                else if (sv->set == 0) { sv->set = 1; sv->v = m.val; }
+            }
+            continue;
+        }
+        if (starts_with(m.key, ts->prefix)) {
+            Slice suffix = {m.key.p + ts->prefix.n, m.key.n - ts->prefix.n};
+            int known = 0;
+            for (int j = 0; j < ts->n_known; j++)
+                if (slice_eq(ts->known[j], suffix)) { known = 1; break; }
+            if (!known) {
+                if (n_extra == 64) return RC_DEFER;
+                extra[n_extra].key = suffix; extra[n_extra].val = m.val;
+                n_extra++;
+                continue;
+            }
+        }
+        int aside = 0;
+        for (int j = 0; j < plan->n_set_aside; j++)
+            if (slice_eq(plan->set_aside[j], m.key)) { aside = 1; break; }
+        if (!aside && m.local) attrs_list[n_attrs++] = m; /* n_attrs <= i: safe in place */
+    }
+    if (n_extra && ts->prefix_field < 0) return RC_DEFER;
+
+    /* A string body is the comment of user feedback without one. */
+    if (ts->body_field >= 0 && rec->body_text.n > 0 && slot[ts->body_field].set == 0) {
+        slot[ts->body_field].set = 2;
+        slot[ts->body_field].v.kind = V_STR;
+        slot[ts->body_field].v.s = rec->body_text;
+    }
+
+    /* Timestamps. */
+    int64_t time_ns = (int64_t)(rec->time_ns ? rec->time_ns : rec->observed_ns);
+    if (rec->time_ns > INT64_MAX || rec->observed_ns > INT64_MAX) return RC_DEFER;
+    if (time_ns == 0) time_ns = c->received_ns;
+    if (time_ns > c->received_ns + plan->max_future_ns) return RC_DEFER;
+    if (time_ns < c->received_ns - plan->max_age_ns) return RC_DEFER;
+    int64_t time_us;
+    if (ns_to_micros(time_ns, &time_us) < 0) return RC_DEFER;
+
+    parts->has_trace = rec->trace.n > 0 && !all_zero(rec->trace);
+    if (parts->has_trace) {
+        if (rec->trace.n > 64) return RC_DEFER;
+        for (size_t i = 0; i < rec->trace.n; i++) {
+            parts->trace_hex[2 * i] = HEX[rec->trace.p[i] >> 4];
+            parts->trace_hex[2 * i + 1] = HEX[rec->trace.p[i] & 15];
+        }
+        parts->trace_text.p = (const uint8_t *)parts->trace_hex;
+        parts->trace_text.n = 2 * rec->trace.n;
+    }
+    int has_span = rec->span.n > 0 && !all_zero(rec->span);
+    char *span_hex = parts->span_hex;
+    if (has_span) {
+        if (rec->span.n > 64) return RC_DEFER;
+        for (size_t i = 0; i < rec->span.n; i++) {
+            span_hex[2 * i] = HEX[rec->span.p[i] >> 4];
+            span_hex[2 * i + 1] = HEX[rec->span.p[i] & 15];
+        }
+    }
+
+    /* The Avro value, field by field in schema order, checking each as the model would. */
+    c->out.n = 0;
+    if (buf_put(&c->out, ts->header, 5) < 0) goto nomem;
+    parts->has_key = 0;
+    Slice field_text[MAX_FIELDS];
+    int field_has_text[MAX_FIELDS];
+    for (int fi = 0; fi < ts->n_fields; fi++) {
+        const FieldSpec *f = &ts->fields[fi];
+        SlotVal *sv = &slot[fi];
+        field_has_text[fi] = 0;
+        switch (f->source) {
+        case SRC_EVENT_ID:
+            if (sv->set) {
+                if (sv->v.kind != V_STR) return RC_DEFER; /* numbers: coerced to text */
+                parts->event_id = sv->v.s;
+                parts->event_id_owned = 0;
+            } else {
+                /* deterministic_event_id(type, service, trace_id, span_id, content) */
+                Slice svc = {(const uint8_t *)"", 0};
+                if (service.kind == V_STR) svc = service.s;
+                else if (service.kind != V_ABSENT) return RC_DEFER; /* str(non-string) */
+                Sha1 h;
+                uint8_t digest[20], zero = 0;
+                char x[40];
+                Py_ssize_t tlen;
+                const char *tname = PyUnicode_AsUTF8AndSize(ts->event_type, &tlen);
+                if (tname == NULL) return RC_ERROR;
+                sha1_init(&h);
+                sha1_update(&h, plan->ns, 16);
+                sha1_update(&h, (const uint8_t *)tname, (size_t)tlen);
+                sha1_update(&h, &zero, 1);
+                sha1_update(&h, svc.p, svc.n);
+                sha1_update(&h, &zero, 1);
+                sha1_update(&h, rec->trace.p, rec->trace.n);
+                sha1_update(&h, &zero, 1);
+                sha1_update(&h, rec->span.p, rec->span.n);
+                sha1_update(&h, &zero, 1);
+                sha1_update(&h, rec->content.p, rec->content.n);
+                sha1_final(&h, digest);
+                for (int i = 0; i < 20; i++) {
+                    x[2 * i] = HEX[digest[i] >> 4];
+                    x[2 * i + 1] = HEX[digest[i] & 15];
+                }
+                char *o = parts->idbuf;
+                memcpy(o, x, 8); o[8] = '-';
+                memcpy(o + 9, x + 8, 4); o[13] = '-';
+                o[14] = '5'; memcpy(o + 15, x + 13, 3); o[18] = '-';
+                {
+                    int nib = x[16] <= '9' ? x[16] - '0' : x[16] - 'a' + 10;
+                    o[19] = "89ab"[nib & 3];
+                }
+                memcpy(o + 20, x + 17, 3); o[23] = '-';
+                memcpy(o + 24, x + 20, 12);
+                parts->event_id.p = (const uint8_t *)parts->idbuf;
+                parts->event_id.n = 36;
+                parts->event_id_owned = 1;
+            }
+            if (check_text(c, parts->event_id.p, parts->event_id.n, f->max_len) != RC_OK)
+                return RC_DEFER;
+            if (f->redact && may_redact(plan, parts->event_id.p, parts->event_id.n))
+                return RC_DEFER;
+            field_text[fi] = parts->event_id;
+            field_has_text[fi] = 1;
+            if (put_str_field(c, f, parts->event_id) < 0) goto nomem;
+            break;
+        case SRC_TIMESTAMP:
+        case SRC_RECEIVED:
+            if (f->nullable && buf_byte(&c->out, 2) < 0) goto nomem;
+            if (buf_long(&c->out, f->source == SRC_TIMESTAMP ? time_us : c->received_us) < 0)
+                goto nomem;
+            break;
+        case SRC_CARRIER:
+        case SRC_TRACE:
+        case SRC_SPAN:
+        case SRC_CLIENT: {
+            Slice s;
+            int present = 1;
+            if (f->source == SRC_CARRIER) { s.p = (const uint8_t *)"log_record"; s.n = 10; }
+            else if (f->source == SRC_TRACE) { present = parts->has_trace; s = parts->trace_text; }
+            else if (f->source == SRC_SPAN) {
+                present = has_span; s.p = (const uint8_t *)span_hex; s.n = 2 * rec->span.n;
+            } else { present = c->client_id != NULL; s = c->client; }
+            if (!present) {
+                if (!f->nullable) return RC_DEFER;
+                if (buf_byte(&c->out, 0) < 0) goto nomem;
+                break;
+            }
+            if (f->n_literals) {
+                int ok = 0;
+                for (int j = 0; j < f->n_literals; j++) ok |= slice_eq(f->literals[j], s);
+                if (!ok) return RC_DEFER;
+            }
+            if (check_text(c, s.p, s.n, f->max_len) != RC_OK) return RC_DEFER;
+            if (f->redact && may_redact(plan, s.p, s.n)) return RC_DEFER;
+            field_text[fi] = s;
+            field_has_text[fi] = 1;
+            if (put_str_field(c, f, s) < 0) goto nomem;
+            break;
+        }
+        case SRC_EMPTY:
+            if (f->nullable && buf_byte(&c->out, 2) < 0) goto nomem;
+            if (buf_byte(&c->out, 0) < 0) goto nomem;
+            break;
+        case SRC_ATTRIBUTES: {
+            size_t count = n_attrs;
+            if ((Py_ssize_t)count > plan->max_attributes) count = (size_t)plan->max_attributes;
+            if (f->nullable && buf_byte(&c->out, 2) < 0) goto nomem;
+            if (count) {
+                if (buf_long(&c->out, (int64_t)count) < 0) goto nomem;
+                for (size_t i = 0; i < count; i++) {
+                    Slice key = attrs_list[i].key, text;
+                    int r = attr_text(c, &attrs_list[i].val, &text);
+                    if (r != RC_OK) return r;
+                    size_t cut = utf8_prefix(text.p, text.n, (size_t)plan->max_attribute_value_len);
+                    text.n = cut;
+                    if (utf8_len(key.p, key.n) > 65536 || utf8_len(text.p, text.n) > 65536)
+                        return RC_DEFER;
+                    if (plan->control && (has_control(key.p, key.n) || has_control(text.p, text.n)))
+                        return RC_DEFER;
+                    if (may_redact(plan, text.p, text.n)) {
+                        int yes = scrubs(c, key);
+                        if (yes < 0) return RC_ERROR;
+                        if (yes) return RC_DEFER;
+                    }
+                    if (buf_str(&c->out, key.p, key.n) < 0) goto nomem;
+                    if (buf_str(&c->out, text.p, text.n) < 0) goto nomem;
+                }
+            }
+            if (buf_byte(&c->out, 0) < 0) goto nomem;
+            break;
+        }
+        case SRC_PREFIX: {
+            if (f->kind != K_DBL_MAP) return RC_DEFER;
+            if (f->nullable && buf_byte(&c->out, 2) < 0) goto nomem;
+            if (n_extra) {
+                if (buf_long(&c->out, (int64_t)n_extra) < 0) goto nomem;
+                for (size_t i = 0; i < n_extra; i++) {
+                    Val *v = &extra[i].val;
+                    double d;
+                    if (v->kind == V_DOUBLE) d = v->d;
+                    else if (v->kind == V_INT) d = (double)v->i;
+                    else return RC_DEFER;
+                    if (!isfinite(d)) return RC_DEFER;
+                    if (check_text(c, extra[i].key.p, extra[i].key.n, -1) != RC_OK) return RC_DEFER;
+                    if (buf_str(&c->out, extra[i].key.p, extra[i].key.n) < 0) goto nomem;
+                    if (buf_double(&c->out, d) < 0) goto nomem;
+                }
+            }
+            if (buf_byte(&c->out, 0) < 0) goto nomem;
+            break;
+        }
+        case SRC_ATTR: {
+            if (!sv->set) {
+                if (f->required) return RC_DEFER;
+                if (f->nullable) { if (buf_byte(&c->out, 0) < 0) goto nomem; break; }
+                switch (f->dflt) {
+                case D_TRUE: if (buf_byte(&c->out, 1) < 0) goto nomem; break;
+                case D_FALSE: if (buf_byte(&c->out, 0) < 0) goto nomem; break;
+                case D_EMPTY: if (buf_byte(&c->out, 0) < 0) goto nomem; break;
+                default: return RC_DEFER;
+                }
+                break;
+            }
+            Val *v = &sv->v;
+            switch (f->kind) {
+            case K_STRING:
+                if (v->kind != V_STR) return RC_DEFER;
+                if (f->n_literals) {
+                    int ok = 0;
+                    for (int j = 0; j < f->n_literals; j++) ok |= slice_eq(f->literals[j], v->s);
+                    if (!ok) return RC_DEFER;
+                }
+                if (check_text(c, v->s.p, v->s.n, f->max_len) != RC_OK) return RC_DEFER;
+                if (f->redact && may_redact(plan, v->s.p, v->s.n)) return RC_DEFER;
+                field_text[fi] = v->s;
+                field_has_text[fi] = 1;
+                if (put_str_field(c, f, v->s) < 0) goto nomem;
+                break;
+            case K_LONG:
+                if (v->kind != V_INT) return RC_DEFER;
+                if ((f->has_lo && v->i < f->lo_i) || (f->has_hi && v->i > f->hi_i)) return RC_DEFER;
+                if (f->nullable && buf_byte(&c->out, 2) < 0) goto nomem;
+                if (buf_long(&c->out, v->i) < 0) goto nomem;
+                break;
+            case K_DOUBLE: {
+                double d;
+                if (v->kind == V_DOUBLE) d = v->d;
+                else if (v->kind == V_INT) d = (double)v->i;
+                else return RC_DEFER;
+                if (isnan(d) && (f->finite || f->has_lo || f->has_hi)) return RC_DEFER;
+                if (f->finite && !isfinite(d)) return RC_DEFER;
+                if ((f->has_lo && !(d >= f->lo_d)) || (f->has_hi && !(d <= f->hi_d)))
+                    return RC_DEFER;
+                if (f->nullable && buf_byte(&c->out, 2) < 0) goto nomem;
+                if (buf_double(&c->out, d) < 0) goto nomem;
+                break;
+            }
+            case K_BOOL:
+                if (v->kind != V_BOOL) return RC_DEFER;
+                if (f->nullable && buf_byte(&c->out, 2) < 0) goto nomem;
+                if (buf_byte(&c->out, v->i ? 1 : 0) < 0) goto nomem;
+                break;
+            case K_STR_LIST: {
+                if (v->kind != V_ARRAY) return RC_DEFER;
+                int dummy = 1;
+                size_t count = 0;
+                Rd a = {v->s.p, v->s.p + v->s.n};
+                Field g;
+                while (a.p < a.end) {
+                    Val item;
+                    if (rd_field(&a, &g, &dummy) < 0) return RC_DEFER;
+                    if (parse_any(g.s, &item, 0, &dummy) != RC_OK || item.kind != V_STR)
+                        return RC_DEFER;
+                    if (check_text(c, item.s.p, item.s.n, -1) != RC_OK) return RC_DEFER;
+                    count++;
+                }
+                if (f->nullable && buf_byte(&c->out, 2) < 0) goto nomem;
+                if (count) {
+                    if (buf_long(&c->out, (int64_t)count) < 0) goto nomem;
+                    a.p = v->s.p;
+                    while (a.p < a.end) {
+                        Val item;
+                        rd_field(&a, &g, &dummy);
+                        parse_any(g.s, &item, 0, &dummy);
+                        if (buf_str(&c->out, item.s.p, item.s.n) < 0) goto nomem;
+                    }
+                }
+                if (buf_byte(&c->out, 0) < 0) goto nomem;
+                break;
+            }
+            default:
+                return RC_DEFER;
+            }
+            break;
+        }
+        default:
+            return RC_DEFER;
+        }
+    }
+    if ((Py_ssize_t)c->out.n > plan->max_value_bytes) return RC_DEFER;
+    for (int i = 0; i < ts->n_kafka_key; i++) {
+        int fi = ts->kafka_key[i];
+        if (field_has_text[fi] && field_text[fi].n > 0) {
+            parts->key = field_text[fi];
+            parts->has_key = 1;
+            break;
+        }
+    }
+    return RC_OK;
+nomem:
+    PyErr_NoMemory();
+    return RC_ERROR;
+}
+
+/* Builds the OutboundRecord for an encoded record. New reference, NULL on error. */
+static PyObject *make_record(Call *c, const TypeSpec *ts, const Parts *parts) {
+    PyObject *value = NULL, *key = NULL, *headers = NULL, *event_id = NULL, *id_bytes = NULL;
+    PyObject *result = NULL, *h = NULL;
+    value = PyBytes_FromStringAndSize((const char *)c->out.p, (Py_ssize_t)c->out.n);
+    if (value == NULL) goto done;
+    if (parts->has_key) {
+        key = PyBytes_FromStringAndSize((const char *)parts->key.p, (Py_ssize_t)parts->key.n);
+        if (key == NULL) goto done;
+    } else {
+        key = Py_NewRef(Py_None);
+    }
+    event_id = PyUnicode_DecodeUTF8((const char *)parts->event_id.p,
+                                    (Py_ssize_t)parts->event_id.n, NULL);
+    if (event_id == NULL) goto done;
+    id_bytes = PyBytes_FromStringAndSize((const char *)parts->event_id.p,
+                                         (Py_ssize_t)parts->event_id.n);
+    if (id_bytes == NULL) goto done;
+    Py_ssize_t nh = 3 + parts->has_trace + (c->client_header != NULL);
+    headers = PyList_New(nh);
+    if (headers == NULL) goto done;
+    Py_ssize_t i = 0;
+    PyList_SET_ITEM(headers, i++, Py_NewRef(ts->type_header));
+    h = Py_BuildValue("(sO)", "event_id", id_bytes);
+    if (h == NULL) goto done;
+    PyList_SET_ITEM(headers, i++, h);
+    PyList_SET_ITEM(headers, i++, Py_NewRef(ts->version_header));
+    if (parts->has_trace) {
+        h = Py_BuildValue("(sy#)", "trace_id", parts->trace_text.p, (Py_ssize_t)parts->trace_text.n);
+        if (h == NULL) goto done;
+        PyList_SET_ITEM(headers, i++, h);
+    }
+    if (c->client_header != NULL) PyList_SET_ITEM(headers, i++, Py_NewRef(c->client_header));
+    PyObject *args[6] = {ts->topic, key, value, headers, event_id, ts->event_type};
+    result = PyObject_Vectorcall(c->plan->record_class, args, 6, NULL);
+done:
+    Py_XDECREF(value);
+    Py_XDECREF(key);
+    Py_XDECREF(headers);
+    Py_XDECREF(event_id);
+    Py_XDECREF(id_bytes);
+    return result;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The request walk.                                                                        */
+
+typedef struct {
+    PyObject *slots;    /* list: OutboundRecord or None, one per feedback record */
+    PyObject *deferred; /* list of (ri, si, li) */
+    Py_ssize_t ignored;
+} Result;
+
+static int parse_attrs_into(Attrs *l, Slice kv, int *canon, int depth) {
+    Attr a;
+    if (parse_kv(kv, &a, depth, canon) != RC_OK) return RC_WHOLE;
+    return attrs_add(l, &a);
+}
+
+/* Resource: fills c->resource. */
+static int parse_resource(Call *c, Slice s) {
+    Rd r = {s.p, s.p + s.n};
+    Field f;
+    int canon = 1, deferred = 0;
+    while (r.p < r.end) {
+        if (rd_field(&r, &f, &canon) < 0) return RC_WHOLE;
+        if (f.num == 1 && f.wt == WT_LEN) {
+            int rc = parse_attrs_into(&c->resource, f.s, &canon, 0);
+            if (rc == RC_DEFER) deferred = 1;
+            else if (rc != RC_OK) return rc;
+        } else if (f.num == 2 && f.wt == WT_VARINT) {
+            continue;
+        } else {
+            return RC_WHOLE; /* entity_refs and unknown fields */
+        }
+    }
+    return deferred ? RC_DEFER : RC_OK;
+}
+
+static int parse_scope(Slice s) {
+    Rd r = {s.p, s.p + s.n};
+    Field f;
+    int canon = 1;
+    while (r.p < r.end) {
+        if (rd_field(&r, &f, &canon) < 0) return RC_WHOLE;
+        if ((f.num == 1 || f.num == 2) && f.wt == WT_LEN) {
+            if (!utf8_valid(f.s.p, f.s.n)) return RC_WHOLE;
+        } else if (f.num == 3 && f.wt == WT_LEN) {
+            Attr a;
+            if (parse_kv(f.s, &a, 0, &canon) != RC_OK) return RC_WHOLE;
+        } else if (f.num == 4 && f.wt == WT_VARINT) {
+            continue;
+        } else {
+            return RC_WHOLE;
+        }
+    }
+    return RC_OK;
+}
+
+/* One LogRecord: returns RC_OK with *feedback set (0: not feedback), RC_WHOLE or RC_ERROR.
+ * Appends to result. */
+static int process_record(Call *c, Slice s, int resource_defer, Result *res, Py_ssize_t ri,
+                          Py_ssize_t si, Py_ssize_t li) {
+    Rd r = {s.p, s.p + s.n};
+    Field f;
+    Record rec;
+    memset(&rec, 0, sizeof rec);
+    rec.canon = 1;
+    rec.content = s;
+    rec.trace.p = rec.span.p = rec.event_name.p = (const uint8_t *)"";
+    c->record.n = 0;
+    uint32_t last = 0;
+    int record_defer = 0, has_body = 0, legacy_found = 0;
+    Slice legacy = {(const uint8_t *)"", 0};
+    int legacy_is_str = 0;
+    static const char EVENT_NAME_KEY[] = "event.name";
+    while (r.p < r.end) {
+        if (rd_field(&r, &f, &rec.canon) < 0) return RC_WHOLE;
+        if (f.num < last || (f.num == last && f.num != 6)) rec.canon = 0;
+        last = f.num;
+        switch (f.num) {
+        case 1:
+        case 11:
+            if (f.wt != WT_I64) return RC_WHOLE;
+            if (f.v == 0) rec.canon = 0;
+            if (f.num == 1) rec.time_ns = f.v; else rec.observed_ns = f.v;
+            break;
+        case 2:
+        case 7:
+            if (f.wt != WT_VARINT) return RC_WHOLE;
+            if (f.v == 0 || f.v > 0xFFFFFFFFull) {
+                /* int32 enums are sign-extended to 64 bits; anything else is re-encoded */
+                if (!(f.num == 2 && f.v >= 0xFFFFFFFF80000000ull)) rec.canon = 0;
+            }
+            break;
+        case 8:
+            if (f.wt != WT_I32) return RC_WHOLE;
+            if (f.v == 0) rec.canon = 0;
+            break;
+        case 3:
+        case 12:
+            if (f.wt != WT_LEN || !utf8_valid(f.s.p, f.s.n)) return RC_WHOLE;
+            if (f.s.n == 0) rec.canon = 0;
+            if (f.num == 12) rec.event_name = f.s;
+            break;
+        case 5: {
+            if (f.wt != WT_LEN || has_body) return RC_WHOLE; /* a second body is merged */
+            has_body = 1;
+            Val body;
+            if (parse_any(f.s, &body, 0, &rec.canon) != RC_OK) return RC_WHOLE;
+            rec.body_kvlist = body.kind == V_KVLIST;
+            if (body.kind == V_STR) rec.body_text = body.s;
+            else rec.body_text.n = 0;
+            break;
+        }
+        case 6: {
+            if (f.wt != WT_LEN) return RC_WHOLE;
+            Attr a;
+            if (parse_kv(f.s, &a, 0, &rec.canon) != RC_OK) return RC_WHOLE;
+            if (!legacy_found && slice_eq_c(a.key, EVENT_NAME_KEY, sizeof EVENT_NAME_KEY - 1)) {
+                legacy_found = 1;
+                legacy_is_str = a.val.kind == V_STR;
+                legacy = a.val.s;
+            }
+            int rc = attrs_add(&c->record, &a);
+            if (rc == RC_DEFER) record_defer = 1;
+            else if (rc != RC_OK) return rc;
+            break;
+        }
+        case 9:
+        case 10:
+            if (f.wt != WT_LEN) return RC_WHOLE;
+            if (f.s.n == 0) rec.canon = 0;
+            if (f.num == 9) rec.trace = f.s; else rec.span = f.s;
+            break;
+        default:
+            return RC_WHOLE;
+        }
+    }
+    /* Which event, if any (record.event_name, else the first event.name attribute). */
+    Slice name = rec.event_name;
+    if (name.n == 0) {
+        if (!legacy_found || !legacy_is_str) { res->ignored++; return RC_OK; }
+        name = legacy;
+    }
+    const TypeSpec *ts = NULL;
+    int evaluation = slice_eq(name, c->plan->evaluation_event);
+    if (!evaluation) {
+        for (int i = 0; i < c->plan->n_types; i++)
+            if (slice_eq(c->plan->types[i].event_name, name)) { ts = &c->plan->types[i]; break; }
+        if (ts == NULL) { res->ignored++; return RC_OK; }
+    }
+    int outcome = RC_DEFER;
+    Parts parts;
+    if (!evaluation && ts->native && rec.canon && !record_defer && !resource_defer &&
+        !rec.body_kvlist) {
+        outcome = encode_record(c, ts, &rec, &parts);
+        if (outcome == RC_ERROR) return RC_ERROR;
+    }
+    if (outcome == RC_OK) {
+        PyObject *record = make_record(c, ts, &parts);
+        if (record == NULL) return RC_ERROR;
+        int err = PyList_Append(res->slots, record);
+        Py_DECREF(record);
+        return err < 0 ? RC_ERROR : RC_OK;
+    }
+    PyObject *where = Py_BuildValue("(nnn)", ri, si, li);
+    if (where == NULL) return RC_ERROR;
+    int err = PyList_Append(res->deferred, where) < 0 || PyList_Append(res->slots, Py_None) < 0;
+    Py_DECREF(where);
+    return err ? RC_ERROR : RC_OK;
+}
+
+static int process_scope_logs(Call *c, Slice s, int resource_defer, Result *res,
+                              Py_ssize_t ri, Py_ssize_t si) {
+    Rd r = {s.p, s.p + s.n};
+    Field f;
+    int canon = 1, scopes = 0;
+    /* First pass: everything but the records (which may come in any order). */
+    while (r.p < r.end) {
+        if (rd_field(&r, &f, &canon) < 0) return RC_WHOLE;
+        if (f.num == 1 && f.wt == WT_LEN) {
+            if (scopes++ || parse_scope(f.s) != RC_OK) return RC_WHOLE;
+        } else if (f.num == 3 && f.wt == WT_LEN) {
+            if (!utf8_valid(f.s.p, f.s.n)) return RC_WHOLE;
+        } else if (!(f.num == 2 && f.wt == WT_LEN)) {
+            return RC_WHOLE;
+        }
+    }
+    r.p = s.p;
+    Py_ssize_t li = 0;
+    while (r.p < r.end) {
+        rd_field(&r, &f, &canon);
+        if (f.num != 2) continue;
+        int rc = process_record(c, f.s, resource_defer, res, ri, si, li++);
+        if (rc != RC_OK) return rc;
+    }
+    return RC_OK;
+}
+
+static int process_resource_logs(Call *c, Slice s, Result *res, Py_ssize_t ri) {
+    Rd r = {s.p, s.p + s.n};
+    Field f;
+    int canon = 1, resources = 0, resource_defer = 0;
+    c->resource.n = 0;
+    while (r.p < r.end) {
+        if (rd_field(&r, &f, &canon) < 0) return RC_WHOLE;
+        if (f.num == 1 && f.wt == WT_LEN) {
+            if (resources++) return RC_WHOLE; /* a second resource is merged */
+            int rc = parse_resource(c, f.s);
+            if (rc == RC_DEFER) resource_defer = 1;
+            else if (rc != RC_OK) return rc;
+        } else if (f.num == 3 && f.wt == WT_LEN) {
+            if (!utf8_valid(f.s.p, f.s.n)) return RC_WHOLE;
+        } else if (!(f.num == 2 && f.wt == WT_LEN)) {
+            return RC_WHOLE;
+        }
+    }
+    r.p = s.p;
+    Py_ssize_t si = 0;
+    while (r.p < r.end) {
+        rd_field(&r, &f, &canon);
+        if (f.num != 2) continue;
+        int rc = process_scope_logs(c, f.s, resource_defer, res, ri, si++);
+        if (rc != RC_OK) return rc;
+    }
+    return RC_OK;
+}
+
+PyDoc_STRVAR(export_logs_doc,
+"export_logs(payload, received_ns, client_id) -> (slots, deferred, ignored) or None\n\n"
+"Map, check and encode the feedback records of a serialized ExportLogsServiceRequest.\n"
+"``slots`` has one entry per feedback record in request order: the OutboundRecord, or None\n"
+"where the record is deferred to the Python path; ``deferred`` lists those records'\n"
+"(resource, scope, record) indices in order; ``ignored`` counts records that are not\n"
+"feedback. None means the whole request goes to the Python path.");
+
+static PyObject *Plan_export_logs(Plan *self, PyObject *args) {
+    Py_buffer view;
+    long long received_ns;
+    PyObject *client_id;
+    if (!PyArg_ParseTuple(args, "y*LO", &view, &received_ns, &client_id)) return NULL;
+    Call c;
+    memset(&c, 0, sizeof c);
+    c.plan = self;
+    c.received_ns = received_ns;
+    Result res = {NULL, NULL, 0};
+    PyObject *ret = NULL;
+    int rc = RC_OK;
+    if (ns_to_micros(c.received_ns, &c.received_us) < 0) { rc = RC_WHOLE; goto done; }
+    if (client_id != Py_None) {
+        Py_ssize_t n;
+        const char *p = PyUnicode_AsUTF8AndSize(client_id, &n);
+        if (p == NULL) goto done;
+        c.client_id = client_id;
+        c.client.p = (const uint8_t *)p;
+        c.client.n = (size_t)n;
+        c.client_header = Py_BuildValue("(sy#)", "client_id", p, n);
+        if (c.client_header == NULL) goto done;
+    }
+    res.slots = PyList_New(0);
+    res.deferred = PyList_New(0);
+    if (res.slots == NULL || res.deferred == NULL) goto done;
+    Rd r = {view.buf, (const uint8_t *)view.buf + view.len};
+    Field f;
+    int canon = 1;
+    Py_ssize_t ri = 0;
+    /* Validate the framing first: a bad byte anywhere means protobuf decides, for all. */
+    while (r.p < r.end) {
+        if (rd_field(&r, &f, &canon) < 0 || f.num != 1 || f.wt != WT_LEN) { rc = RC_WHOLE; break; }
+    }
+    r.p = view.buf;
+    while (rc == RC_OK && r.p < r.end) {
+        rd_field(&r, &f, &canon);
+        rc = process_resource_logs(&c, f.s, &res, ri++);
+    }
+done:
+    if (rc == RC_OK && !PyErr_Occurred()) {
+        ret = Py_BuildValue("(OOn)", res.slots, res.deferred, res.ignored);
+    } else if (rc == RC_WHOLE && !PyErr_Occurred()) {
+        ret = Py_NewRef(Py_None);
+    }
+    Py_XDECREF(res.slots);
+    Py_XDECREF(res.deferred);
+    Py_XDECREF(c.client_header);
+    PyMem_Free(c.resource.a);
+    PyMem_Free(c.record.a);
+    PyMem_Free(c.merged);
+    PyMem_Free(c.out.p);
+    PyMem_Free(c.text.p);
+    PyBuffer_Release(&view);
+    return ret;
+}
+
+static PyMethodDef Plan_methods[] = {
+    {"export_logs", (PyCFunction)Plan_export_logs, METH_VARARGS, export_logs_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject PlanType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "otlp_feedback._native.Plan",
+    .tp_doc = "The compiled tables of the native fast path (see otlp_feedback.native).",
+    .tp_basicsize = sizeof(Plan),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Plan_init,
+    .tp_dealloc = (destructor)Plan_dealloc,
+    .tp_methods = Plan_methods,
+};
+
+static PyObject *native_sha1_hex(PyObject *mod, PyObject *arg) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    Sha1 h;
+    uint8_t d[20];
+    char x[40];
+    sha1_init(&h);
+    sha1_update(&h, view.buf, (size_t)view.len);
+    sha1_final(&h, d);
+    PyBuffer_Release(&view);
+    for (int i = 0; i < 20; i++) { x[2 * i] = HEX[d[i] >> 4]; x[2 * i + 1] = HEX[d[i] & 15]; }
+    return PyUnicode_FromStringAndSize(x, 40);
+}
+
+static PyObject *native_micros(PyObject *mod, PyObject *arg) {
+    long long ns = PyLong_AsLongLong(arg);
+    int64_t us;
+    if (ns == -1 && PyErr_Occurred()) return NULL;
+    if (ns_to_micros(ns, &us) < 0) Py_RETURN_NONE;
+    return PyLong_FromLongLong(us);
+}
+
+static PyObject *native_may_redact_digits(PyObject *mod, PyObject *arg) {
+    /* _DIGITS_SPAN's test, exposed so that a unit test can hold it to the regex. */
+    Py_ssize_t n;
+    const char *p = PyUnicode_AsUTF8AndSize(arg, &n);
+    if (p == NULL) return NULL;
+    Plan probe;
+    memset(&probe, 0, sizeof probe);
+    probe.redact_enabled = 1;
+    probe.redact_digits = 1;
+    return PyBool_FromLong(may_redact(&probe, (const uint8_t *)p, (size_t)n));
+}
+
+static PyObject *native_has_control(PyObject *mod, PyObject *arg) {
+    Py_ssize_t n;
+    const char *p = PyUnicode_AsUTF8AndSize(arg, &n);
+    if (p == NULL) return NULL;
+    return PyBool_FromLong(has_control((const uint8_t *)p, (size_t)n));
+}
+
+static PyMethodDef module_methods[] = {
+    {"sha1_hex", native_sha1_hex, METH_O, "sha1(data).hexdigest() (tests hold it to hashlib)."},
+    {"micros", native_micros, METH_O,
+     "Micros since the epoch of datetime.fromtimestamp(ns / 1e9, UTC), or None."},
+    {"digits_span", native_may_redact_digits, METH_O,
+     "Whether the text has redaction's _DIGITS_SPAN (tests hold it to the regex)."},
+    {"has_control", native_has_control, METH_O,
+     "Whether CONTROL_CHARACTERS matches the text (tests hold it to the regex)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef native_module = {
+    PyModuleDef_HEAD_INIT, "otlp_feedback._native",
+    "The native fast path for OTLP logs (see otlp_feedback.native).", -1, module_methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__native(void) {
+    if (PyType_Ready(&PlanType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&native_module);
+    if (m == NULL) return NULL;
+    if (PyModule_AddObjectRef(m, "Plan", (PyObject *)&PlanType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
