@@ -33,7 +33,11 @@ class BuildWithSchemas(build_py):
 
 
 class OptionalBuildExt(build_ext):
-    """A failed compile leaves the pure-Python path in charge instead of failing the install."""
+    """A failed compile leaves the pure-Python path in charge instead of failing the install.
+
+    The extension hashes with OpenSSL's libcrypto where its headers are installed (Debian:
+    libssl-dev), else with its own portable SHA-1.
+    """
 
     def run(self) -> None:
         try:
@@ -42,10 +46,20 @@ class OptionalBuildExt(build_ext):
             self._skip(exc)
 
     def build_extension(self, ext: Extension) -> None:
-        try:
-            super().build_extension(ext)
-        except Exception as exc:  # noqa: BLE001
-            self._skip(exc)
+        with_openssl = Extension(
+            ext.name,
+            ext.sources,
+            extra_compile_args=ext.extra_compile_args,
+            define_macros=[("OFB_HAVE_OPENSSL", "1")],
+            libraries=["crypto"],
+        )
+        for candidate in (with_openssl, ext):
+            try:
+                super().build_extension(candidate)
+                return
+            except Exception as exc:  # noqa: BLE001
+                failure = exc
+        self._skip(failure)
 
     @staticmethod
     def _skip(exc: Exception) -> None:
