@@ -54,8 +54,11 @@ class _Batch:
             self.done.set()
 
     def on_delivery(self, err: KafkaError | None, msg: Message) -> None:
-        if err is None:
-            self._settle(None)
+        if err is None:  # once per record on the poll thread: the success case inline
+            with self._lock:
+                self.pending -= 1
+                if self.pending == 0:
+                    self.done.set()
         else:
             self._settle((err, _header(msg, "event_id")))
 
@@ -178,8 +181,19 @@ class KafkaSink:
         producer = self._current_producer()
         self._ensure_topics()
         batch = _Batch(len(records))
+        produce, on_delivery = producer.produce, batch.on_delivery
         for record in records:
-            self._produce(producer, record, batch, deadline)
+            try:  # the hot loop: one call per record, the rare cases in _produce
+                produce(
+                    record.topic,
+                    record.value,
+                    record.key,
+                    headers=record.headers,  # type: ignore[arg-type]  # list is invariant
+                    on_delivery=on_delivery,
+                )
+            except (BufferError, KafkaException):
+                # Nothing was queued: _produce tries again, waits for room, or classifies.
+                self._produce(producer, record, batch, deadline)
         if not batch.done.wait(max(0.0, deadline - time.monotonic())):
             # A stuck producer looks like this too: after a broker restart librdkafka can loop
             # forever bumping its idempotent epoch (UNKNOWN_PRODUCER_ID) without surfacing a
