@@ -122,6 +122,8 @@ def receiver(args: argparse.Namespace, index: int, workdir: Path) -> Iterator[di
     ]
     if args.fastavro:
         cmd.append("--fastavro")
+    if args.python_path:
+        cmd.append("--python-path")
     if args.linger_ms is not None:
         cmd.append(f"--linger-ms={args.linger_ms}")
     errors = (workdir / f"receiver-{index}.log").open("wb")
@@ -229,6 +231,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         "partitions": args.partitions,
         "linger_ms": args.linger_ms,
         "encoder": "fastavro" if args.fastavro else "compiled",
+        "path": "python" if args.python_path else "native",
         **result.summary(),
         "events_in_kafka": delivered,
         "events_per_s_in_kafka": round(delivered / elapsed, 1) if elapsed else 0.0,
@@ -264,6 +267,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--partitions", type=int, default=12, help="per feedback topic")
     parser.add_argument("--linger-ms", type=float, default=None, help="default: KafkaConfig's")
     parser.add_argument("--fastavro", action="store_true", help="receivers use fastavro")
+    parser.add_argument(
+        "--python-path", action="store_true", help="receivers run without the native fast path"
+    )
     parser.add_argument("--base-port", type=int, default=18200)
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = parser.parse_args(argv)

@@ -7,7 +7,9 @@ Prints ``READY <port>`` once serving, writes librdkafka's latest statistics (byt
 broker, before and after compression) to ``--stats-file`` every half second, and shuts down
 gracefully on SIGTERM or SIGINT.
 
-``--fastavro`` switches the compiled Avro writer off, to measure what it saves.
+``--fastavro`` switches the compiled Avro writer off, to measure what it saves;
+``--python-path`` switches the native fast path off (``receiver.native_fast_path``), to measure
+what it saves.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stats-file", type=Path, default=None)
     parser.add_argument("--spool-dir", type=Path, default=None, help="default: a temp folder")
     parser.add_argument("--fastavro", action="store_true", help="disable the compiled writer")
+    parser.add_argument("--python-path", action="store_true", help="disable the native path")
     args = parser.parse_args(argv)
 
     if args.stats_file is not None:
@@ -68,7 +71,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.linger_ms is not None:
         kafka["linger_ms"] = args.linger_ms
     settings = load_config(
-        receiver={"endpoint": f"127.0.0.1:{args.port}", "max_workers": args.workers},
+        receiver={
+            "endpoint": f"127.0.0.1:{args.port}",
+            "max_workers": args.workers,
+            "native_fast_path": not args.python_path,
+        },
         kafka=kafka,
         spool={"directory": spool_dir},
         # The per-client rate limit would cap the one benchmark client (127.0.0.1): measure

@@ -2,8 +2,9 @@
 
 Decodes the loadgen's 512-record request, then times each stage on its own (best of
 ``--repeat`` rounds): protobuf parse, mapping, validation, Avro encoding with the fast encoder
-and with fastavro, the whole ``EventEncoder.encode`` (headers + key), and the whole
-``Pipeline.export_logs`` into the in-memory sink. ``--profile`` prints a cProfile of the
+and with fastavro, the whole ``EventEncoder.encode`` (headers + key), the whole
+``Pipeline.export_logs`` into the in-memory sink, the native fast path's C call alone, and the
+whole ``Pipeline.export_logs_payload`` (native) into the in-memory sink. ``--profile`` prints a cProfile of the
 pipeline instead.
 
 Run: ``.venv/bin/python benchmarks/stages.py``.
@@ -99,6 +100,16 @@ def main(argv: list[str] | None = None) -> None:
         pipeline.export_logs(ExportLogsServiceRequest.FromString(payload))
         sink.records.clear()
 
+    native = pipeline._native
+    assert native is not None, "the native fast path is not built (see setup.py)"
+
+    def native_all() -> None:
+        native.export(payload, now_ns, None)
+
+    def export_payload() -> None:
+        pipeline.export_logs_payload(payload)
+        sink.records.clear()
+
     n, r = args.records, args.repeat
     parse = best_us_per_record(lambda: ExportLogsServiceRequest.FromString(payload), n, r)
     mapping = best_us_per_record(lambda: map_logs_request(request), n, r)
@@ -117,9 +128,14 @@ def main(argv: list[str] | None = None) -> None:
             best_us_per_record(lambda: [encoder.encode(e) for e in events], n, r),
         ),
         ("Pipeline.export_logs, in-memory sink", best_us_per_record(export, n, r)),
+        ("native: map+validate+encode (C)", best_us_per_record(native_all, n, r)),
+        ("Pipeline.export_logs_payload (native)", best_us_per_record(export_payload, n, r)),
     ]
     print(f"machine speed index: {speed_index()} (see machine.py)")
     print(f"events: {len(events)} of {n} records; compiled writer: {fast['user_feedback'].is_fast}")
+    result = native.export(payload, now_ns, None)
+    assert result is not None
+    print(f"native: {len(result.slots) - len(result.deferred)} of {n} records, rest deferred")
     for name, us in rows:
         print(f"{name:>38}: {us:6.2f} us/record")
 

@@ -10,7 +10,9 @@ which libFuzzer reports as a crash):
 - accepted + rejected == the feedback records found, and every rejection has a reason;
 - the known-good record is delivered (hostile neighbours never take it down);
 - every delivered event reads back with fastavro against its registered schema;
-- the partial_success message is a valid protobuf string.
+- the partial_success message is a valid protobuf string;
+- for logs, the native fast path and the pure-Python path give the same records (bytes,
+  headers, keys, ids), the same outcome, or the same error, for the bytes as sent.
 
 Run by ``tests/fuzz/test_fuzz_smoke.py``; by hand (``corpus/`` holds the seeds; the first
 directory given is where libFuzzer adds what it finds, so give it a scratch one)::
@@ -39,6 +41,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 with atheris.instrument_imports(include=["otlp_feedback"]):
     from otlp_feedback.config import load_config
+    from otlp_feedback.errors import OtlpFeedbackError
     from otlp_feedback.mapping import map_logs_request, map_traces_request
     from otlp_feedback.pipeline import Pipeline
     from otlp_feedback.registry.client import InMemoryRegistry
@@ -54,6 +57,32 @@ REGISTRY = InMemoryRegistry()
 SINK = InMemorySink()
 PIPELINE = Pipeline(load_config(), REGISTRY, SINK, clock_ns=lambda: RECEIVED_NS)
 PIPELINE.start()
+NATIVE_SINK, PYTHON_SINK = InMemorySink(), InMemorySink()
+NATIVE = Pipeline(load_config(), REGISTRY, NATIVE_SINK, clock_ns=lambda: RECEIVED_NS)
+PYTHON = Pipeline(
+    load_config(receiver={"native_fast_path": False}),
+    REGISTRY,
+    PYTHON_SINK,
+    clock_ns=lambda: RECEIVED_NS,
+)
+NATIVE.start()
+PYTHON.start()
+
+
+def _export_as_sent(pipeline: Pipeline, sink: InMemorySink, payload: bytes) -> Any:
+    sink.records.clear()
+    try:
+        out = pipeline.export_logs_payload(payload)
+    except OtlpFeedbackError as exc:
+        return type(exc).__name__, str(exc)
+    records = [(r.topic, r.key, r.value, r.headers, r.event_id, r.event_type) for r in sink.records]
+    return out.accepted, out.ignored, out.message(100), dict(out.accepted_by_type), records
+
+
+def same_native_and_python(payload: bytes) -> None:
+    native = _export_as_sent(NATIVE, NATIVE_SINK, payload)
+    python = _export_as_sent(PYTHON, PYTHON_SINK, payload)
+    assert native == python, (native, python)
 
 
 def with_known_good_record(
@@ -81,6 +110,8 @@ def _schema(schema_id: int) -> Any:
 def test_one_input(data: bytes) -> None:
     if not data:
         return
+    if data[0] % 2 == 0:
+        same_native_and_python(data[1:])
     request: ExportLogsServiceRequest | ExportTraceServiceRequest
     try:
         if data[0] % 2 == 0:
