@@ -3,16 +3,12 @@ reads the topics back with confluent-kafka's AvroDeserializer, as a downstream c
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer
-from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroDeserializer
-from confluent_kafka.serialization import MessageField, SerializationContext
+from harness import KafkaReader
 
 from otlp_feedback.app import FeedbackApp
 from otlp_feedback.config import Settings, load_config
@@ -43,55 +39,6 @@ def settings(
 def app(settings: Settings) -> Iterator[FeedbackApp]:
     with FeedbackApp(settings) as running:
         yield running
-
-
-class KafkaReader:
-    """Reads every record of the given topics, decoding values with the registry."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        registry = SchemaRegistryClient({"url": settings.registry.url})
-        self._deserializer = AvroDeserializer(registry)
-
-    def read(self, count: int, timeout: float = 30.0) -> list[dict[str, Any]]:
-        """Exactly ``count`` records (fails the test on fewer within ``timeout``), then drains
-        briefly to catch extras."""
-        topics = [self._settings.kafka.topic_for(t) for t in EVENT_TYPES]
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self._settings.kafka.bootstrap_servers,
-                "group.id": f"verify-{time.monotonic_ns()}",
-                "auto.offset.reset": "earliest",
-                "session.timeout.ms": 6000,
-                "enable.auto.commit": False,
-            }
-        )
-        consumer.subscribe(topics)
-        out: list[dict[str, Any]] = []
-        deadline = time.monotonic() + timeout
-        try:
-            while len(out) < count and time.monotonic() < deadline:
-                for msg in consumer.consume(500, 0.5):
-                    assert msg.error() is None, msg.error()
-                    out.append(self._decode(msg))
-            # A short extra poll catches duplicates or strays beyond ``count``.
-            for msg in consumer.consume(500, 1.0):
-                if msg.error() is None:
-                    out.append(self._decode(msg))
-        finally:
-            consumer.close()
-        assert len(out) >= count, f"expected {count} records in Kafka, got {len(out)}"
-        return out
-
-    def _decode(self, msg: Any) -> dict[str, Any]:
-        ctx = SerializationContext(msg.topic(), MessageField.VALUE)
-        return {
-            "topic": msg.topic(),
-            "key": msg.key(),
-            "headers": dict(msg.headers() or []),
-            "raw": msg.value(),
-            "value": self._deserializer(msg.value(), ctx),
-        }
 
 
 @pytest.fixture

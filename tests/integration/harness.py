@@ -1,5 +1,6 @@
-"""Tools for the failure tests: a steady sender that records what was acknowledged, and a
-collector that keeps reading the topics (across broker restarts) and records what arrived."""
+"""Tools for the integration tests: a steady sender that records what was acknowledged, a
+collector that keeps reading the topics (across broker restarts) and records what arrived, and
+``KafkaReader``, which decodes the topics through the registry as a downstream consumer would."""
 
 from __future__ import annotations
 
@@ -14,10 +15,14 @@ from typing import Any
 import grpc
 import yaml
 from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.serialization import MessageField, SerializationContext
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
 
 from otlp_feedback.config import Settings
+from otlp_feedback.events import EVENT_TYPES
 from otlp_feedback.testing import logs_request, make_log_record
 
 
@@ -252,3 +257,52 @@ def tail_config(settings: Settings, tmp_path: Path) -> str:
         )
     )
     return str(config)
+
+
+class KafkaReader:
+    """Reads every record of the given topics, decoding values with the registry."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        registry = SchemaRegistryClient({"url": settings.registry.url})
+        self._deserializer = AvroDeserializer(registry)
+
+    def read(self, count: int, timeout: float = 30.0) -> list[dict[str, Any]]:
+        """Exactly ``count`` records (fails the test on fewer within ``timeout``), then drains
+        briefly to catch extras."""
+        topics = [self._settings.kafka.topic_for(t) for t in EVENT_TYPES]
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self._settings.kafka.bootstrap_servers,
+                "group.id": f"verify-{time.monotonic_ns()}",
+                "auto.offset.reset": "earliest",
+                "session.timeout.ms": 6000,
+                "enable.auto.commit": False,
+            }
+        )
+        consumer.subscribe(topics)
+        out: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        try:
+            while len(out) < count and time.monotonic() < deadline:
+                for msg in consumer.consume(500, 0.5):
+                    assert msg.error() is None, msg.error()
+                    out.append(self._decode(msg))
+            # A short extra poll catches duplicates or strays beyond ``count``.
+            for msg in consumer.consume(500, 1.0):
+                if msg.error() is None:
+                    out.append(self._decode(msg))
+        finally:
+            consumer.close()
+        assert len(out) >= count, f"expected {count} records in Kafka, got {len(out)}"
+        return out
+
+    def _decode(self, msg: Any) -> dict[str, Any]:
+        ctx = SerializationContext(msg.topic(), MessageField.VALUE)
+        return {
+            "topic": msg.topic(),
+            "key": msg.key(),
+            "headers": dict(msg.headers() or []),
+            "raw": msg.value(),
+            "value": self._deserializer(msg.value(), ctx),
+        }
