@@ -4,8 +4,8 @@ Decodes the loadgen's 512-record request, then times each stage on its own (best
 ``--repeat`` rounds): protobuf parse, mapping, validation, Avro encoding with the fast encoder
 and with fastavro, the whole ``EventEncoder.encode`` (headers + key), the whole
 ``Pipeline.export_logs`` into the in-memory sink, the native fast path's C call alone, and the
-whole ``Pipeline.export_logs_payload`` (native) into the in-memory sink. ``--profile`` prints a cProfile of the
-pipeline instead.
+whole ``Pipeline.export_logs_payload`` (native) into the in-memory sink. ``--profile`` prints
+a cProfile of the pipeline instead.
 
 Run: ``.venv/bin/python benchmarks/stages.py``.
 """
