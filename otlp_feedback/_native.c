@@ -186,9 +186,16 @@ typedef struct {
     Slice s;
 } Field;
 
+/* A tag or a length: protobuf reads these as 32-bit varints of at most 5 bytes. */
+static int rd_varint32(Rd *r, uint64_t *out, int *canon) {
+    const uint8_t *start = r->p;
+    if (rd_varint(r, out, canon) < 0) return -1;
+    return (r->p - start > 5 || *out > 0xFFFFFFFFull) ? -1 : 0;
+}
+
 static int rd_field(Rd *r, Field *f, int *canon) {
     uint64_t tag;
-    if (rd_varint(r, &tag, canon) < 0) return -1;
+    if (rd_varint32(r, &tag, canon) < 0) return -1;
     if (tag >> 3 == 0 || tag >> 3 > 0x1FFFFFFF) return -1;
     f->num = (uint32_t)(tag >> 3);
     f->wt = (int)(tag & 7);
@@ -210,7 +217,7 @@ static int rd_field(Rd *r, Field *f, int *canon) {
     }
     case WT_LEN: {
         uint64_t n;
-        if (rd_varint(r, &n, canon) < 0) return -1;
+        if (rd_varint32(r, &n, canon) < 0 || n > 0x7FFFFFFFull) return -1;
         if (n > (uint64_t)(r->end - r->p)) return -1;
         f->s.p = r->p;
         f->s.n = (size_t)n;
@@ -748,8 +755,9 @@ static int ns_to_micros(int64_t ns, int64_t *out) {
 
 /* Whether redaction could change ``text`` (redaction._pass's gating, conservatively). */
 static int may_redact(const Plan *plan, const uint8_t *s, size_t n) {
-    if (!plan->redact_enabled || n == 0) return 0;
-    if (plan->redact_extra) return 1;
+    if (!plan->redact_enabled) return 0;
+    if (plan->redact_extra) return 1; /* a configured regex may match anything, even "" */
+    if (n == 0) return 0;
     int at = 0, colon = 0;
     for (size_t i = 0; i < n; i++) { at |= s[i] == '@'; colon |= s[i] == ':'; }
     if (plan->redact_email && at) return 1;
@@ -1386,10 +1394,12 @@ static int process_record(Call *c, Slice s, int resource_defer, Result *res, Py_
         case 2:
         case 7:
             if (f.wt != WT_VARINT) return RC_WHOLE;
-            if (f.v == 0 || f.v > 0xFFFFFFFFull) {
-                /* int32 enums are sign-extended to 64 bits; anything else is re-encoded */
-                if (!(f.num == 2 && f.v >= 0xFFFFFFFF80000000ull)) rec.canon = 0;
-            }
+            /* Canonical: non-zero; an enum (int32) below 2^31 or sign-extended to 64 bits; a
+             * uint32 below 2^32. Anything else protobuf re-encodes, changing the content id. */
+            if (f.v == 0) rec.canon = 0;
+            else if (f.num == 2 && f.v >= 0x80000000ull && f.v < 0xFFFFFFFF80000000ull)
+                rec.canon = 0;
+            else if (f.num == 7 && f.v > 0xFFFFFFFFull) rec.canon = 0;
             break;
         case 8:
             if (f.wt != WT_I32) return RC_WHOLE;

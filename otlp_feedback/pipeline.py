@@ -235,11 +235,9 @@ class Pipeline:
             request = decode(ExportLogsServiceRequest, payload)
             deferred = map_logs_request(request, only=frozenset(result.deferred)).feedback
 
-        def sources() -> dict[str, RawFeedback]:
-            # Only when Kafka refuses events: map them again for their dead letters.
-            request = decode(ExportLogsServiceRequest, payload)
-            mapped = map_logs_request(request).feedback
-            return {str(raw.fields.get("event_id")): raw for raw in mapped}
+        def sources() -> list[RawFeedback]:
+            # Only when Kafka refuses events: every feedback record, in the order of ``slots``.
+            return map_logs_request(decode(ExportLogsServiceRequest, payload)).feedback
 
         return self._process(
             deferred,
@@ -293,7 +291,7 @@ class Pipeline:
         received_ns: int | None = None,
         redactor: Redactor | None = None,
         slots: list[OutboundRecord | None] | None = None,
-        native_sources: Callable[[], dict[str, RawFeedback]] | None = None,
+        native_sources: Callable[[], list[RawFeedback]] | None = None,
     ) -> ExportOutcome:
         """``process``, with the native path's records: ``slots`` holds one entry per feedback
         record of the request, its encoded record or None where ``feedback`` (in order) has it.
@@ -317,32 +315,33 @@ class Pipeline:
             received_ns = self._clock_ns()
         received_at = datetime.fromtimestamp(received_ns / 1e9, UTC)
         records: list[OutboundRecord] = []
-        sources: dict[str, RawFeedback] = {}
+        # Where each record came from, for the rejection if Kafka refuses it: the mapped
+        # record, or (native path) its position among the request's feedback records.
+        origins: list[RawFeedback | int] = []
         if redactor is None:
             redactor = self._redactor  # one rule set per request, even across a reload
 
-        def encode(raw: RawFeedback) -> OutboundRecord | None:
+        def encode(raw: RawFeedback) -> None:
             record = self._encode_one(
                 raw, encoder, redactor, client_id, received_ns, received_at, outcome
             )
             if record is not None:
-                sources[record.event_id] = raw
-            return record
+                records.append(record)
+                origins.append(raw)
 
         if slots is None:
             for raw in feedback:
-                if (record := encode(raw)) is not None:
-                    records.append(record)
+                encode(raw)
         else:
             outcome.deferred = len(feedback)
             outcome.native = count - len(feedback)
             pending = iter(feedback)
-            for slot in slots:
+            for position, slot in enumerate(slots):
                 if slot is None:
-                    slot = encode(next(pending))
-                    if slot is None:
-                        continue
-                records.append(slot)
+                    encode(next(pending))
+                else:
+                    records.append(slot)
+                    origins.append(position)
         events = len(records)
         letters = self._dead_letters(outcome.rejections, redactor)
         if not records and not letters:
@@ -352,8 +351,7 @@ class Pipeline:
             self._sink.deliver([*records, *letters], self._settings.receiver.delivery_timeout_s)
         except DeliveryFailed as exc:
             # Kafka refused some records for good; the rest are delivered.
-            if native_sources is not None and any(i not in sources for i in exc.failed):
-                sources = {**native_sources(), **sources}
+            sources = self._sources(records, origins, native_sources)
             refused = [
                 Rejection.of(source, f"Kafka refused it: {reason}", "kafka_refused")
                 for event_id, reason in exc.failed.items()
@@ -381,6 +379,19 @@ class Pipeline:
             outcome.dead_lettered = len(letters)
         self.stats.add(outcome)
         return outcome
+
+    @staticmethod
+    def _sources(
+        records: list[OutboundRecord],
+        origins: list[RawFeedback | int],
+        native_sources: Callable[[], list[RawFeedback]] | None,
+    ) -> dict[str, RawFeedback]:
+        """Event id -> mapped record (the last one, where two records share an id)."""
+        mapped = native_sources() if native_sources is not None else []
+        return {
+            record.event_id: mapped[origin] if isinstance(origin, int) else origin
+            for record, origin in zip(records, origins, strict=True)
+        }
 
     def _encode_one(
         self,
