@@ -1559,7 +1559,13 @@ static PyObject *Plan_export_logs(Plan *self, PyObject *args) {
     if (client_id != Py_None) {
         Py_ssize_t n;
         const char *p = PyUnicode_AsUTF8AndSize(client_id, &n);
-        if (p == NULL) goto done;
+        if (p == NULL) {
+            /* Not UTF-8 encodable (a lone surrogate from a token): Python rejects each event. */
+            if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) goto done;
+            PyErr_Clear();
+            rc = RC_WHOLE;
+            goto done;
+        }
         c.client_id = client_id;
         c.client.p = (const uint8_t *)p;
         c.client.n = (size_t)n;
