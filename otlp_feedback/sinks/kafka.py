@@ -111,6 +111,14 @@ class KafkaSink:
         self._ensure_topics()
 
     def force_flush(self, timeout: float) -> bool:
+        if self._rebuild_reason is not None and not self._shut_down:
+            # A producer marked for replacement may never drain (a stuck idempotent epoch after
+            # a broker outage), and every record queued in it belongs to a caller already told
+            # it failed (spooled or retried): replace it instead of waiting on it.
+            try:
+                self._current_producer()
+            except SinkUnavailable:
+                return True  # shut down meanwhile: nothing left to flush here
         producer = self._producer
         if producer is None:
             return True
