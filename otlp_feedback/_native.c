@@ -108,7 +108,7 @@ static int buf_reserve(Buf *b, size_t extra) {
     if (b->n + extra <= b->cap) return 0;
     size_t cap = b->cap ? b->cap : 1024;
     while (cap < b->n + extra) cap *= 2;
-    uint8_t *p = PyMem_Realloc(b->p, cap);
+    uint8_t *p = PyMem_RawRealloc(b->p, cap); /* Raw: callable without the GIL */
     if (p == NULL) return -1;
     b->p = p; b->cap = cap;
     return 0;
@@ -148,8 +148,9 @@ static int buf_double(Buf *b, double d) {
 
 enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_I32 = 5 };
 /* Results: OK, DEFER (this record goes to Python), WHOLE (the request goes to Python),
- * ERROR (a Python exception is set). */
-enum { RC_OK = 0, RC_DEFER = 1, RC_WHOLE = 2, RC_ERROR = -1 };
+ * NEEDS_GIL (try this record again once the GIL is held: it needs a Python call), ERROR (a
+ * Python exception is set), NOMEM (out of memory; the caller sets MemoryError with the GIL). */
+enum { RC_OK = 0, RC_DEFER = 1, RC_WHOLE = 2, RC_NEEDS_GIL = 3, RC_ERROR = -1, RC_NOMEM = -2 };
 #define MAX_DEPTH 32
 
 typedef struct {
@@ -429,15 +430,15 @@ static int attrs_find(const Attrs *l, Slice key) {
     return -1;
 }
 
-/* Returns RC_OK, RC_DEFER (too many), RC_ERROR (memory). */
+/* Returns RC_OK, RC_DEFER (too many), RC_NOMEM. */
 static int attrs_add(Attrs *l, const Attr *kv) {
     int at = attrs_find(l, kv->key);
     if (at >= 0) { l->a[at].val = kv->val; return RC_OK; }
     if (l->n >= MAX_ATTRS) return RC_DEFER;
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 32;
-        Attr *a = PyMem_Realloc(l->a, cap * sizeof(Attr));
-        if (a == NULL) { PyErr_NoMemory(); return RC_ERROR; }
+        Attr *a = PyMem_RawRealloc(l->a, cap * sizeof(Attr));
+        if (a == NULL) return RC_NOMEM;
         l->a = a; l->cap = cap;
     }
     l->a[l->n++] = *kv;
@@ -474,6 +475,7 @@ typedef struct {
     int native;
     Slice event_name;
     PyObject *event_type;   /* str */
+    Slice event_type_utf8;  /* the same, for hashing without the GIL */
     PyObject *topic;        /* str */
     PyObject *type_header;  /* ("event_type", b"...") */
     PyObject *version_header;
@@ -571,6 +573,7 @@ static int parse_type_spec(Plan *plan, PyObject *t, TypeSpec *ts) {
                           &kafka_key))
         return -1;
     if (spec_slice(plan, event_name, &ts->event_name) < 0) return -1;
+    if (spec_slice(plan, ts->event_type, &ts->event_type_utf8) < 0) return -1;
     if (PyBytes_GET_SIZE(header) != 5) {
         PyErr_SetString(PyExc_ValueError, "plan: the wire-format header is 5 bytes");
         return -1;
@@ -734,6 +737,15 @@ typedef struct {
     Merged *merged;
     size_t merged_cap;
     Buf out, text;
+    int gil; /* whether this thread holds the GIL now (Python calls need it) */
+    Slice resource_slice; /* the current ResourceLogs' resource, as sent */
+    struct {
+        struct Out_ *a;
+        size_t n, cap;
+        Py_ssize_t ignored;
+        Buf arena; /* every encoded record's value, id, key and trace id */
+    } outs;
+    PyObject *event_id_name, *trace_id_name; /* header names, interned */
 } Call;
 
 /* datetime.fromtimestamp(ns / 1e9, UTC) in micros since the epoch, as CPython rounds it
@@ -822,21 +834,22 @@ static int attr_text(Call *c, const Val *v, Slice *out) {
         return RC_OK;
     case V_INT: {
         int n = snprintf(tmp, sizeof tmp, "%lld", (long long)v->i);
-        if (buf_put(&c->text, tmp, (size_t)n) < 0) { PyErr_NoMemory(); return RC_ERROR; }
+        if (buf_put(&c->text, tmp, (size_t)n) < 0) return RC_NOMEM;
         break;
     }
     case V_DOUBLE: {
+        if (!c->gil) return RC_NEEDS_GIL; /* repr(float) is CPython's, and allocates */
         char *r = PyOS_double_to_string(v->d, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
         if (r == NULL) return RC_ERROR;
         int err = buf_put(&c->text, r, strlen(r));
         PyMem_Free(r);
-        if (err < 0) { PyErr_NoMemory(); return RC_ERROR; }
+        if (err < 0) return RC_NOMEM;
         break;
     }
     case V_BYTES: {
         const uint8_t *p = v->s.p;
         size_t n = v->s.n;
-        if (buf_reserve(&c->text, (n + 2) / 3 * 4) < 0) { PyErr_NoMemory(); return RC_ERROR; }
+        if (buf_reserve(&c->text, (n + 2) / 3 * 4) < 0) return RC_NOMEM;
         uint8_t *o = c->text.p;
         size_t i = 0, k = 0;
         for (; i + 2 < n; i += 3) {
@@ -865,6 +878,7 @@ static int attr_text(Call *c, const Val *v, Slice *out) {
 static int scrubs(Call *c, Slice key) {
     PyObject *fn = c->plan->scrubs_attribute;
     if (fn == Py_None) return 0;
+    if (!c->gil) return RC_NEEDS_GIL;
     PyObject *k = PyUnicode_DecodeUTF8((const char *)key.p, (Py_ssize_t)key.n, NULL);
     if (k == NULL) return -1;
     PyObject *r = PyObject_CallOneArg(fn, k);
@@ -916,8 +930,8 @@ static int encode_record(Call *c, const TypeSpec *ts, const Record *rec, Parts *
      * keys only the record has. */
     size_t need = res->n + local->n;
     if (need > c->merged_cap) {
-        Merged *m = PyMem_Realloc(c->merged, need * sizeof(Merged));
-        if (m == NULL) { PyErr_NoMemory(); return RC_ERROR; }
+        Merged *m = PyMem_RawRealloc(c->merged, need * sizeof(Merged));
+        if (m == NULL) return RC_NOMEM;
         c->merged = m; c->merged_cap = need;
     }
     size_t nm = 0;
@@ -1034,12 +1048,9 @@ static int encode_record(Call *c, const TypeSpec *ts, const Record *rec, Parts *
                 Sha1 h;
                 uint8_t digest[20], zero = 0;
                 char x[40];
-                Py_ssize_t tlen;
-                const char *tname = PyUnicode_AsUTF8AndSize(ts->event_type, &tlen);
-                if (tname == NULL) return RC_ERROR;
                 sha1_init(&h);
                 sha1_update(&h, plan->ns, 16);
-                sha1_update(&h, (const uint8_t *)tname, (size_t)tlen);
+                sha1_update(&h, ts->event_type_utf8.p, ts->event_type_utf8.n);
                 sha1_update(&h, &zero, 1);
                 sha1_update(&h, svc.p, svc.n);
                 sha1_update(&h, &zero, 1);
@@ -1132,6 +1143,7 @@ static int encode_record(Call *c, const TypeSpec *ts, const Record *rec, Parts *
                     if (may_redact(plan, text.p, text.n)) {
                         int yes = scrubs(c, key);
                         if (yes < 0) return RC_ERROR;
+                        if (yes == RC_NEEDS_GIL) return RC_NEEDS_GIL;
                         if (yes) return RC_DEFER;
                     }
                     if (buf_str(&c->out, key.p, key.n) < 0) goto nomem;
@@ -1260,62 +1272,56 @@ static int encode_record(Call *c, const TypeSpec *ts, const Record *rec, Parts *
     }
     return RC_OK;
 nomem:
-    PyErr_NoMemory();
-    return RC_ERROR;
-}
-
-/* Builds the OutboundRecord for an encoded record. New reference, NULL on error. */
-static PyObject *make_record(Call *c, const TypeSpec *ts, const Parts *parts) {
-    PyObject *value = NULL, *key = NULL, *headers = NULL, *event_id = NULL, *id_bytes = NULL;
-    PyObject *result = NULL, *h = NULL;
-    value = PyBytes_FromStringAndSize((const char *)c->out.p, (Py_ssize_t)c->out.n);
-    if (value == NULL) goto done;
-    if (parts->has_key) {
-        key = PyBytes_FromStringAndSize((const char *)parts->key.p, (Py_ssize_t)parts->key.n);
-        if (key == NULL) goto done;
-    } else {
-        key = Py_NewRef(Py_None);
-    }
-    event_id = PyUnicode_DecodeUTF8((const char *)parts->event_id.p,
-                                    (Py_ssize_t)parts->event_id.n, NULL);
-    if (event_id == NULL) goto done;
-    id_bytes = PyBytes_FromStringAndSize((const char *)parts->event_id.p,
-                                         (Py_ssize_t)parts->event_id.n);
-    if (id_bytes == NULL) goto done;
-    Py_ssize_t nh = 3 + parts->has_trace + (c->client_header != NULL);
-    headers = PyList_New(nh);
-    if (headers == NULL) goto done;
-    Py_ssize_t i = 0;
-    PyList_SET_ITEM(headers, i++, Py_NewRef(ts->type_header));
-    h = Py_BuildValue("(sO)", "event_id", id_bytes);
-    if (h == NULL) goto done;
-    PyList_SET_ITEM(headers, i++, h);
-    PyList_SET_ITEM(headers, i++, Py_NewRef(ts->version_header));
-    if (parts->has_trace) {
-        h = Py_BuildValue("(sy#)", "trace_id", parts->trace_text.p, (Py_ssize_t)parts->trace_text.n);
-        if (h == NULL) goto done;
-        PyList_SET_ITEM(headers, i++, h);
-    }
-    if (c->client_header != NULL) PyList_SET_ITEM(headers, i++, Py_NewRef(c->client_header));
-    PyObject *args[6] = {ts->topic, key, value, headers, event_id, ts->event_type};
-    result = PyObject_Vectorcall(c->plan->record_class, args, 6, NULL);
-done:
-    Py_XDECREF(value);
-    Py_XDECREF(key);
-    Py_XDECREF(headers);
-    Py_XDECREF(event_id);
-    Py_XDECREF(id_bytes);
-    return result;
+    return RC_NOMEM;
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* The request walk.                                                                        */
+/* The request walk. Phase 1 (``walk``) parses, maps, checks and encodes every record into C
+ * memory and may run without the GIL; phase 2 (``build``) makes the Python objects.          */
 
-typedef struct {
-    PyObject *slots;    /* list: OutboundRecord or None, one per feedback record */
-    PyObject *deferred; /* list of (ri, si, li) */
-    Py_ssize_t ignored;
-} Result;
+/* One feedback record after phase 1, with what phase 2 needs to build it or run it again. */
+typedef struct Out_ {
+    int status; /* RC_OK (encoded), RC_DEFER, RC_NEEDS_GIL */
+    int type;
+    Py_ssize_t ri, si, li;
+    size_t value_off, value_len, key_off, key_len, id_off, id_len, trace_off, trace_len;
+    int has_key, has_trace;
+    Slice record, resource; /* for RC_NEEDS_GIL: the bytes to run again */
+    int resource_defer;
+} Out;
+
+static int arena_put(Call *c, const void *p, size_t n, size_t *off) {
+    *off = c->outs.arena.n;
+    return buf_put(&c->outs.arena, p, n);
+}
+
+/* Keeps an encoded record (c->out and the parts) in the arena. */
+static int keep_encoded(Call *c, const Parts *parts, Out *o) {
+    o->value_len = c->out.n;
+    o->id_len = parts->event_id.n;
+    o->has_key = parts->has_key;
+    o->key_len = parts->has_key ? parts->key.n : 0;
+    o->has_trace = parts->has_trace;
+    o->trace_len = parts->has_trace ? parts->trace_text.n : 0;
+    if (arena_put(c, c->out.p, c->out.n, &o->value_off) < 0 ||
+        arena_put(c, parts->event_id.p, parts->event_id.n, &o->id_off) < 0 ||
+        arena_put(c, parts->key.p, o->key_len, &o->key_off) < 0 ||
+        arena_put(c, parts->trace_text.p, o->trace_len, &o->trace_off) < 0)
+        return RC_NOMEM;
+    return RC_OK;
+}
+
+static int outs_push(Call *c, const Out *o) {
+    if (c->outs.n == c->outs.cap) {
+        size_t cap = c->outs.cap ? c->outs.cap * 2 : 256;
+        Out *a = PyMem_RawRealloc(c->outs.a, cap * sizeof(Out));
+        if (a == NULL) return RC_NOMEM;
+        c->outs.a = a;
+        c->outs.cap = cap;
+    }
+    c->outs.a[c->outs.n++] = *o;
+    return RC_OK;
+}
 
 static int parse_attrs_into(Attrs *l, Slice kv, int *canon, int depth) {
     Attr a;
@@ -1363,18 +1369,19 @@ static int parse_scope(Slice s) {
     return RC_OK;
 }
 
-/* One LogRecord: returns RC_OK with *feedback set (0: not feedback), RC_WHOLE or RC_ERROR.
- * Appends to result. */
-static int process_record(Call *c, Slice s, int resource_defer, Result *res, Py_ssize_t ri,
-                          Py_ssize_t si, Py_ssize_t li) {
-    Rd r = {s.p, s.p + s.n};
-    Field f;
+/* One LogRecord: fills *o for a feedback record (o->status != -1), counts it ignored
+ * otherwise. Returns RC_OK, RC_WHOLE, RC_NOMEM or RC_ERROR (GIL held only). */
+static int run_record(Call *c, Slice s, int resource_defer, Out *o) {
     Record rec;
     memset(&rec, 0, sizeof rec);
     rec.canon = 1;
     rec.content = s;
     rec.trace.p = rec.span.p = rec.event_name.p = (const uint8_t *)"";
+    rec.trace.n = rec.span.n = rec.event_name.n = 0;
     c->record.n = 0;
+    o->status = -1;
+    Rd r = {s.p, s.p + s.n};
+    Field f;
     uint32_t last = 0;
     int record_defer = 0, has_body = 0, legacy_found = 0;
     Slice legacy = {(const uint8_t *)"", 0};
@@ -1432,7 +1439,7 @@ static int process_record(Call *c, Slice s, int resource_defer, Result *res, Py_
             }
             int rc = attrs_add(&c->record, &a);
             if (rc == RC_DEFER) record_defer = 1;
-            else if (rc != RC_OK) return rc;
+            else if (rc != RC_OK) return rc; /* RC_NOMEM */
             break;
         }
         case 9:
@@ -1448,7 +1455,7 @@ static int process_record(Call *c, Slice s, int resource_defer, Result *res, Py_
     /* Which event, if any (record.event_name, else the first event.name attribute). */
     Slice name = rec.event_name;
     if (name.n == 0) {
-        if (!legacy_found || !legacy_is_str) { res->ignored++; return RC_OK; }
+        if (!legacy_found || !legacy_is_str) { c->outs.ignored++; return RC_OK; }
         name = legacy;
     }
     const TypeSpec *ts = NULL;
@@ -1456,31 +1463,29 @@ static int process_record(Call *c, Slice s, int resource_defer, Result *res, Py_
     if (!evaluation) {
         for (int i = 0; i < c->plan->n_types; i++)
             if (slice_eq(c->plan->types[i].event_name, name)) { ts = &c->plan->types[i]; break; }
-        if (ts == NULL) { res->ignored++; return RC_OK; }
+        if (ts == NULL) { c->outs.ignored++; return RC_OK; }
     }
-    int outcome = RC_DEFER;
-    Parts parts;
+    o->status = RC_DEFER;
+    o->type = ts != NULL ? (int)(ts - c->plan->types) : -1;
+    o->record = s;
+    o->resource = c->resource_slice;
+    o->resource_defer = resource_defer;
     if (!evaluation && ts->native && rec.canon && !record_defer && !resource_defer &&
         !rec.body_kvlist) {
-        outcome = encode_record(c, ts, &rec, &parts);
-        if (outcome == RC_ERROR) return RC_ERROR;
+        Parts parts;
+        int rc = encode_record(c, ts, &rec, &parts);
+        if (rc < 0) return rc;
+        if (rc == RC_OK) {
+            if (keep_encoded(c, &parts, o) < 0) return RC_NOMEM;
+            o->status = RC_OK;
+        } else if (rc == RC_NEEDS_GIL) {
+            o->status = RC_NEEDS_GIL;
+        }
     }
-    if (outcome == RC_OK) {
-        PyObject *record = make_record(c, ts, &parts);
-        if (record == NULL) return RC_ERROR;
-        int err = PyList_Append(res->slots, record);
-        Py_DECREF(record);
-        return err < 0 ? RC_ERROR : RC_OK;
-    }
-    PyObject *where = Py_BuildValue("(nnn)", ri, si, li);
-    if (where == NULL) return RC_ERROR;
-    int err = PyList_Append(res->deferred, where) < 0 || PyList_Append(res->slots, Py_None) < 0;
-    Py_DECREF(where);
-    return err ? RC_ERROR : RC_OK;
+    return RC_OK;
 }
 
-static int process_scope_logs(Call *c, Slice s, int resource_defer, Result *res,
-                              Py_ssize_t ri, Py_ssize_t si) {
+static int walk_scope_logs(Call *c, Slice s, int resource_defer, Py_ssize_t ri, Py_ssize_t si) {
     Rd r = {s.p, s.p + s.n};
     Field f;
     int canon = 1, scopes = 0;
@@ -1500,21 +1505,31 @@ static int process_scope_logs(Call *c, Slice s, int resource_defer, Result *res,
     while (r.p < r.end) {
         rd_field(&r, &f, &canon);
         if (f.num != 2) continue;
-        int rc = process_record(c, f.s, resource_defer, res, ri, si, li++);
+        Out o;
+        memset(&o, 0, sizeof o);
+        int rc = run_record(c, f.s, resource_defer, &o);
         if (rc != RC_OK) return rc;
+        if (o.status != -1) {
+            o.ri = ri; o.si = si; o.li = li;
+            if (outs_push(c, &o) < 0) return RC_NOMEM;
+        }
+        li++;
     }
     return RC_OK;
 }
 
-static int process_resource_logs(Call *c, Slice s, Result *res, Py_ssize_t ri) {
+static int walk_resource_logs(Call *c, Slice s, Py_ssize_t ri) {
     Rd r = {s.p, s.p + s.n};
     Field f;
     int canon = 1, resources = 0, resource_defer = 0;
     c->resource.n = 0;
+    c->resource_slice.p = (const uint8_t *)"";
+    c->resource_slice.n = 0;
     while (r.p < r.end) {
         if (rd_field(&r, &f, &canon) < 0) return RC_WHOLE;
         if (f.num == 1 && f.wt == WT_LEN) {
             if (resources++) return RC_WHOLE; /* a second resource is merged */
+            c->resource_slice = f.s;
             int rc = parse_resource(c, f.s);
             if (rc == RC_DEFER) resource_defer = 1;
             else if (rc != RC_OK) return rc;
@@ -1529,11 +1544,130 @@ static int process_resource_logs(Call *c, Slice s, Result *res, Py_ssize_t ri) {
     while (r.p < r.end) {
         rd_field(&r, &f, &canon);
         if (f.num != 2) continue;
-        int rc = process_scope_logs(c, f.s, resource_defer, res, ri, si++);
+        int rc = walk_scope_logs(c, f.s, resource_defer, ri, si++);
         if (rc != RC_OK) return rc;
     }
     return RC_OK;
 }
+
+/* Phase 1 over the whole request. Touches no Python object. */
+static int walk(Call *c, const uint8_t *p, size_t n) {
+    Rd r = {p, p + n};
+    Field f;
+    int canon = 1;
+    Py_ssize_t ri = 0;
+    /* Validate the framing first: a bad byte anywhere means protobuf decides, for all. */
+    while (r.p < r.end)
+        if (rd_field(&r, &f, &canon) < 0 || f.num != 1 || f.wt != WT_LEN) return RC_WHOLE;
+    r.p = p;
+    while (r.p < r.end) {
+        rd_field(&r, &f, &canon);
+        int rc = walk_resource_logs(c, f.s, ri++);
+        if (rc != RC_OK) return rc;
+    }
+    return RC_OK;
+}
+
+/* Phase 2: a record that needed a Python call, run again with the GIL held. */
+static int rerun(Call *c, Out *o) {
+    Out again;
+    memset(&again, 0, sizeof again);
+    c->resource.n = 0;
+    c->resource_slice = o->resource;
+    int rc = parse_resource(c, o->resource);
+    if (rc < 0) return rc;
+    rc = run_record(c, o->record, o->resource_defer || rc == RC_DEFER, &again);
+    if (rc > 0) { /* the same bytes parsed in phase 1: unreachable */
+        PyErr_SetString(PyExc_RuntimeError, "native path: a record parsed once, not twice");
+        return RC_ERROR;
+    }
+    if (rc < 0) return rc;
+    again.ri = o->ri; again.si = o->si; again.li = o->li;
+    *o = again;
+    return RC_OK;
+}
+
+/* The OutboundRecord of an encoded record. New reference, NULL on error. */
+static PyObject *make_record(Call *c, const Out *o) {
+    const TypeSpec *ts = &c->plan->types[o->type];
+    const char *arena = (const char *)c->outs.arena.p;
+    PyObject *value = NULL, *key = NULL, *headers = NULL, *event_id = NULL, *id_bytes = NULL;
+    PyObject *result = NULL, *h = NULL;
+    value = PyBytes_FromStringAndSize(arena + o->value_off, (Py_ssize_t)o->value_len);
+    if (value == NULL) goto done;
+    if (o->has_key) {
+        key = PyBytes_FromStringAndSize(arena + o->key_off, (Py_ssize_t)o->key_len);
+        if (key == NULL) goto done;
+    } else {
+        key = Py_NewRef(Py_None);
+    }
+    event_id = PyUnicode_DecodeUTF8(arena + o->id_off, (Py_ssize_t)o->id_len, NULL);
+    if (event_id == NULL) goto done;
+    id_bytes = PyBytes_FromStringAndSize(arena + o->id_off, (Py_ssize_t)o->id_len);
+    if (id_bytes == NULL) goto done;
+    Py_ssize_t nh = 3 + o->has_trace + (c->client_header != NULL);
+    headers = PyList_New(nh);
+    if (headers == NULL) goto done;
+    Py_ssize_t i = 0;
+    PyList_SET_ITEM(headers, i++, Py_NewRef(ts->type_header));
+    h = PyTuple_Pack(2, c->event_id_name, id_bytes);
+    if (h == NULL) goto done;
+    PyList_SET_ITEM(headers, i++, h);
+    PyList_SET_ITEM(headers, i++, Py_NewRef(ts->version_header));
+    if (o->has_trace) {
+        h = Py_BuildValue("(Oy#)", c->trace_id_name, arena + o->trace_off,
+                          (Py_ssize_t)o->trace_len);
+        if (h == NULL) goto done;
+        PyList_SET_ITEM(headers, i++, h);
+    }
+    if (c->client_header != NULL) PyList_SET_ITEM(headers, i++, Py_NewRef(c->client_header));
+    PyObject *args[6] = {ts->topic, key, value, headers, event_id, ts->event_type};
+    result = PyObject_Vectorcall(c->plan->record_class, args, 6, NULL);
+done:
+    Py_XDECREF(value);
+    Py_XDECREF(key);
+    Py_XDECREF(headers);
+    Py_XDECREF(event_id);
+    Py_XDECREF(id_bytes);
+    return result;
+}
+
+/* Phase 2 over the whole request: (slots, deferred, ignored). New reference, NULL on error. */
+static PyObject *build(Call *c) {
+    PyObject *slots = PyList_New((Py_ssize_t)c->outs.n), *deferred = PyList_New(0);
+    PyObject *ret = NULL;
+    if (slots == NULL || deferred == NULL) goto done;
+    for (size_t k = 0; k < c->outs.n; k++) {
+        Out *o = &c->outs.a[k];
+        if (o->status == RC_NEEDS_GIL) {
+            int rc = rerun(c, o);
+            if (rc == RC_NOMEM) PyErr_NoMemory();
+            if (rc != RC_OK) goto done;
+        }
+        if (o->status == RC_OK) {
+            PyObject *record = make_record(c, o);
+            if (record == NULL) goto done;
+            PyList_SET_ITEM(slots, (Py_ssize_t)k, record);
+            continue;
+        }
+        PyList_SET_ITEM(slots, (Py_ssize_t)k, Py_NewRef(Py_None));
+        PyObject *where = Py_BuildValue("(nnn)", o->ri, o->si, o->li);
+        if (where == NULL) goto done;
+        int err = PyList_Append(deferred, where);
+        Py_DECREF(where);
+        if (err < 0) goto done;
+    }
+    ret = Py_BuildValue("(OOn)", slots, deferred, c->outs.ignored);
+done:
+    Py_XDECREF(slots);
+    Py_XDECREF(deferred);
+    return ret;
+}
+
+/* Requests at least this big are walked without the GIL, so that other request threads run
+ * Python meanwhile. Smaller ones keep it: taking the GIL back can wait for the switch
+ * interval (5 ms) when other threads are busy, which would dominate a small request. */
+static Py_ssize_t release_gil_bytes = 32 * 1024;
 
 PyDoc_STRVAR(export_logs_doc,
 "export_logs(payload, received_ns, client_id) -> (slots, deferred, ignored) or None\n\n"
@@ -1552,10 +1686,13 @@ static PyObject *Plan_export_logs(Plan *self, PyObject *args) {
     memset(&c, 0, sizeof c);
     c.plan = self;
     c.received_ns = received_ns;
-    Result res = {NULL, NULL, 0};
+    c.gil = 1;
     PyObject *ret = NULL;
     int rc = RC_OK;
     if (ns_to_micros(c.received_ns, &c.received_us) < 0) { rc = RC_WHOLE; goto done; }
+    c.event_id_name = PyUnicode_InternFromString("event_id");
+    c.trace_id_name = PyUnicode_InternFromString("trace_id");
+    if (c.event_id_name == NULL || c.trace_id_name == NULL) goto done;
     if (client_id != Py_None) {
         Py_ssize_t n;
         const char *p = PyUnicode_AsUTF8AndSize(client_id, &n);
@@ -1572,36 +1709,29 @@ static PyObject *Plan_export_logs(Plan *self, PyObject *args) {
         c.client_header = Py_BuildValue("(sy#)", "client_id", p, n);
         if (c.client_header == NULL) goto done;
     }
-    res.slots = PyList_New(0);
-    res.deferred = PyList_New(0);
-    if (res.slots == NULL || res.deferred == NULL) goto done;
-    Rd r = {view.buf, (const uint8_t *)view.buf + view.len};
-    Field f;
-    int canon = 1;
-    Py_ssize_t ri = 0;
-    /* Validate the framing first: a bad byte anywhere means protobuf decides, for all. */
-    while (r.p < r.end) {
-        if (rd_field(&r, &f, &canon) < 0 || f.num != 1 || f.wt != WT_LEN) { rc = RC_WHOLE; break; }
+    if (view.len >= release_gil_bytes) {
+        Py_BEGIN_ALLOW_THREADS
+        c.gil = 0;
+        rc = walk(&c, view.buf, (size_t)view.len);
+        c.gil = 1;
+        Py_END_ALLOW_THREADS
+    } else {
+        rc = walk(&c, view.buf, (size_t)view.len);
     }
-    r.p = view.buf;
-    while (rc == RC_OK && r.p < r.end) {
-        rd_field(&r, &f, &canon);
-        rc = process_resource_logs(&c, f.s, &res, ri++);
-    }
+    if (rc == RC_OK) ret = build(&c);
+    else if (rc == RC_NOMEM) PyErr_NoMemory();
 done:
-    if (rc == RC_OK && !PyErr_Occurred()) {
-        ret = Py_BuildValue("(OOn)", res.slots, res.deferred, res.ignored);
-    } else if (rc == RC_WHOLE && !PyErr_Occurred()) {
-        ret = Py_NewRef(Py_None);
-    }
-    Py_XDECREF(res.slots);
-    Py_XDECREF(res.deferred);
+    if (ret == NULL && rc == RC_WHOLE && !PyErr_Occurred()) ret = Py_NewRef(Py_None);
     Py_XDECREF(c.client_header);
-    PyMem_Free(c.resource.a);
-    PyMem_Free(c.record.a);
-    PyMem_Free(c.merged);
-    PyMem_Free(c.out.p);
-    PyMem_Free(c.text.p);
+    Py_XDECREF(c.event_id_name);
+    Py_XDECREF(c.trace_id_name);
+    PyMem_RawFree(c.resource.a);
+    PyMem_RawFree(c.record.a);
+    PyMem_RawFree(c.merged);
+    PyMem_RawFree(c.out.p);
+    PyMem_RawFree(c.text.p);
+    PyMem_RawFree(c.outs.a);
+    PyMem_RawFree(c.outs.arena.p);
     PyBuffer_Release(&view);
     return ret;
 }
@@ -1664,7 +1794,18 @@ static PyObject *native_has_control(PyObject *mod, PyObject *arg) {
     return PyBool_FromLong(has_control((const uint8_t *)p, (size_t)n));
 }
 
+static PyObject *native_set_gil_release_bytes(PyObject *mod, PyObject *arg) {
+    Py_ssize_t n = PyLong_AsSsize_t(arg);
+    if (n == -1 && PyErr_Occurred()) return NULL;
+    Py_ssize_t old = release_gil_bytes;
+    release_gil_bytes = n;
+    return PyLong_FromSsize_t(old);
+}
+
 static PyMethodDef module_methods[] = {
+    {"set_gil_release_bytes", native_set_gil_release_bytes, METH_O,
+     "Set the request size from which the walk runs without the GIL; returns the old one "
+     "(tests set 0 to run every request that way)."},
     {"sha1_hex", native_sha1_hex, METH_O, "sha1(data).hexdigest() (tests hold it to hashlib)."},
     {"micros", native_micros, METH_O,
      "Micros since the epoch of datetime.fromtimestamp(ns / 1e9, UTC), or None."},

@@ -9,6 +9,10 @@ rejection messages and details, per-type counters), the same calls to ``admit``,
 Each property runs one payload through a pair of started pipelines (fast path on / off), each on
 its own in-memory registry and sink, with one fixed clock. Pairs are built once per settings
 variant and shared by the module (each example clears the sinks and compares stats deltas).
+Here every payload, however small, takes the C path's GIL-free walk (in production only large
+requests do), so the records that need a Python call on the way (a float attribute's repr, a
+redaction verdict) go through its second, GIL-held pass; the table tests in
+``tests/unit/test_native_fast_path.py`` run the default, where small requests keep the GIL.
 
 ``stats.native_events`` (events the C code encoded) and ``stats.native_deferred`` (feedback
 records it handed to Python) keep the properties from passing vacuously: plain valid requests
@@ -47,6 +51,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationSc
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
+from otlp_feedback import _native
 from otlp_feedback.config import load_config
 from otlp_feedback.encoding.outbound import OutboundRecord
 from otlp_feedback.errors import DeliveryFailed, InvalidRequest, RateLimited
@@ -172,6 +177,13 @@ class Pair:
     def shutdown(self) -> None:
         self.fast.shutdown(1.0)
         self.slow.shutdown(1.0)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def walk_without_the_gil() -> Iterator[None]:
+    before = _native.set_gil_release_bytes(0)
+    yield
+    _native.set_gil_release_bytes(before)
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,9 @@ from otlp_feedback.config import load_config
 from otlp_feedback.encoding import AvroEventSerializer, load_schemas
 from otlp_feedback.encoding.schemas import LocalSchema
 from otlp_feedback.events import EVENT_TYPES
+from otlp_feedback.pipeline import Pipeline
+from otlp_feedback.registry.client import InMemoryRegistry
+from otlp_feedback.sinks.memory import InMemorySink
 from otlp_feedback.testing.otlp import logs_request, make_log_record
 from otlp_feedback.validation.redaction import _DIGITS_SPAN, Redactor
 from otlp_feedback.validation.validator import CONTROL_CHARACTERS
@@ -137,3 +140,47 @@ def test_the_convention_keys_each_feed_at_most_two_fields() -> None:
                 fed[key] = fed.get(key, 0) + 1
         assert max(fed.values()) <= 2, event_type
     assert re.fullmatch(r"[a-z_.]+", conv.GENAI_EVALUATION_EVENT)
+
+
+@pytest.mark.parametrize("release_bytes", [0, 1 << 30], ids=["without GIL", "with GIL"])
+def test_records_needing_python_mid_walk_are_finished_with_the_gil(release_bytes: int) -> None:
+    # A float attribute needs CPython's repr, a digit run under a scrubbed key needs the
+    # redactor's verdict: both are Python calls, which the GIL-free walk leaves for its
+    # second pass. The result is the Python path's either way.
+    fixed = 1_764_000_000_000_000_000
+    records = [
+        make_log_record("feedback.user_feedback", {"session.id": "s1", "app.ratio": 0.25}),
+        make_log_record(
+            "feedback.user_feedback",
+            {"session.id": "s2", "feedback.rating": 3, "x.comment": "mail jo@example.com"},
+        ),
+        make_log_record("feedback.user_feedback", {"session.id": "s3", "app.build": 1234567}),
+    ]
+    payload = logs_request(records, resource={"service.name": "svc"}).SerializeToString()
+    outputs = []
+    before = _native.set_gil_release_bytes(release_bytes)
+    try:
+        for on in (True, False):
+            sink = InMemorySink()
+            pipeline = Pipeline(
+                load_config(receiver={"native_fast_path": on}),
+                InMemoryRegistry(),
+                sink,
+                clock_ns=lambda: fixed,
+            )
+            pipeline.start()
+            outcome = pipeline.export_logs_payload(payload)
+            outputs.append(
+                (
+                    [(r.topic, r.key, r.value, r.headers, r.event_id) for r in sink.records],
+                    outcome.accepted,
+                    dict(outcome.redacted_by_type),
+                )
+            )
+            if on:
+                native_counts = (pipeline.stats.native_events, pipeline.stats.native_deferred)
+    finally:
+        _native.set_gil_release_bytes(before)
+    assert outputs[0] == outputs[1]
+    assert outputs[0][2] == {"user_feedback": 1}  # the address under x.comment
+    assert native_counts == (2, 1)
