@@ -4,6 +4,8 @@
 - ``InMemorySink`` (``otlp_feedback.sinks.memory``) and ``InMemoryRegistry``
   (``otlp_feedback.registry.client``): the sink and registry twins.
 - ``run_receiver``: a receiver on a free loopback port with those twins.
+- ``observe``: what a pipeline did with one export, as values two runs compare by (the native
+  fast path's equivalence tests).
 """
 
 from otlp_feedback.testing.otlp import logs_request, make_log_record, make_span, traces_request

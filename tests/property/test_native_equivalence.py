@@ -57,9 +57,10 @@ from otlp_feedback.encoding.outbound import OutboundRecord
 from otlp_feedback.errors import DeliveryFailed, InvalidRequest, RateLimited
 from otlp_feedback.events import EventType
 from otlp_feedback.mapping import convention as conv
-from otlp_feedback.pipeline import ExportOutcome, Pipeline
+from otlp_feedback.pipeline import Pipeline
 from otlp_feedback.registry.client import InMemoryRegistry
 from otlp_feedback.sinks.memory import InMemorySink
+from otlp_feedback.testing.observe import outcome_facts, record_facts
 from otlp_feedback.testing.otlp import to_any_value
 
 # Shared module fixtures on purpose: each example clears the sinks and compares stats deltas.
@@ -230,34 +231,6 @@ def _delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     return {name: after[name] - before[name] for name in before}
 
 
-def _record(record: OutboundRecord) -> tuple[Any, ...]:
-    return (
-        record.topic,
-        record.key,
-        type(record.value).__name__,
-        bytes(record.value),
-        [tuple(header) for header in record.headers],
-        record.event_id,
-        record.event_type,
-    )
-
-
-def _outcome(outcome: ExportOutcome) -> dict[str, Any]:
-    return {
-        "accepted": outcome.accepted,
-        "ignored": outcome.ignored,
-        "rejected": outcome.rejected,
-        "dead_lettered": outcome.dead_lettered,
-        "message": outcome.message(REJECTION_MESSAGES),
-        "accepted_by_type": sorted(outcome.accepted_by_type.items()),
-        "redacted_by_type": sorted(outcome.redacted_by_type.items()),
-        "rejections": [
-            (r.event_type, r.carrier, r.location, r.reason, r.event_id, r.category, repr(r.source))
-            for r in outcome.rejections
-        ],
-    }
-
-
 @dataclass
 class Observed:
     """Everything one export did that a caller or a consumer can see."""
@@ -301,8 +274,8 @@ def observe(
     except Exception as exc:  # compared, not swallowed: both modes must raise the same
         observed.raised = (type(exc).__qualname__, str(exc), getattr(exc, "retry_after", None))
     else:
-        observed.outcome = _outcome(outcome)
-    observed.records = [_record(r) for r in sink.records]
+        observed.outcome = outcome_facts(outcome, REJECTION_MESSAGES)
+    observed.records = [record_facts(r) for r in sink.records]
     delta = _delta(before, _stats(pipeline))
     native_events, native_deferred = delta.pop("native_events"), delta.pop("native_deferred")
     observed.stats = delta
@@ -482,17 +455,8 @@ scalars = st.one_of(
 
 EVENT_NAMES = (*conv.FEEDBACK_EVENT_NAMES, conv.GENAI_EVALUATION_EVENT)
 NOT_FEEDBACK_NAMES = ("", "app.log", "feedback.unknown", "Feedback.user_feedback", "feedback.")
-CONVENTION_KEYS = tuple(
-    sorted(
-        {
-            key
-            for table in (conv.ENVELOPE_KEYS, *conv.FIELD_KEYS.values())
-            for keys in table.values()
-            for key in keys
-        }
-        | {conv.EVAL_NAME, conv.EVAL_SCORE, conv.EVAL_LABEL, conv.EVAL_EXPLANATION}
-    )
-)
+# Every key some event type reads, the evaluation's score label too.
+CONVENTION_KEYS = tuple(sorted(frozenset().union(*conv.CONSUMED_KEYS.values()) | {conv.EVAL_LABEL}))
 PREFIX_KEYS = (
     "feedback.metric.",
     "feedback.metric.ttft_ms",

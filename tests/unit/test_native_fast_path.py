@@ -29,9 +29,10 @@ from otlp_builders import RECEIVED_NS, T0_NS
 from otlp_feedback.config import load_config
 from otlp_feedback.encoding.outbound import OutboundRecord
 from otlp_feedback.errors import DeliveryFailed, InvalidRequest, RateLimited, RequestTooLarge
-from otlp_feedback.pipeline import ExportOutcome, Pipeline
+from otlp_feedback.pipeline import Pipeline
 from otlp_feedback.registry.client import InMemoryRegistry
 from otlp_feedback.sinks.memory import InMemorySink
+from otlp_feedback.testing.observe import outcome_facts, record_facts
 from otlp_feedback.testing.otlp import logs_request, make_log_record, to_any_value
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,34 +94,6 @@ class Compared:
         return self.observed.outcome
 
 
-def _record(record: OutboundRecord) -> tuple[Any, ...]:
-    return (
-        record.topic,
-        record.key,
-        type(record.value).__name__,
-        bytes(record.value),
-        tuple(tuple(header) for header in record.headers),
-        record.event_id,
-        record.event_type,
-    )
-
-
-def _outcome(outcome: ExportOutcome) -> dict[str, Any]:
-    return {
-        "accepted": outcome.accepted,
-        "ignored": outcome.ignored,
-        "rejected": outcome.rejected,
-        "dead_lettered": outcome.dead_lettered,
-        "message": outcome.message(100),
-        "accepted_by_type": sorted(outcome.accepted_by_type.items()),
-        "redacted_by_type": sorted(outcome.redacted_by_type.items()),
-        "rejections": [
-            (r.event_type, r.location, r.reason, r.event_id, r.category, repr(r.source))
-            for r in outcome.rejections
-        ],
-    }
-
-
 def _stats(pipeline: Pipeline) -> dict[str, Any]:
     s = pipeline.stats
     return {
@@ -168,10 +141,12 @@ class Pair:
         before = _stats(pipeline)
         observed = Observed(admitted=seen)
         try:
-            observed.outcome = _outcome(pipeline.export_logs_payload(payload, client_id, admit))
+            observed.outcome = outcome_facts(
+                pipeline.export_logs_payload(payload, client_id, admit)
+            )
         except Exception as exc:  # compared below: both modes must raise the same
             observed.raised = (type(exc).__qualname__, str(exc))
-        observed.records = [_record(r) for r in sink.records]
+        observed.records = [record_facts(r) for r in sink.records]
         after = _stats(pipeline)
         delta = {name: after[name] - before[name] for name in before}
         return observed, delta
@@ -758,7 +733,7 @@ def test_concurrent_exports_give_what_sequential_python_exports_give(pair: Pair)
     expected: Counter[tuple[Any, ...]] = Counter()
     for payload in payloads:
         pair.slow.export_logs_payload(payload, "tenant-a")
-    expected.update(_record(r) for r in pair.slow_sink.records)
+    expected.update(record_facts(r) for r in pair.slow_sink.records)
     errors: list[BaseException] = []
 
     def export(payload: bytes) -> None:
@@ -774,6 +749,6 @@ def test_concurrent_exports_give_what_sequential_python_exports_give(pair: Pair)
     for thread in threads:
         thread.join()
     assert errors == []
-    got = Counter(_record(r) for r in pair.fast_sink.records)
+    got = Counter(record_facts(r) for r in pair.fast_sink.records)
     assert got == Counter({record: 3 * n for record, n in expected.items()})
     assert pair.fast.stats.native_events == 3 * 8 * 20
