@@ -12,9 +12,12 @@
  * built in Python by ``otlp_feedback.native`` from the models, the convention and the
  * schemas, so this file holds no convention of its own.
  *
- * Called by ``otlp_feedback.native.NativeLogs`` with the GIL held (it builds Python objects
- * and may ask the redactor about an attribute key). Thread-safe: a Plan is immutable and
- * every call uses its own scratch memory.
+ * Called by ``otlp_feedback.native.NativeLogs`` with the GIL held. A call runs in two phases:
+ * ``walk`` parses and encodes every record into C memory, touching no Python object, so for
+ * large requests it runs with the GIL released (other request threads run Python meanwhile);
+ * a record that needs a Python call on the way (a float's repr, the redactor's verdict on an
+ * attribute key) is marked and finished by ``build``, which holds the GIL and makes the
+ * Python objects. Thread-safe: a Plan is immutable and every call has its own scratch memory.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
