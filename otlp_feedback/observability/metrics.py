@@ -99,6 +99,7 @@ class AppCollector(Collector):
                 stats.dead_letter_failures,
             )
             requests, failures = stats.requests, stats.delivery_failures
+            native, deferred = stats.native_events, stats.native_deferred
         yield _counter(
             "otlp_feedback_events_accepted",
             "Feedback events validated, encoded and confirmed (Kafka or spool), by type.",
@@ -130,6 +131,13 @@ class AppCollector(Collector):
             "otlp_feedback_records_ignored", "Records that are not feedback.", [], {(): ignored}
         )
         yield _counter("otlp_feedback_requests", "Export requests processed.", [], {(): requests})
+        yield _counter(
+            "otlp_feedback_native_records",
+            "Feedback log records the native fast path encoded (native) or handed to the Python "
+            "stages (deferred: to reject, sanitise, redact, or of a form it does not handle).",
+            ["path"],
+            {("native",): native, ("deferred",): deferred},
+        )
         yield _counter(
             "otlp_feedback_delivery_failures",
             "Export requests answered with a retryable delivery error.",

@@ -49,6 +49,9 @@ def test_metrics_count_exactly_what_was_sent_accepted_rejected_and_published(
     assert metrics[(rejected, (("event_type", "user_feedback"), ("reason", "invalid")))] == 1
     assert metrics[(rejected, (("event_type", "system_health"), ("reason", "invalid")))] == 1
     assert metrics[("otlp_feedback_records_ignored_total", ())] == 3
+    # The valid ones took the native fast path; the two invalid ones went to Python (rejected).
+    assert metrics[("otlp_feedback_native_records_total", (("path", "native"),))] == 5
+    assert metrics[("otlp_feedback_native_records_total", (("path", "deferred"),))] == 2
     assert metrics[("otlp_feedback_events_dead_lettered_total", ())] == 2
     published = "otlp_feedback_records_published_total"
     topic = settings.kafka.topic_for("user_feedback")
