@@ -27,8 +27,8 @@
 
 /* ---------------------------------------------------------------------------------------- */
 /* SHA-1, for the deterministic event id (a UUIDv5 of the record's content). OpenSSL's when the
- * build finds it (setup.py defines OFB_HAVE_OPENSSL; it uses the CPU's SHA instructions, ten
- * times faster), else the portable one below.                                               */
+ * build finds it (setup.py defines OFB_HAVE_OPENSSL), else the portable one below, which took
+ * 28k of the 62k instructions per record (benchmarks/RESULTS.md, session 3).                */
 
 #ifdef OFB_HAVE_OPENSSL
 #define OPENSSL_SUPPRESS_DEPRECATED /* SHA1_*: the low-level API is all a 700-byte hash needs */
@@ -908,7 +908,6 @@ static int starts_with(Slice s, Slice prefix) {
 /* The encoded record's parts, filled by encode(). */
 typedef struct {
     Slice event_id;
-    int event_id_owned; /* 1: event_id points at idbuf */
     char idbuf[36];
     char trace_hex[2 * 64 + 1];
     char span_hex[2 * 64 + 1];
@@ -1042,7 +1041,6 @@ static int encode_record(Call *c, const TypeSpec *ts, const Record *rec, Parts *
             if (sv->set) {
                 if (sv->v.kind != V_STR) return RC_DEFER; /* numbers: coerced to text */
                 parts->event_id = sv->v.s;
-                parts->event_id_owned = 0;
             } else {
                 /* deterministic_event_id(type, service, trace_id, span_id, content) */
                 Slice svc = {(const uint8_t *)"", 0};
@@ -1079,7 +1077,6 @@ static int encode_record(Call *c, const TypeSpec *ts, const Record *rec, Parts *
                 memcpy(o + 24, x + 20, 12);
                 parts->event_id.p = (const uint8_t *)parts->idbuf;
                 parts->event_id.n = 36;
-                parts->event_id_owned = 1;
             }
             if (check_text(c, parts->event_id.p, parts->event_id.n, f->max_len) != RC_OK)
                 return RC_DEFER;

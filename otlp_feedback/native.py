@@ -46,8 +46,9 @@ from otlp_feedback.encoding import AvroEventSerializer
 from otlp_feedback.encoding.outbound import OutboundRecord
 from otlp_feedback.events import EVENT_MODELS, EventType, FeedbackEvent
 from otlp_feedback.mapping import convention as conv
-from otlp_feedback.mapping.records import EVENT_ID_NAMESPACE, SET_ASIDE_KEYS
+from otlp_feedback.mapping.records import EVENT_ID_NAMESPACE, FIELD_PLAN, SET_ASIDE_KEYS
 from otlp_feedback.validation.redaction import Redactor
+from otlp_feedback.validation.validator import window_ns
 
 _native: types.ModuleType | None
 try:
@@ -83,7 +84,6 @@ _SPECIAL_SOURCES = {
 _AVRO_KINDS = {"string": K_STRING, "long": K_LONG, "double": K_DOUBLE, "boolean": K_BOOL}
 _PY_KINDS: dict[Any, int] = {str: K_STRING, int: K_LONG, float: K_DOUBLE, bool: K_BOOL}
 _NS_CAP = 2**62  # limits in ns beyond this are "no limit" (and keep C's arithmetic in range)
-_NS_PER_DAY = 86_400 * 10**9
 
 
 class UnsupportedForNative(ValueError):
@@ -133,6 +133,7 @@ def build_plan(
         return None
     redaction = redactor.config
     detectors = set(redaction.detectors) if redaction.enabled else set()
+    future_ns, age_ns = window_ns(validation)
     type_specs = []
     native_types = []
     for event_type, serializer in serializers.items():
@@ -151,8 +152,8 @@ def build_plan(
             validation.max_attributes,
             validation.max_attribute_value_len,
             validation.control_characters != "keep",
-            min(int(validation.max_future_skew_s * 1e9), _NS_CAP),
-            min(int(validation.max_age_days * _NS_PER_DAY), _NS_CAP),
+            min(future_ns, _NS_CAP),
+            min(age_ns, _NS_CAP),
             max_value_bytes,
         ),
         redaction=(
@@ -210,13 +211,12 @@ def _type_spec(
     fields = tuple(
         _field_spec(model, f, target, redact) for f in schema_fields
     )
-    keys: list[tuple[str, int, bool]] = []
-    plan = (*conv.ENVELOPE_KEYS.items(), *conv.FIELD_KEYS[event_type].items())
-    for name, candidates in plan:
-        if len(candidates) > 2:
-            raise UnsupportedForNative(f"{name} is read from more than two keys")
-        for rank, key in enumerate(candidates):
-            keys.append((key, index[name], rank == 0))
+    # The mapper's plan (which holds each field to two keys): a first key beats a second.
+    keys = [
+        (key, index[name], rank == 0)
+        for name, candidates in FIELD_PLAN[event_type]
+        for rank, key in enumerate(candidates)
+    ]
     header, type_header, version_header = _headers(event_type, serializer)
     body_field = index["comment"] if event_type == "user_feedback" else -1
     return (

@@ -21,7 +21,7 @@ from otlp_feedback.mapping.attributes import AttrValue
 EVENT_ID_NAMESPACE = uuid.UUID("6f0e3c1c-6c2b-5a8e-9a51-0f1eedbac4a1")
 _NS_BYTES = EVENT_ID_NAMESPACE.bytes
 # Per event type: (field, keys) for the envelope then the type's own fields, in that order.
-_FIELD_PLAN: dict[str, _Plan] = {
+FIELD_PLAN: dict[str, _Plan] = {
     event_type: (*conv.ENVELOPE_KEYS.items(), *keys.items())
     for event_type, keys in conv.FIELD_KEYS.items()
 }
@@ -52,7 +52,7 @@ def _key_index(plan: _Plan) -> dict[str, _Entry]:
 
 # Per event type: attribute key -> field(s). One lookup per attribute sent instead of one per
 # field and key of the plan (hot path).
-_KEY_INDEX = {event_type: _key_index(plan) for event_type, plan in _FIELD_PLAN.items()}
+_KEY_INDEX = {event_type: _key_index(plan) for event_type, plan in FIELD_PLAN.items()}
 # Keys every type consumes without mapping them to a field (so they stay out of ``attributes``).
 SET_ASIDE_KEYS = frozenset(
     {conv.EVENT_NAME_ATTRIBUTE, conv.EVAL_NAME, conv.EVAL_SCORE, conv.EVAL_EXPLANATION}
@@ -185,7 +185,7 @@ class RawFeedback:
         ctx = self._context
         merged = {**ctx.resource_attributes, **ctx.span_attributes, **self._record_attributes}
         keys: dict[str, str] = {}
-        for name, candidates in _FIELD_PLAN[self.event_type]:
+        for name, candidates in FIELD_PLAN[self.event_type]:
             for key in candidates:
                 value = merged.get(key)
                 if value is not None and value != "":

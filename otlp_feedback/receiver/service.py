@@ -14,10 +14,8 @@ import functools
 import logging
 import time
 from collections.abc import Callable
-from typing import TypeVar
 
 import grpc
-from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceResponse,
 )
@@ -45,7 +43,6 @@ TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 LOGS_METHOD = f"/{LOGS_SERVICE}/Export"
 TRACE_METHOD = f"/{TRACE_SERVICE}/Export"
 
-M = TypeVar("M", bound=Message)
 Handler = Callable[[bytes, grpc.ServicerContext], bytes]
 
 

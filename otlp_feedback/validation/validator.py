@@ -85,13 +85,17 @@ class Rejection:
         return f"{self.location} ({self.event_type}): {self.reason}"
 
 
+def window_ns(limits: ValidationConfig) -> tuple[int, int]:
+    """How far ahead of and behind the receive time an event's timestamp may be, in ns."""
+    return int(limits.max_future_skew_s * 1e9), int(limits.max_age_days * _NS_PER_DAY)
+
+
 class Validator:
     """Checks one record at a time against the typed event models and the configured limits."""
 
     def __init__(self, limits: ValidationConfig) -> None:
         self._limits = limits
-        self._max_future_ns = int(limits.max_future_skew_s * 1e9)
-        self._max_age_ns = int(limits.max_age_days * _NS_PER_DAY)
+        self._max_future_ns, self._max_age_ns = window_ns(limits)
         # Finds a control character to handle; None when they are kept as sent.
         self._control = None if limits.control_characters == "keep" else CONTROL_CHARACTERS.search
 
