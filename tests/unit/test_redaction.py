@@ -20,7 +20,8 @@ from otlp_feedback.events import UserFeedback
 from otlp_feedback.mapping import map_logs_request
 from otlp_feedback.pipeline import Pipeline
 from otlp_feedback.sinks.memory import InMemorySink
-from otlp_feedback.validation.redaction import Redactor, luhn_valid, redacted_header
+from otlp_feedback.validation.detectors import luhn_valid
+from otlp_feedback.validation.redaction import Redactor, redacted_header
 
 REDACTOR = Redactor(RedactionConfig())
 
