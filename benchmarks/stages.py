@@ -39,6 +39,7 @@ from otlp_feedback.pipeline import Pipeline
 from otlp_feedback.registry.client import InMemoryRegistry
 from otlp_feedback.sinks.memory import InMemorySink
 from otlp_feedback.validation import Validator
+from otlp_feedback.validation.redaction import Redactor
 
 
 def best_us_per_record(fn: Callable[[], Any], records: int, repeat: int) -> float:
@@ -75,6 +76,7 @@ def main(argv: list[str] | None = None) -> None:
 
     request = ExportLogsServiceRequest.FromString(payload)
     validator = Validator(settings.validation)
+    redactor = Redactor(settings.redaction, settings.validation.max_attribute_value_len)
     now_ns = time.time_ns()
     now = datetime.fromtimestamp(now_ns / 1e9, UTC)
 
@@ -83,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     def validate_all() -> list[Any]:
         # validate() sets the timestamp and stringified attributes in raw.fields; doing that
         # again on the same records gives the same result, so they can be validated repeatedly.
-        return [validator.validate(raw, now_ns, now) for raw in raws]
+        return [validator.validate(raw, now_ns, now, redactor) for raw in raws]
 
     events: list[FeedbackEvent] = [e for e in validate_all() if isinstance(e, FeedbackEvent)]
     schemas = load_schemas()

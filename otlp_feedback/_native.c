@@ -1135,12 +1135,15 @@ static int encode_record(Call *c, const TypeSpec *ts, const Record *rec, Parts *
                     int r = attr_text(c, &attrs_list[i].val, &text);
                     if (r != RC_OK) return r;
                     size_t cut = utf8_prefix(text.p, text.n, (size_t)plan->max_attribute_value_len);
+                    /* A value redaction covers is cut by the cut rule (scrub a window, drop the
+                     * split token: redaction.cut_text), which Python applies. */
+                    int was_cut = cut < text.n;
                     text.n = cut;
                     if (utf8_len(key.p, key.n) > 65536 || utf8_len(text.p, text.n) > 65536)
                         return RC_DEFER;
                     if (plan->control && (has_control(key.p, key.n) || has_control(text.p, text.n)))
                         return RC_DEFER;
-                    if (may_redact(plan, text.p, text.n)) {
+                    if (was_cut || may_redact(plan, text.p, text.n)) {
                         int yes = scrubs(c, key);
                         if (yes < 0) return RC_ERROR;
                         if (yes == RC_NEEDS_GIL) return RC_NEEDS_GIL;

@@ -140,7 +140,9 @@ class Pipeline:
         self._sink = sink
         self._clock_ns = clock_ns
         self._validator = Validator(settings.validation)
-        self._redactor = Redactor(settings.redaction)
+        self._redactor = Redactor(
+            settings.redaction, settings.validation.max_attribute_value_len
+        )
         self._encoder: EventEncoder | None = None
         self._serializers: dict[EventType, AvroEventSerializer] = {}
         self._native: NativeLogs | None = None
@@ -189,7 +191,7 @@ class Pipeline:
 
     def set_redaction(self, config: RedactionConfig) -> None:
         """Swap the redaction rules (config reload). Requests already running keep the old."""
-        redactor = Redactor(config)
+        redactor = Redactor(config, self._settings.validation.max_attribute_value_len)
         native = self._build_native(redactor) if self._serializers else None
         # One assignment each; a request reads both once (see export_logs_payload).
         self._redactor, self._native = redactor, native
@@ -406,7 +408,7 @@ class Pipeline:
         """One record through validate -> redact -> encode, or None with its rejection noted."""
         if client_id is not None and "client_id" in EVENT_MODELS[raw.event_type].model_fields:
             raw.fields["client_id"] = client_id  # the authenticated id beats anything sent
-        result = self._validator.validate(raw, received_ns, received_at)
+        result = self._validator.validate(raw, received_ns, received_at, redactor)
         if isinstance(result, Rejection):
             outcome.rejections.append(result)
             return None
@@ -439,20 +441,15 @@ class Pipeline:
     def _dead_letters(
         self, rejections: Sequence[Rejection], redactor: Redactor
     ) -> list[OutboundRecord]:
-        """Dead letters keep the record as sent, scrubbed as its event would have been (the
-        reason too: it may quote a rejected value). Replay re-redacts; redaction is idempotent."""
+        """Dead letters keep the record as sent, scrubbed as its event would have been and cut
+        to fit Kafka (``dead_letter.to_outbound``). Replay re-redacts; redaction is idempotent."""
         if not self._dlq_topic:
             return []
         topic = self._dlq_topic
+        max_bytes = self._settings.kafka.message_max_bytes
         return [
             to_outbound(
-                DeadLetter(
-                    redactor.redact_text(r.reason),
-                    r.location,
-                    r.event_id,
-                    redactor.redact_source(r.source),
-                ),
-                topic,
+                DeadLetter(r.reason, r.location, r.event_id, r.source), topic, redactor, max_bytes
             )
             for r in rejections
         ]

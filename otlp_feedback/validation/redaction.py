@@ -25,28 +25,72 @@ on reload) and its one cache is a dict of verdicts.
 
 from __future__ import annotations
 
-import dataclasses
 import fnmatch
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from otlp_feedback.config import RedactionConfig
 from otlp_feedback.events import FeedbackEvent
 from otlp_feedback.mapping import convention as conv
-from otlp_feedback.mapping.records import SourceRecord
 from otlp_feedback.validation.detectors import Always, DetectorRule, builtin_detectors
 
 REDACTED_FIELDS = "redacted_fields"
 _MAX_PASSES = 4
 _KEY_CACHE_SIZE = 4096
+# The cut rule's window reaches this far past the cut: further than any item a detector can
+# match reaches (an e-mail address is at most 254 characters, a phone or card number < 40).
+CUT_MARGIN = 256
+
+
+def drop_partial_token(head: str, rest: str) -> str:
+    """``head`` (text cut before ``rest``) without the token the cut split, if any.
+
+    A token is a run of non-whitespace characters. One longer than ``CUT_MARGIN`` (counting
+    both sides of the cut) is kept as cut: no item a detector matches is that long, and a cut
+    into a long base64, JSON or URL value should not empty it.
+    """
+    if not head or not rest or head[-1].isspace() or rest[0].isspace():
+        return head
+    end = len(head)
+    stop = max(end - CUT_MARGIN, 0)
+    while end > stop and not head[end - 1].isspace():
+        end -= 1
+    after = 0
+    while after < len(rest) and after <= CUT_MARGIN and not rest[after].isspace():
+        after += 1
+    if len(head) - end + after > CUT_MARGIN:
+        return head
+    return head[:end]
+
+
+def cut_text(text: str, limit: int, scrub: Callable[[str], str] | None = None) -> str:
+    """The cut rule, the one way text is shortened before it leaves the process.
+
+    ``text`` at most ``limit`` characters long: a window of ``limit + CUT_MARGIN`` characters is
+    cut first (so the cost is bounded by the limit, never by what was sent), scrubbed by
+    ``scrub`` when given, cut at ``limit``, and the token the cut split is dropped. Scrubbing
+    the window rather than the cut text means an item the cut splits ("4111 1111 11") is
+    recognised whole and replaced, and dropping the split token removes what is left of a
+    placeholder or of an item longer than the margin.
+    """
+    if len(text) <= limit:
+        return scrub(text) if scrub is not None else text
+    window = text[: limit + CUT_MARGIN]
+    if scrub is not None:
+        window = scrub(window)
+    return drop_partial_token(window[:limit], window[limit:])
 
 class Redactor:
     """Scrubs text per one ``RedactionConfig``. Disabled, every method returns its input."""
 
-    def __init__(self, config: RedactionConfig) -> None:
+    def __init__(self, config: RedactionConfig, attribute_limit: int | None = None) -> None:
+        """``attribute_limit``: ``validation.max_attribute_value_len``; the validator keeps a
+        longer window of the values this redactor covers, which ``redact_event`` scrubs and
+        then cuts to the limit (the cut rule). None: values are not cut here."""
         self.config = config
+        self.attribute_limit = attribute_limit
         self.enabled = config.enabled
         self._fields = tuple(config.fields)
         # Replacements are literal text: backslashes escaped so that re.sub expands nothing.
@@ -88,6 +132,20 @@ class Redactor:
             text = clean
         return text
 
+    def cut(self, text: str, limit: int) -> str:
+        """``text`` scrubbed and cut to at most ``limit`` characters by the cut rule
+        (``cut_text``): no fragment of an item survives at the edge."""
+        return cut_text(text, limit, self.redact_text if self.enabled else None)
+
+    def quote(self, value: object, limit: int) -> str:
+        """``repr(value)`` as a message may show it: scrubbed, cut to ``limit`` characters by
+        the cut rule (``...`` marks a cut). Every value a rejection reason quotes goes through
+        here, covered by redaction or not: reasons reach partial_success, logs and headers."""
+        if isinstance(value, str):  # bounded cost, whatever the length sent
+            value = value[: limit + CUT_MARGIN]
+        text = repr(value)  # repr escapes control characters
+        return self.cut(text, limit) + "..." if len(text) > limit else self.cut(text, limit)
+
     def _pass(self, text: str) -> str:
         for rule in self.detectors:
             if rule.trigger.fires(text):
@@ -123,13 +181,20 @@ class Redactor:
                 redacted.append(name)
         attributes = event.attributes
         scrubbed: dict[str, str] | None = None
+        limit = self.attribute_limit
         for key, value in attributes.items():
-            if self.scrubs_attribute(key) and (clean := self.redact_text(value)) != value:
+            if not self.scrubs_attribute(key):
+                continue
+            clean = self.redact_text(value)
+            if clean != value:
+                redacted.append(f"attributes.{key}")
+            if limit is not None and len(value) > limit:  # the validator kept a window
+                clean = drop_partial_token(clean[:limit], clean[limit:])
+            if clean != value:
                 if scrubbed is None:
                     scrubbed = dict(attributes)
                 scrubbed[key] = clean
-                redacted.append(f"attributes.{key}")
-        if not redacted:
+        if not redacted and scrubbed is None:
             return event, []
         if scrubbed is not None:
             update["attributes"] = scrubbed
@@ -139,41 +204,15 @@ class Redactor:
         # or two longer than what it replaced ("::1" -> "[IP]"); length limits judge what was sent.
         return event.model_copy(update=update), redacted
 
-    def redact_source(self, source: SourceRecord) -> SourceRecord:
-        """What a dead letter carries, scrubbed like an event: the string body and the values
-        of matching attribute keys (strings, and strings inside arrays and maps)."""
+    def letter_scrubber(self, key: str | None) -> Callable[[str], str] | None:
+        """How a dead letter scrubs the strings of attribute ``key`` (None: of the body):
+        ``redact_text`` for the body, the attribute keys the scrubbed fields are read from and
+        keys matching ``attribute_keys``; None (kept as sent) for the rest."""
         if not self.enabled:
-            return source
-        changes: dict[str, Any] = {}
-        for name in ("record_attributes", "span_attributes", "resource_attributes"):
-            attributes = getattr(source, name)
-            clean = self._redact_attributes(attributes)
-            if clean is not attributes:
-                changes[name] = clean
-        if source.body_text is not None:
-            body = self.redact_text(source.body_text)
-            if body != source.body_text:
-                changes["body_text"] = body
-        return dataclasses.replace(source, **changes) if changes else source
-
-    def _redact_attributes(self, attributes: dict[str, Any]) -> dict[str, Any]:
-        out: dict[str, Any] | None = None
-        for key, value in attributes.items():
-            if key in self._source_keys or self.scrubs_attribute(key):
-                clean = self._redact_value(value)
-                if clean != value:
-                    out = out if out is not None else dict(attributes)
-                    out[key] = clean
-        return out if out is not None else attributes
-
-    def _redact_value(self, value: Any) -> Any:
-        if isinstance(value, str):
-            return self.redact_text(value)
-        if isinstance(value, list):
-            return [self._redact_value(item) for item in value]
-        if isinstance(value, dict):
-            return {key: self._redact_value(item) for key, item in value.items()}
-        return value
+            return None
+        if key is None or key in self._source_keys or self.scrubs_attribute(key):
+            return self.redact_text
+        return None
 
 
 def redacted_header(fields: Iterable[str], limit: int = 1024) -> bytes:

@@ -27,6 +27,7 @@ from otlp_feedback.events import EVENT_MODELS, Carrier, EventType, FeedbackEvent
 from otlp_feedback.mapping import convention as conv
 from otlp_feedback.mapping.attributes import AttrValue
 from otlp_feedback.mapping.records import RawFeedback, SourceRecord
+from otlp_feedback.validation.redaction import CUT_MARGIN, Redactor
 
 _NS_PER_DAY = 86_400 * 10**9
 # A reason echoes what the sender sent; clipped, so that a huge key or value cannot blow up the
@@ -100,9 +101,13 @@ class Validator:
         self._control = None if limits.control_characters == "keep" else CONTROL_CHARACTERS.search
 
     def validate(
-        self, raw: RawFeedback, received_at_ns: int, received_at: datetime
+        self, raw: RawFeedback, received_at_ns: int, received_at: datetime, redactor: Redactor
     ) -> FeedbackEvent | Rejection:
-        """The typed event, or a ``Rejection``; never raises for bad content."""
+        """The typed event, or a ``Rejection``; never raises for bad content.
+
+        ``redactor`` (the request's rules) quotes values in reasons (``Redactor.quote``) and
+        says which attribute values the redaction stage will cut after scrubbing.
+        """
         if raw.problems:
             return Rejection.of(raw, "; ".join(raw.problems))
         time_ns = raw.time_ns or received_at_ns
@@ -115,7 +120,7 @@ class Validator:
             )
         fields = raw.fields
         try:
-            fields["attributes"] = self._stringify(fields.get("attributes", {}))
+            fields["attributes"] = self._stringify(fields.get("attributes", {}), redactor)
             self._sanitise_fields(raw)
         except _Unacceptable as exc:
             return Rejection.of(raw, str(exc))
@@ -124,9 +129,9 @@ class Validator:
         try:
             return EVENT_MODELS[raw.event_type].model_validate(fields)
         except ValidationError as exc:
-            return Rejection.of(raw, _explain(exc, raw))
+            return Rejection.of(raw, _explain(exc, raw, redactor))
 
-    def _stringify(self, attributes: dict[str, AttrValue]) -> dict[str, str]:
+    def _stringify(self, attributes: dict[str, AttrValue], redactor: Redactor) -> dict[str, str]:
         limit = self._limits.max_attribute_value_len
         control = self._control
         out: dict[str, str] = {}
@@ -135,7 +140,10 @@ class Validator:
                 break
             text = value if type(value) is str else _to_text(value)
             if len(text) > limit:
-                text = text[:limit]
+                # A value redaction covers keeps the cut rule's window: the redaction stage
+                # scrubs it whole, then cuts it to the limit (Redactor.redact_event).
+                covered = redactor.enabled and redactor.scrubs_attribute(key)
+                text = text[: limit + CUT_MARGIN] if covered else text[:limit]
             # isprintable() is False for every character CONTROL_CHARACTERS matches (and for
             # some it keeps, e.g. tab): a cheap pre-check before the regex (hot path).
             if (
@@ -212,7 +220,7 @@ class _ControlCharacter(ValueError):
         )
 
 
-def _explain(exc: ValidationError, raw: RawFeedback) -> str:
+def _explain(exc: ValidationError, raw: RawFeedback, redactor: Redactor) -> str:
     parts = []
     for err in exc.errors(include_url=False)[:3]:
         loc = err["loc"]
@@ -227,7 +235,7 @@ def _explain(exc: ValidationError, raw: RawFeedback) -> str:
         if err["type"] == "missing":
             parts.append(f"{key} is required")
             continue
-        shown = _clip(repr(err.get("input")), _MAX_SHOWN_VALUE)  # repr escapes control chars
+        shown = redactor.quote(err.get("input"), _MAX_SHOWN_VALUE)
         parts.append(f"{key}: {err['msg']} (got {shown})")
     return "; ".join(parts)
 

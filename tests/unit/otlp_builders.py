@@ -27,12 +27,13 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from otlp_feedback.config import ValidationConfig
+from otlp_feedback.config import RedactionConfig, ValidationConfig
 from otlp_feedback.encoding.outbound import OutboundRecord
 from otlp_feedback.events import EVENT_TYPES, FeedbackEvent
 from otlp_feedback.mapping import MappedRequest, RawFeedback
 from otlp_feedback.sinks.memory import InMemorySink
 from otlp_feedback.validation import Rejection, Validator
+from otlp_feedback.validation.redaction import Redactor
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 
@@ -201,8 +202,10 @@ def validate(
     raw: RawFeedback, limits: ValidationConfig | None = None, received_ns: int = RECEIVED_NS
 ) -> FeedbackEvent | Rejection:
     """Validate one mapped record as the pipeline does, with a fixed receive time."""
-    validator = Validator(limits or ValidationConfig())
-    return validator.validate(raw, received_ns, datetime.fromtimestamp(received_ns / 1e9, UTC))
+    limits = limits or ValidationConfig()
+    redactor = Redactor(RedactionConfig(), limits.max_attribute_value_len)
+    received_at = datetime.fromtimestamp(received_ns / 1e9, UTC)
+    return Validator(limits).validate(raw, received_ns, received_at, redactor)
 
 
 def only(mapped: MappedRequest) -> RawFeedback:
