@@ -33,6 +33,9 @@ from otlp_feedback.sinks.failover import FailoverSink
 from otlp_feedback.sinks.spool import Spool
 
 WAIT_S = 5.0  # generous upper bound for the replayer; a passing test never waits this long
+# A held gate is released by the test itself; this bound only keeps a forgotten one from hanging
+# pytest. Were it WAIT_S, a slow test body would see the "held" delivery go through on its own.
+GATE_HANG_GUARD_S = 60.0
 RESET_S = 30.0  # breaker reset timeout under a fake clock: the circuit stays open until advanced
 
 
@@ -72,7 +75,7 @@ class FakeKafka:
         with self._changed:
             self.calls.append(Call(threading.current_thread(), ids(records), timeout))
             self._changed.notify_all()
-        self.gate.wait(WAIT_S)
+        self.gate.wait(GATE_HANG_GUARD_S)
         if self.fail_with is not None:
             raise self.fail_with
         refused = {
@@ -628,7 +631,7 @@ def test_a_permanently_refused_probe_does_not_wedge_the_circuit(
 
         clock.advance(RESET_S)  # however long we wait
         sink.deliver([make_record("ok-0")], timeout=5.0)
-        assert sink.force_flush(0.5)
+        assert sink.force_flush(WAIT_S)
         assert ids(kafka.delivered) == ["ok-0"]
 
 
@@ -650,5 +653,5 @@ def test_a_transient_spool_error_does_not_stop_the_replayer(
 
     monkeypatch.setattr(spool, method, flaky)
     with running(FailoverSink(kafka, spool, delivery_config(replay_batch_records=1))) as sink:
-        assert sink.force_flush(1.0)
+        assert sink.force_flush(WAIT_S)  # the replayer, past one failure
         assert ids(kafka.delivered) == ["old-0", "old-1"]
