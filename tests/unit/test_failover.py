@@ -63,7 +63,8 @@ class FakeKafka:
         self.gate = threading.Event()
         self.gate.set()
         self.delivered: list[OutboundRecord] = []
-        self.calls: list[Call] = []
+        self.calls: list[Call] = []  # noted on entry, before the outcome
+        self.failed: list[Call] = []  # noted once the call is about to raise ``fail_with``
         self.shutdowns = 0
         self._changed = threading.Condition()
 
@@ -73,11 +74,15 @@ class FakeKafka:
 
     def deliver(self, records: Sequence[OutboundRecord], timeout: float) -> None:
         with self._changed:
-            self.calls.append(Call(threading.current_thread(), ids(records), timeout))
+            call = Call(threading.current_thread(), ids(records), timeout)
+            self.calls.append(call)
             self._changed.notify_all()
         self.gate.wait(GATE_HANG_GUARD_S)
-        if self.fail_with is not None:
-            raise self.fail_with
+        if (error := self.fail_with) is not None:
+            with self._changed:
+                self.failed.append(call)
+                self._changed.notify_all()
+            raise error
         refused = {
             r.event_id: self.refuse[r.event_id] for r in records if r.event_id in self.refuse
         }
@@ -311,7 +316,9 @@ def test_force_flush_returns_true_once_the_spool_is_drained(kafka: FakeKafka, sp
     kafka.fail_with = SinkUnavailable("broker down")
     with running(FailoverSink(kafka, spool, delivery_config())) as sink:
         sink.deliver(make_records("a", 4), timeout=5.0)
-        kafka.await_calls(lambda: len(kafka.replay_calls()) >= 1)  # the replayer is retrying
+        # Wait for a replay to have failed, not merely begun: a call is noted before fail_with is
+        # read, so clearing it then could let the first replay succeed and retry nothing.
+        kafka.await_calls(lambda: any(c.thread.name == "spool-replay" for c in kafka.failed))
         kafka.fail_with = None
         assert sink.force_flush(WAIT_S)
         assert spool.pending_records == 0
@@ -582,7 +589,8 @@ def test_shutdown_interrupts_a_replayer_backing_off(kafka: FakeKafka, spool: Spo
     sink = FailoverSink(kafka, spool, config)
     sink.start()
     sink.deliver([make_record("a-0")], timeout=5.0)
-    kafka.await_calls(lambda: len(kafka.replay_calls()) == 1)  # failed; now backing off
+    kafka.await_calls(lambda: any(c.thread.name == "spool-replay" for c in kafka.failed))
+    # the replay failed; the replayer now backs off for 300 s
 
     stopper = _shutdown_in_background(sink)
     stopper.join(WAIT_S)
