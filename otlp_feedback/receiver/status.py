@@ -20,9 +20,10 @@ The delay travels twice, because clients look for it in two different places:
 
 What the Python SDK does with it, so a delay we advise is one it can follow: it gives up on the
 batch (no retry) when the delay exceeds what is left of its export timeout
-(``OTEL_EXPORTER_OTLP_TIMEOUT``, 10 s by default), and after 6 attempts. It retries on its own
-list of codes, RESOURCE_EXHAUSTED among them with or without RetryInfo, so it does resend a
-RequestTooLarge (with its own backoff, until that deadline); the Go SDK does not.
+(``OTEL_EXPORTER_OTLP_TIMEOUT``, 10 s by default), and after 6 attempts, so it waits out at most
+5 advised delays. It retries on its own list of codes, RESOURCE_EXHAUSTED among them with or
+without RetryInfo, so it does resend a RequestTooLarge (with its own backoff, until that
+deadline); recent Go SDKs retry RESOURCE_EXHAUSTED only with RetryInfo.
 """
 
 from __future__ import annotations
