@@ -13,7 +13,7 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from harness import IdCollector, feedback_request, read_raw
+from harness import IdCollector, feedback_request, read_raw, wait_until
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
 from opentelemetry.sdk._logs import LoggerProvider
@@ -70,8 +70,21 @@ def test_kafka_down_and_spool_full_refuses_with_retry_info_until_the_sdk_gets_th
         assert status is not None and status.details[0].Unpack(retry)
         assert retry.retry_delay.seconds + retry.retry_delay.nanos > 0
         assert app.failover.refused >= 1 and accepted
+        # Top the spool up one record at a time until even one is refused: what room is left is
+        # smaller than one record, so the SDK's below (a long comment makes it bigger) cannot fit.
+        for n in range(1000):
+            try:
+                stub.Export(feedback_request([f"top-{n}"]), timeout=10)
+            except grpc.RpcError as exc:
+                assert exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                break
+            accepted.add(f"top-{n}")
+        else:
+            pytest.fail("the spool never filled up to the last record")
 
         # The real SDK exporter is refused too, backs off as RetryInfo says, and retries ...
+        # (it waits exactly the advised delay, spool.RETRY_AFTER_S = 2 s, for at most 6 attempts:
+        # Kafka has about 10 s to return and make room).
         provider = LoggerProvider(resource=Resource.create({"service.name": "sdk-app"}))
         exporter = OTLPLogExporter(endpoint=f"127.0.0.1:{app.port}", insecure=True, timeout=90)
         provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
@@ -79,11 +92,13 @@ def test_kafka_down_and_spool_full_refuses_with_retry_info_until_the_sdk_gets_th
             target=provider.get_logger("w").emit,
             kwargs={
                 "event_name": "feedback.user_feedback",
+                "body": "a long comment, " * 50,
                 "attributes": {"event.id": "from-sdk", "session.id": "s", "feedback.rating": 5},
             },
         )
+        refused_before = app.failover.refused
         emitted.start()
-        time.sleep(1.0)  # let the SDK hit the full spool at least once
+        wait_until(lambda: app.failover.refused > refused_before, 30, "the SDK to be refused")
         # ... until Kafka returns and the spool drains.
         stopped_broker.start()
         emitted.join(120)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from harness import IdCollector, SteadySender
+from harness import IdCollector, SteadySender, wait_until
 
 from otlp_feedback.app import FeedbackApp
 from otlp_feedback.config import Settings, load_config
@@ -54,15 +54,6 @@ def _topics(settings: Settings) -> list[str]:
     return [settings.kafka.topic_for(t) for t in EVENT_TYPES]
 
 
-def _wait(condition: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _kill_and_restart_broker(
     broker: TansuBroker, sender: SteadySender, collector: IdCollector, outage_s: float
 ) -> None:
@@ -85,7 +76,7 @@ def test_broker_killed_and_restarted_twice_loses_no_acknowledged_event(
         sender = SteadySender(f"127.0.0.1:{app.port}", TOTAL, batch=250, rate=5000)
         sender.start(timeout=240)
         for round_ in (1, 2):
-            _wait(lambda r=round_: len(sender.acked) >= TOTAL * r // 3, 120, "progress")
+            wait_until(lambda r=round_: len(sender.acked) >= TOTAL * r // 3, 120, "progress")
             _kill_and_restart_broker(broker, sender, collector, outage_s=2.0)
         sender.join()
         assert app.failover.force_flush(120), "spool did not drain"
@@ -130,18 +121,18 @@ def test_receiver_sigkilled_mid_stream_loses_no_acknowledged_event(
     sender = SteadySender(f"127.0.0.1:{port}", TOTAL, batch=250, rate=5000)
     try:
         sender.start(timeout=240)
-        _wait(lambda: len(sender.acked) >= TOTAL // 4, 120, "progress")
+        wait_until(lambda: len(sender.acked) >= TOTAL // 4, 120, "progress")
         receiver.kill()  # SIGKILL with the broker up, requests in flight
         receiver.wait()
         receiver = _serve(config)
 
-        _wait(lambda: len(sender.acked) >= TOTAL // 2, 120, "progress after restart")
+        wait_until(lambda: len(sender.acked) >= TOTAL // 2, 120, "progress after restart")
         with sender.paused():
             assert collector.caught_up()
             broker.kill()  # now events can only be spooled ...
         spool = tmp_path / "spool"
         before = len(sender.acked)
-        _wait(lambda: len(sender.acked) >= before + 2000, 60, "events spooled during outage")
+        wait_until(lambda: len(sender.acked) >= before + 2000, 60, "events spooled during outage")
         receiver.kill()  # ... and the receiver dies holding a spool
         receiver.wait()
         broker.start()
@@ -150,7 +141,7 @@ def test_receiver_sigkilled_mid_stream_loses_no_acknowledged_event(
         receiver = _serve(config)  # resumes the spool on start-up
 
         sender.join()
-        _wait(lambda: sender.acked <= collector.seen(), 120, "the spool to be replayed")
+        wait_until(lambda: sender.acked <= collector.seen(), 120, "the spool to be replayed")
     finally:
         receiver.send_signal(signal.SIGTERM)
         receiver.wait(30)
@@ -169,7 +160,7 @@ def test_sigterm_under_load_exits_zero_promptly_and_loses_nothing(
     sender = SteadySender(f"127.0.0.1:{port}", total, batch=250, rate=5000)
     try:
         sender.start(timeout=180)
-        _wait(lambda: len(sender.acked) >= total // 3, 120, "progress")
+        wait_until(lambda: len(sender.acked) >= total // 3, 120, "progress")
         started = time.monotonic()
         receiver.send_signal(signal.SIGTERM)
         assert receiver.wait(30) == 0

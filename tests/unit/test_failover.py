@@ -33,6 +33,9 @@ from otlp_feedback.sinks.failover import FailoverSink
 from otlp_feedback.sinks.spool import Spool
 
 WAIT_S = 5.0  # generous upper bound for the replayer; a passing test never waits this long
+# A held gate is released by the test itself; this bound only keeps a forgotten one from hanging
+# pytest. Were it WAIT_S, a slow test body would see the "held" delivery go through on its own.
+GATE_HANG_GUARD_S = 60.0
 RESET_S = 30.0  # breaker reset timeout under a fake clock: the circuit stays open until advanced
 
 
@@ -60,7 +63,8 @@ class FakeKafka:
         self.gate = threading.Event()
         self.gate.set()
         self.delivered: list[OutboundRecord] = []
-        self.calls: list[Call] = []
+        self.calls: list[Call] = []  # noted on entry, before the outcome
+        self.failed: list[Call] = []  # noted once the call is about to raise ``fail_with``
         self.shutdowns = 0
         self._changed = threading.Condition()
 
@@ -70,11 +74,15 @@ class FakeKafka:
 
     def deliver(self, records: Sequence[OutboundRecord], timeout: float) -> None:
         with self._changed:
-            self.calls.append(Call(threading.current_thread(), ids(records), timeout))
+            call = Call(threading.current_thread(), ids(records), timeout)
+            self.calls.append(call)
             self._changed.notify_all()
-        self.gate.wait(WAIT_S)
-        if self.fail_with is not None:
-            raise self.fail_with
+        self.gate.wait(GATE_HANG_GUARD_S)
+        if (error := self.fail_with) is not None:
+            with self._changed:
+                self.failed.append(call)
+                self._changed.notify_all()
+            raise error
         refused = {
             r.event_id: self.refuse[r.event_id] for r in records if r.event_id in self.refuse
         }
@@ -308,7 +316,9 @@ def test_force_flush_returns_true_once_the_spool_is_drained(kafka: FakeKafka, sp
     kafka.fail_with = SinkUnavailable("broker down")
     with running(FailoverSink(kafka, spool, delivery_config())) as sink:
         sink.deliver(make_records("a", 4), timeout=5.0)
-        kafka.await_calls(lambda: len(kafka.replay_calls()) >= 1)  # the replayer is retrying
+        # Wait for a replay to have failed, not merely begun: a call is noted before fail_with is
+        # read, so clearing it then could let the first replay succeed and retry nothing.
+        kafka.await_calls(lambda: any(c.thread.name == "spool-replay" for c in kafka.failed))
         kafka.fail_with = None
         assert sink.force_flush(WAIT_S)
         assert spool.pending_records == 0
@@ -579,7 +589,8 @@ def test_shutdown_interrupts_a_replayer_backing_off(kafka: FakeKafka, spool: Spo
     sink = FailoverSink(kafka, spool, config)
     sink.start()
     sink.deliver([make_record("a-0")], timeout=5.0)
-    kafka.await_calls(lambda: len(kafka.replay_calls()) == 1)  # failed; now backing off
+    kafka.await_calls(lambda: any(c.thread.name == "spool-replay" for c in kafka.failed))
+    # the replay failed; the replayer now backs off for 300 s
 
     stopper = _shutdown_in_background(sink)
     stopper.join(WAIT_S)
@@ -628,7 +639,7 @@ def test_a_permanently_refused_probe_does_not_wedge_the_circuit(
 
         clock.advance(RESET_S)  # however long we wait
         sink.deliver([make_record("ok-0")], timeout=5.0)
-        assert sink.force_flush(0.5)
+        assert sink.force_flush(WAIT_S)
         assert ids(kafka.delivered) == ["ok-0"]
 
 
@@ -650,5 +661,5 @@ def test_a_transient_spool_error_does_not_stop_the_replayer(
 
     monkeypatch.setattr(spool, method, flaky)
     with running(FailoverSink(kafka, spool, delivery_config(replay_batch_records=1))) as sink:
-        assert sink.force_flush(1.0)
+        assert sink.force_flush(WAIT_S)  # the replayer, past one failure
         assert ids(kafka.delivered) == ["old-0", "old-1"]

@@ -1,14 +1,46 @@
-"""A wheel built from this repository carries the Avro schemas and finds them once installed."""
+"""A wheel built from this repository carries the Avro schemas and finds them once installed, and
+the native extension is built wherever it can be."""
 
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from pathlib import Path
 
+import pytest
+
+from otlp_feedback import native
+
 REPO = Path(__file__).resolve().parents[2]
+
+
+def c_compiler() -> str | None:
+    """The compiler setup.py's ``build_ext`` calls (``$CC``, else the ``CC`` Python was built
+    with, as setuptools' ``customize_compiler`` picks it), if it is installed."""
+    command = shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "")
+    return shutil.which(command[0]) if command else None
+
+
+def test_the_native_extension_is_built_wherever_a_c_compiler_is() -> None:
+    # setup.py lets a failed compile fall back to the pure-Python path without failing the
+    # install; this is where a broken build surfaces instead. Not under the skipif of
+    # test_native_primitives.py, which would skip it exactly when it should fail.
+    compiler = c_compiler()
+    python_h = Path(sysconfig.get_path("include")) / "Python.h"
+    if compiler is None or not python_h.is_file():
+        pytest.skip(
+            f"cannot build C extensions here (compiler: {compiler}, {python_h} exists: "
+            f"{python_h.is_file()}): the pure-Python path alone is expected"
+        )
+    assert native.AVAILABLE, (
+        f"{compiler} and {python_h} are here but otlp_feedback._native did not import: the "
+        "build failed (see the pip install log) and the pure-Python path is silently in charge"
+    )
 
 
 def test_the_wheel_bundles_every_schema_and_the_installed_package_loads_them(

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
+from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
@@ -40,7 +40,12 @@ from otlp_feedback.errors import (
 from otlp_feedback.pipeline import Pipeline
 from otlp_feedback.receiver import GrpcReceiver
 from otlp_feedback.receiver.service import LOGS_SERVICE, TRACE_SERVICE
-from otlp_feedback.receiver.status import status_for
+from otlp_feedback.receiver.status import (
+    RETRY_INFO_KEY,
+    STATUS_DETAILS_KEY,
+    rpc_status_for,
+    status_for,
+)
 from otlp_feedback.registry.client import InMemoryRegistry
 from otlp_feedback.sinks.memory import InMemorySink
 
@@ -76,6 +81,14 @@ def retry_info(error: grpc.RpcError) -> error_details_pb2.RetryInfo | None:
             detail.Unpack(info)
             return info
     return None
+
+
+def python_sdk_retry_info(error: grpc.RpcError) -> error_details_pb2.RetryInfo | None:
+    """RetryInfo where the OTel Python SDK reads it: the bare ``google.rpc.retryinfo-bin``."""
+    raw = dict(error.trailing_metadata() or ()).get(RETRY_INFO_KEY)
+    if raw is None:
+        return None
+    return error_details_pb2.RetryInfo.FromString(raw)
 
 
 def valid_request(count: int = 1) -> ExportLogsServiceRequest:
@@ -165,6 +178,7 @@ def test_undecodable_request_is_invalid_argument(
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "cannot decode Export" in caught.value.details()
     assert retry_info(caught.value) is None
+    assert python_sdk_retry_info(caught.value) is None
     assert sink.records == []
 
 
@@ -180,6 +194,7 @@ def test_request_over_the_size_limit_is_resource_exhausted(sink: InMemorySink) -
             stub.Export(logs_request(big), timeout=TIMEOUT)
         assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert retry_info(caught.value) is None  # resending the same request cannot succeed
+        assert python_sdk_retry_info(caught.value) is None
         stub.Export(fresh_records(), timeout=TIMEOUT)  # a small one still goes through
     assert len(sink.records) == 2
 
@@ -195,6 +210,7 @@ def test_sink_timeout_is_unavailable_with_retry_info(
     info = retry_info(caught.value)
     assert info is not None
     assert (info.retry_delay.seconds, info.retry_delay.nanos) == (2, 500_000_000)
+    assert python_sdk_retry_info(caught.value) == info
 
 
 def test_retryable_error_without_delay_gets_the_default_retry_info(
@@ -218,6 +234,7 @@ def test_backpressure_is_resource_exhausted_with_retry_info(
     info = retry_info(caught.value)
     assert info is not None
     assert info.retry_delay.nanos == 250_000_000
+    assert python_sdk_retry_info(caught.value) == info
 
 
 def test_unexpected_error_is_internal_and_the_receiver_keeps_serving(
@@ -400,3 +417,34 @@ def test_retry_after_of_the_error_is_the_retry_info_delay() -> None:
         4.0,
     )
     assert status_for(errors.SinkUnavailable("x")) == (grpc.StatusCode.UNAVAILABLE, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("error_class", "expected"),
+    [pytest.param(cls, exp, id=cls.__name__) for cls, exp in EXPECTED_STATUS.items()],
+)
+def test_retryable_status_carries_retry_info_in_both_trailers_and_permanent_in_neither(
+    error_class: type[OtlpFeedbackError], expected: tuple[grpc.StatusCode, bool]
+) -> None:
+    code, retryable = expected
+    if issubclass(error_class, errors.RetryableError):
+        exc: OtlpFeedbackError = error_class("x", retry_after=2.5)
+    else:
+        exc = error_class("x")
+    status = rpc_status_for(exc)
+    trailers = dict(status.trailing_metadata)
+    assert (status.code, status.details) == (code, "x")
+    if not retryable:
+        assert trailers == {}
+        return
+    assert set(trailers) == {STATUS_DETAILS_KEY, RETRY_INFO_KEY}
+    # Where the OTel Python SDK looks: a bare RetryInfo.
+    bare = error_details_pb2.RetryInfo.FromString(trailers[RETRY_INFO_KEY])
+    assert bare.retry_delay.ToTimedelta().total_seconds() == 2.5
+    # Where grpc-status readers (Go, .NET SDKs) look: the same RetryInfo inside google.rpc.Status.
+    rich = status_pb2.Status.FromString(trailers[STATUS_DETAILS_KEY])
+    assert (rich.code, rich.message) == (code.value[0], "x")
+    [detail] = rich.details
+    packed = error_details_pb2.RetryInfo()
+    assert detail.Unpack(packed)
+    assert packed == bare

@@ -293,18 +293,24 @@ def test_fsync_always_batch_is_one_write_and_one_fsync(
 def test_interval_mode_fsyncs_in_the_background(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Signalled after Spool.sync returns, i.e. after it counted its fsync: an event set inside
+    # os.fdatasync would fire before the counter moves, and the assertion would race it.
     synced = threading.Event()
-    real = os.fdatasync
+    synced_by: list[str] = []
+    real_sync = Spool.sync
 
-    def watched(fd: int) -> None:
-        real(fd)
-        synced.set()
+    def watched(self: Spool) -> None:
+        real_sync(self)
+        if self.stats.fsyncs:
+            synced_by.append(threading.current_thread().name)
+            synced.set()
 
-    monkeypatch.setattr(os, "fdatasync", watched)
+    monkeypatch.setattr(Spool, "sync", watched)
     with Spool(spool_config(tmp_path, fsync="interval", fsync_interval_ms=5)) as spool:
         spool.append([make_record("r-0")])
-        assert synced.wait(5)
+        assert synced.wait(10)
         assert spool.stats.fsyncs >= 1
+        assert synced_by[0] == "spool-fsync"
 
 
 def test_concurrent_appends_keep_each_call_contiguous(tmp_path: Path) -> None:
