@@ -221,8 +221,9 @@ def compile_gate(
             runs.add((min(max(trigger.min_digits, 1), 2**31), frozenset(trigger.separators)))
     # A run implied by another (fewer digits over more separators) adds nothing.
     kept = sorted(
-        (n, seps) for n, seps in runs
-        if not any((m, other) != (n, seps) and m <= n and seps <= other for m, other in runs)
+        ((n, seps) for n, seps in runs
+         if not any((m, other) != (n, seps) and m <= n and seps <= other for m, other in runs)),
+        key=lambda run: (run[0], sorted(run[1])),
     )  # fmt: skip
     if len(kept) > _MAX_DIGIT_RUNS:
         unknown.append(f"{len(kept)} digit-run triggers (C evaluates {_MAX_DIGIT_RUNS})")
