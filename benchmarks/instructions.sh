@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Instructions per record (callgrind): benchmarks/instructions.sh [export|map] [iterations]
+# Instructions per record (callgrind): benchmarks/instructions.sh [export|map|native|payload] [iterations]
 set -euo pipefail
 stage=${1:-export}
 n=${2:-2}

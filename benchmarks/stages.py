@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
         pipeline.export_logs(ExportLogsServiceRequest.FromString(payload))
         sink.records.clear()
 
-    native = pipeline._native
+    native = pipeline.rules.native
     assert native is not None, "the native fast path is not built (see setup.py)"
 
     def native_all() -> None:

@@ -498,6 +498,20 @@ typedef struct {
 
 #define MAX_TYPES 8
 
+/* The redaction gate: whether any enabled detector's declared trigger fires on a text
+ * (``native.RedactionGate``, compiled from ``Redactor.detectors``). Per byte, ``cls`` says
+ * what the byte is to the triggers; ``sep`` bit k says it continues digit run k. */
+#define MAX_DIGIT_RUNS 32
+enum { G_ANY = 1, G_DIGIT = 2, G_SEP = 4 };
+
+typedef struct {
+    int enabled, every_text;
+    int n_runs;
+    Py_ssize_t min_digits[MAX_DIGIT_RUNS];
+    uint8_t cls[256];
+    uint32_t sep[256];
+} Gate;
+
 typedef struct {
     PyObject_HEAD
     PyObject *record_class;
@@ -507,7 +521,7 @@ typedef struct {
     Py_ssize_t max_string_length, max_attributes, max_attribute_value_len, max_value_bytes;
     int control;
     int64_t max_future_ns, max_age_ns;
-    int redact_enabled, redact_email, redact_ip, redact_digits, redact_extra;
+    Gate gate;
     int n_set_aside;
     Slice set_aside[8];
     Slice evaluation_event;
@@ -660,18 +674,79 @@ static void Plan_dealloc(Plan *self) {
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* A byte set from the plan: bytes of length 256, entry b nonzero when byte b is in the set. */
+static int gate_byte_set(PyObject *owner, const char *name, const uint8_t **out) {
+    PyObject *v = PyObject_GetAttrString(owner, name);
+    if (v == NULL) return -1;
+    if (!PyBytes_Check(v) || PyBytes_GET_SIZE(v) != 256) {
+        PyErr_Format(PyExc_ValueError, "plan: gate %s must be 256 bytes", name);
+        Py_DECREF(v);
+        return -1;
+    }
+    *out = (const uint8_t *)PyBytes_AS_STRING(v);
+    Py_DECREF(v); /* the owner (kept alive by the caller) holds the bytes */
+    return 0;
+}
+
+static int gate_flag(PyObject *owner, const char *name, int *out) {
+    PyObject *v = PyObject_GetAttrString(owner, name);
+    if (v == NULL) return -1;
+    *out = PyObject_IsTrue(v);
+    Py_DECREF(v);
+    return *out < 0 ? -1 : 0;
+}
+
+/* native.RedactionGate -> Gate, read by attribute. ``scrubs`` (may be NULL) receives a new
+ * reference to ``scrubs_attribute``. */
+static int parse_gate(PyObject *obj, Gate *g, PyObject **scrubs) {
+    const uint8_t *any;
+    memset(g, 0, sizeof *g);
+    if (gate_flag(obj, "enabled", &g->enabled) < 0) return -1;
+    if (gate_flag(obj, "every_text", &g->every_text) < 0) return -1;
+    if (gate_byte_set(obj, "any_char", &any) < 0) return -1;
+    for (int b = 0; b < 256; b++)
+        if (any[b]) g->cls[b] |= G_ANY;
+    PyObject *runs = PyObject_GetAttrString(obj, "digit_runs");
+    if (runs == NULL) return -1;
+    if (!PyTuple_Check(runs) || PyTuple_GET_SIZE(runs) > MAX_DIGIT_RUNS) {
+        PyErr_SetString(PyExc_ValueError, "plan: gate digit_runs must be a short tuple");
+        Py_DECREF(runs);
+        return -1;
+    }
+    g->n_runs = (int)PyTuple_GET_SIZE(runs);
+    for (int k = 0; k < g->n_runs; k++) {
+        PyObject *run = PyTuple_GET_ITEM(runs, k), *min = PyObject_GetAttrString(run, "min_digits");
+        const uint8_t *seps;
+        if (min == NULL) { Py_DECREF(runs); return -1; }
+        g->min_digits[k] = PyLong_AsSsize_t(min);
+        Py_DECREF(min);
+        if (g->min_digits[k] == -1 && PyErr_Occurred()) { Py_DECREF(runs); return -1; }
+        if (g->min_digits[k] < 1) g->min_digits[k] = 1; /* one digit at least, as the regex */
+        if (gate_byte_set(run, "separators", &seps) < 0) { Py_DECREF(runs); return -1; }
+        for (int b = 0; b < 256; b++)
+            if (seps[b]) { g->cls[b] |= G_SEP; g->sep[b] |= (uint32_t)1 << k; }
+    }
+    Py_DECREF(runs);
+    if (g->n_runs)
+        for (int b = '0'; b <= '9'; b++) g->cls[b] |= G_DIGIT;
+    if (scrubs != NULL) {
+        *scrubs = PyObject_GetAttrString(obj, "scrubs_attribute");
+        if (*scrubs == NULL) return -1;
+    }
+    return 0;
+}
+
 static int Plan_init(Plan *self, PyObject *args, PyObject *kwds) {
     /* Plan(record_class, namespace, limits, redaction, set_aside, evaluation_event, types) */
     PyObject *record_class, *ns, *limits, *redaction, *set_aside, *evaluation, *types;
-    PyObject *scrubs;
     static char *kwlist[] = {"record_class", "namespace", "limits", "redaction", "set_aside",
                              "evaluation_event", "types", NULL};
     if (self->strings != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Plan is initialised once");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OSO!O!O!UO!", kwlist, &record_class, &ns,
-                                     &PyTuple_Type, &limits, &PyTuple_Type, &redaction,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OSO!OO!UO!", kwlist, &record_class, &ns,
+                                     &PyTuple_Type, &limits, &redaction,
                                      &PyTuple_Type, &set_aside, &evaluation, &PyTuple_Type,
                                      &types))
         return -1;
@@ -691,11 +766,7 @@ static int Plan_init(Plan *self, PyObject *args, PyObject *kwds) {
         return -1;
     self->max_future_ns = future;
     self->max_age_ns = age;
-    if (!PyArg_ParseTuple(redaction, "pppppO", &self->redact_enabled, &self->redact_email,
-                          &self->redact_ip, &self->redact_digits, &self->redact_extra, &scrubs))
-        return -1;
-    Py_INCREF(scrubs);
-    self->scrubs_attribute = scrubs;
+    if (parse_gate(redaction, &self->gate, &self->scrubs_attribute) < 0) return -1;
     if (PyTuple_GET_SIZE(set_aside) > 8) {
         PyErr_SetString(PyExc_ValueError, "plan: too many set-aside keys");
         return -1;
@@ -768,36 +839,38 @@ static int ns_to_micros(int64_t ns, int64_t *out) {
     return 0;
 }
 
-/* Whether redaction could change ``text`` (redaction._pass's gating, conservatively). */
-static int may_redact(const Plan *plan, const uint8_t *s, size_t n) {
-    if (!plan->redact_enabled) return 0;
-    if (plan->redact_extra) return 1; /* a configured regex may match anything, even "" */
-    if (n == 0) return 0;
-    int at = 0, colon = 0;
-    for (size_t i = 0; i < n; i++) { at |= s[i] == '@'; colon |= s[i] == ':'; }
-    if (plan->redact_email && at) return 1;
-    if (plan->redact_ip && colon) return 1;
-    if (plan->redact_digits) {
-        /* _DIGITS_SPAN: a digit, five or more of [0-9 ().+-], a digit. */
-        size_t i = 0;
-        while (i < n) {
-            uint8_t c = s[i];
-            int in_set = (c >= '0' && c <= '9') || c == ' ' || c == '(' || c == ')' ||
-                         c == '.' || c == '+' || c == '-';
-            if (!in_set) { i++; continue; }
-            size_t j = i, first = (size_t)-1, last = 0;
-            while (j < n) {
-                uint8_t d = s[j];
-                if ((d >= '0' && d <= '9')) { if (first == (size_t)-1) first = j; last = j; }
-                else if (!(d == ' ' || d == '(' || d == ')' || d == '.' || d == '+' || d == '-'))
-                    break;
-                j++;
-            }
-            if (first != (size_t)-1 && last - first + 1 >= 7) return 1;
-            i = j;
+/* Whether any enabled detector's trigger fires on ``text`` (UTF-8): when none does, the
+ * redactor leaves the text as it is (``Redactor._pass`` runs a detector only when its trigger
+ * fires). One pass: an AnyChar byte fires at once; a digit counts towards every digit run; a
+ * separator of some runs keeps those runs going and ends the others; any other byte (a
+ * letter, a byte of a non-ASCII character) ends them all. */
+static int gate_fires(const Gate *g, const uint8_t *s, size_t n) {
+    if (!g->enabled) return 0;
+    if (g->every_text) return 1; /* a configured regex may match anything, even "" */
+    Py_ssize_t count[MAX_DIGIT_RUNS];
+    int counting = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = s[i], cls = g->cls[c];
+        if (cls == 0) { counting = 0; continue; }
+        if (cls & G_ANY) return 1;
+        if (!counting) {
+            memset(count, 0, sizeof(Py_ssize_t) * (size_t)g->n_runs);
+            counting = 1;
+        }
+        if (cls & G_DIGIT) {
+            for (int k = 0; k < g->n_runs; k++)
+                if (++count[k] >= g->min_digits[k]) return 1;
+        } else {
+            uint32_t keep = g->sep[c];
+            for (int k = 0; k < g->n_runs; k++)
+                if (!(keep >> k & 1)) count[k] = 0;
         }
     }
     return 0;
+}
+
+static int may_redact(const Plan *plan, const uint8_t *s, size_t n) {
+    return gate_fires(&plan->gate, s, n);
 }
 
 /* A string a field may take: length limits, control characters, redaction. */
@@ -1778,16 +1851,15 @@ static PyObject *native_micros(PyObject *mod, PyObject *arg) {
     return PyLong_FromLongLong(us);
 }
 
-static PyObject *native_may_redact_digits(PyObject *mod, PyObject *arg) {
-    /* _DIGITS_SPAN's test, exposed so that a unit test can hold it to the regex. */
+static PyObject *native_gate_fires(PyObject *mod, PyObject *args) {
+    /* The plan's redaction gate on one text, so that tests hold it to Trigger.fires. */
+    PyObject *gate_obj;
+    const char *p;
     Py_ssize_t n;
-    const char *p = PyUnicode_AsUTF8AndSize(arg, &n);
-    if (p == NULL) return NULL;
-    Plan probe;
-    memset(&probe, 0, sizeof probe);
-    probe.redact_enabled = 1;
-    probe.redact_digits = 1;
-    return PyBool_FromLong(may_redact(&probe, (const uint8_t *)p, (size_t)n));
+    Gate gate;
+    if (!PyArg_ParseTuple(args, "Os#", &gate_obj, &p, &n)) return NULL;
+    if (parse_gate(gate_obj, &gate, NULL) < 0) return NULL;
+    return PyBool_FromLong(gate_fires(&gate, (const uint8_t *)p, (size_t)n));
 }
 
 static PyObject *native_has_control(PyObject *mod, PyObject *arg) {
@@ -1812,8 +1884,9 @@ static PyMethodDef module_methods[] = {
     {"sha1_hex", native_sha1_hex, METH_O, "sha1(data).hexdigest() (tests hold it to hashlib)."},
     {"micros", native_micros, METH_O,
      "Micros since the epoch of datetime.fromtimestamp(ns / 1e9, UTC), or None."},
-    {"digits_span", native_may_redact_digits, METH_O,
-     "Whether the text has redaction's _DIGITS_SPAN (tests hold it to the regex)."},
+    {"gate_fires", native_gate_fires, METH_VARARGS,
+     "gate_fires(gate, text): whether the redaction gate (native.RedactionGate) says the "
+     "redactor may change text (tests hold it to the detectors' Trigger.fires)."},
     {"has_control", native_has_control, METH_O,
      "Whether CONTROL_CHARACTERS matches the text (tests hold it to the regex)."},
     {NULL, NULL, 0, NULL},
@@ -1829,7 +1902,8 @@ PyMODINIT_FUNC PyInit__native(void) {
     if (PyType_Ready(&PlanType) < 0) return NULL;
     PyObject *m = PyModule_Create(&native_module);
     if (m == NULL) return NULL;
-    if (PyModule_AddObjectRef(m, "Plan", (PyObject *)&PlanType) < 0) {
+    if (PyModule_AddIntConstant(m, "MAX_DIGIT_RUNS", MAX_DIGIT_RUNS) < 0 ||
+        PyModule_AddObjectRef(m, "Plan", (PyObject *)&PlanType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

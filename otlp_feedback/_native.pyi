@@ -4,13 +4,15 @@ from typing import Any
 
 from otlp_feedback.encoding.outbound import OutboundRecord
 
+MAX_DIGIT_RUNS: int
+
 class Plan:
     def __init__(
         self,
         record_class: type[OutboundRecord],
         namespace: bytes,
         limits: tuple[Any, ...],
-        redaction: tuple[Any, ...],
+        redaction: Any,  # native.RedactionGate (read by attribute)
         set_aside: tuple[str, ...],
         evaluation_event: str,
         types: tuple[tuple[Any, ...], ...],
@@ -21,6 +23,6 @@ class Plan:
 
 def sha1_hex(data: bytes, /) -> str: ...
 def micros(ns: int, /) -> int | None: ...
-def digits_span(text: str, /) -> bool: ...
+def gate_fires(gate: Any, text: str, /) -> bool: ...
 def has_control(text: str, /) -> bool: ...
 def set_gil_release_bytes(size: int, /) -> int: ...

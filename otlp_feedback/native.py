@@ -23,6 +23,16 @@ precedence, prefix maps), the newest Avro schema of each type (field order, type
 configured limits and redaction rules. A model or schema construct the plan does not know
 makes that event type Python-only (logged), rather than approximated.
 
+Redaction: C never decides what a detector finds, only whether the redactor could change a
+text at all. ``compile_gate`` reads the trigger each enabled detector declares
+(``validation.detectors``: ``AnyChar``, ``DigitRun``, ``Always``) into a ``RedactionGate``; C
+defers a record when a redactable text (a ``redaction.fields`` field, a value under a
+``redaction.attribute_keys`` key) fires any of them, and the redactor runs a detector only when
+its trigger fires, so a text the gate passes is one the redactor leaves as it is. A trigger
+kind, a non-ASCII trigger character or a ``RedactionConfig`` option the plan does not know
+sets ``every_text``: every redactable text of every type is deferred (logged once per plan;
+counted as ``deferred``).
+
 Traces (span events, GenAI spans) always take the Python path.
 
 Thread-safety: a plan is immutable; ``NativeLogs.export`` may be called from any thread.
@@ -33,7 +43,7 @@ from __future__ import annotations
 import logging
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -47,6 +57,7 @@ from otlp_feedback.encoding.outbound import OutboundRecord
 from otlp_feedback.events import EVENT_MODELS, EventType, FeedbackEvent
 from otlp_feedback.mapping import convention as conv
 from otlp_feedback.mapping.records import EVENT_ID_NAMESPACE, FIELD_PLAN, SET_ASIDE_KEYS
+from otlp_feedback.validation.detectors import Always, AnyChar, DetectorRule, DigitRun
 from otlp_feedback.validation.redaction import Redactor
 from otlp_feedback.validation.validator import window_ns
 
@@ -107,9 +118,10 @@ class NativeResult:
 class NativeLogs:
     """One compiled plan. ``export`` returns None when the request must go wholly to Python."""
 
-    def __init__(self, plan: Any, native_types: Sequence[str]) -> None:
+    def __init__(self, plan: Any, native_types: Sequence[str], gate: RedactionGate) -> None:
         self._plan = plan
         self.native_types = tuple(native_types)
+        self.gate = gate  # the redaction gate C was built with
 
     def export(
         self, payload: bytes, received_ns: int, client_id: str | None
@@ -119,6 +131,123 @@ class NativeLogs:
             return None
         slots, deferred, ignored = out
         return NativeResult(slots, deferred, ignored)
+
+
+# --- the redaction gate ----------------------------------------------------------------------
+
+# The trigger kinds C evaluates, by exact class (a subclass may fire differently).
+KNOWN_TRIGGERS: frozenset[type] = frozenset({AnyChar, DigitRun, Always})
+# RedactionConfig options, each with why the gate already covers it. An option missing here
+# (new, so of unknown effect on what the redactor changes) defers every redactable text.
+KNOWN_REDACTION_OPTIONS: Mapping[str, str] = {
+    "enabled": "off: no text is gated (RedactionGate.enabled)",
+    "fields": "which event fields are redactable (the per-field redact flag)",
+    "attribute_keys": "which attribute values are redactable (scrubs_attribute)",
+    "detectors": "the rules it enables are in Redactor.detectors, read trigger by trigger",
+    "extra_patterns": "in Redactor.detectors as Always triggers",
+    # Changes which numbers the phone detector accepts, not when it runs: its trigger is still
+    # read from the rule (and a detector must declare a trigger every match fires).
+    "phone_regions": "what the phone detector matches; its trigger is read from the rule",
+}
+_MAX_DIGIT_RUNS = 32 if _native is None else int(_native.MAX_DIGIT_RUNS)
+
+
+@dataclass(frozen=True, slots=True)
+class DigitRunGate:
+    """A ``DigitRun`` as C reads it: ``separators`` is a 256-entry byte set."""
+
+    min_digits: int
+    separators: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RedactionGate:
+    """What C's gate reads, by attribute (``parse_gate`` in ``_native.c``).
+
+    ``enabled``: redaction is on. ``every_text``: every redactable text may change (an
+    ``Always`` trigger, or something the plan does not know). ``any_char``: 256-entry byte set,
+    the union of the ``AnyChar`` triggers' characters. ``digit_runs``: the ``DigitRun``
+    triggers, less those another implies. ``scrubs_attribute``: the redactor's verdict on an
+    attribute key (None when redaction is off). ``unknown``: why ``every_text`` is forced (for
+    the log; C does not read it).
+    """
+
+    enabled: bool
+    every_text: bool
+    any_char: bytes
+    digit_runs: tuple[DigitRunGate, ...]
+    scrubs_attribute: Callable[[str], bool] | None
+    unknown: tuple[str, ...] = ()
+
+
+def byte_set(chars: Iterable[str]) -> bytes:
+    """A 256-entry byte set holding ``chars`` (ASCII)."""
+    table = bytearray(256)
+    for char in chars:
+        table[ord(char)] = 1
+    return bytes(table)
+
+
+def compile_gate(
+    rules: Sequence[DetectorRule],
+    enabled: bool = True,
+    scrubs_attribute: Callable[[str], bool] | None = None,
+    options: Iterable[str] = (),
+) -> RedactionGate:
+    """The gate for ``rules`` (the detectors enabled, extra patterns included): it fires on a
+    text whenever any of their triggers does. ``options`` are the configuration's option names;
+    an unknown one, like an unknown trigger, makes it fire on every text."""
+    if not enabled:
+        return RedactionGate(False, False, bytes(256), (), None)
+    unknown = [f"option {name!r}" for name in options if name not in KNOWN_REDACTION_OPTIONS]
+    every_text = False
+    chars: set[str] = set()
+    runs: set[tuple[int, frozenset[str]]] = set()
+    for rule in rules:
+        trigger: Any = rule.trigger
+        kind = type(trigger)
+        if kind not in KNOWN_TRIGGERS:
+            unknown.append(f"trigger {kind.__name__} of detector {rule.name!r}")
+        elif kind is Always:
+            every_text = True
+        elif kind is AnyChar:
+            if not trigger.chars.isascii():
+                unknown.append(f"non-ASCII AnyChar {trigger.chars!r} of {rule.name!r}")
+            chars.update(trigger.chars)
+        elif not (isinstance(trigger.min_digits, int) and trigger.separators.isascii()):
+            unknown.append(f"DigitRun {trigger!r} of {rule.name!r}")
+        else:
+            # The regex needs one digit at least; no text holds more than 2**31 characters.
+            runs.add((min(max(trigger.min_digits, 1), 2**31), frozenset(trigger.separators)))
+    # A run implied by another (fewer digits over more separators) adds nothing.
+    kept = sorted(
+        ((n, seps) for n, seps in runs
+         if not any((m, other) != (n, seps) and m <= n and seps <= other for m, other in runs)),
+        key=lambda run: (run[0], sorted(run[1])),
+    )  # fmt: skip
+    if len(kept) > _MAX_DIGIT_RUNS:
+        unknown.append(f"{len(kept)} digit-run triggers (C evaluates {_MAX_DIGIT_RUNS})")
+    if unknown:
+        every_text, chars, kept = True, set(), []
+    return RedactionGate(
+        enabled=True,
+        every_text=every_text,
+        any_char=byte_set(chars),
+        digit_runs=tuple(DigitRunGate(n, byte_set(seps)) for n, seps in kept),
+        scrubs_attribute=scrubs_attribute,
+        unknown=tuple(unknown),
+    )
+
+
+def redaction_gate(redactor: Redactor) -> RedactionGate:
+    """``compile_gate`` for a redactor: its enabled detectors and its configuration's options."""
+    return compile_gate(
+        redactor.detectors,
+        enabled=redactor.enabled,
+        scrubs_attribute=redactor.scrubs_attribute,
+        # Every field of the model: an option left at its default is in force all the same.
+        options=type(redactor.config).model_fields,
+    )
 
 
 def build_plan(
@@ -131,8 +260,13 @@ def build_plan(
     """Compile the native tables, or None when the extension is not built."""
     if _native is None:
         return None
-    redaction = redactor.config
-    detectors = set(redaction.detectors) if redaction.enabled else set()
+    gate = redaction_gate(redactor)
+    if gate.unknown:
+        log.warning(
+            "native fast path: the redaction gate does not know %s; every redactable text "
+            "takes the Python path",
+            ", ".join(gate.unknown),
+        )
     future_ns, age_ns = window_ns(validation)
     type_specs = []
     native_types = []
@@ -156,19 +290,12 @@ def build_plan(
             min(age_ns, _NS_CAP),
             max_value_bytes,
         ),
-        redaction=(
-            redaction.enabled,
-            "email" in detectors,
-            "ip" in detectors,
-            bool(detectors & {"ip", "card", "ssn", "phone"}),
-            redaction.enabled and bool(redaction.extra_patterns),
-            redactor.scrubs_attribute if redaction.enabled else None,
-        ),
+        redaction=gate,
         set_aside=tuple(sorted(SET_ASIDE_KEYS)),
         evaluation_event=conv.GENAI_EVALUATION_EVENT,
         types=tuple(type_specs),
     )
-    return NativeLogs(plan, native_types)
+    return NativeLogs(plan, native_types, gate)
 
 
 def _event_name(event_type: str) -> str:

@@ -11,6 +11,10 @@ every accepted event (and every dead letter) is confirmed by the sink, or raise 
 ``RetryableError`` so the client retries the whole request.
 
 Lifecycle: ``start`` once; ``shutdown`` idempotent and safe before ``start``.
+
+Redaction reload (``set_redaction``): the redactor and the native plan compiled from it are one
+immutable ``RedactionRules``, swapped by one assignment and read once per request, so a request
+never pairs one rule set's C gate with another's redactor.
 """
 
 from __future__ import annotations
@@ -59,6 +63,15 @@ M = TypeVar("M", bound=Message)
 
 # Room for the record's key, headers and batch framing under kafka.message_max_bytes.
 _RECORD_OVERHEAD_BYTES = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class RedactionRules:
+    """One rule set: the redactor and the native plan whose gate was compiled from it (None
+    when the fast path is off or not built). Replaced whole, never changed."""
+
+    redactor: Redactor
+    native: NativeLogs | None = None
 
 
 @dataclass(slots=True)
@@ -140,12 +153,10 @@ class Pipeline:
         self._sink = sink
         self._clock_ns = clock_ns
         self._validator = Validator(settings.validation)
-        self._redactor = Redactor(
-            settings.redaction, settings.validation.max_attribute_value_len
-        )
+        # Read once per request (``self._rules``), replaced by one assignment on reload.
+        self._rules = RedactionRules(self._redactor_for(settings.redaction))
         self._encoder: EventEncoder | None = None
         self._serializers: dict[EventType, AvroEventSerializer] = {}
-        self._native: NativeLogs | None = None
         self._dlq_topic = settings.kafka.dlq_topic
         self._max_value_bytes = settings.kafka.message_max_bytes - _RECORD_OVERHEAD_BYTES
         self._shut_down = False
@@ -160,7 +171,7 @@ class Pipeline:
         """Resolve schema ids and start the sink. Raises SchemaError/RegistryUnavailable."""
         self._serializers = self._resolve_serializers()
         self._encoder = EventEncoder(self._serializers, self.topics)
-        self._native = self._build_native(self._redactor)
+        self._rules = self._compile(self._rules.redactor.config)
         self._sink.start()
         self.started = True
         log.info("pipeline started; schema ids %s", self._encoder.schema_ids())
@@ -181,20 +192,30 @@ class Pipeline:
             serializers[event_type] = AvroEventSerializer(latest, schema_id)
         return serializers
 
-    def _build_native(self, redactor: Redactor) -> NativeLogs | None:
-        if not self._settings.receiver.native_fast_path:
-            return None
-        return build_plan(
+    def _compile(self, config: RedactionConfig) -> RedactionRules:
+        """A redactor for ``config`` and, once schemas are resolved, the native plan built
+        from that very redactor."""
+        redactor = self._redactor_for(config)
+        if not self._settings.receiver.native_fast_path or not self._serializers:
+            return RedactionRules(redactor)
+        native = build_plan(
             self._serializers, self.topics, self._settings.validation, redactor,
             self._max_value_bytes,
         )  # fmt: skip
+        return RedactionRules(redactor, native)
+
+    def _redactor_for(self, config: RedactionConfig) -> Redactor:
+        return Redactor(config, self._settings.validation.max_attribute_value_len)
+
+    @property
+    def rules(self) -> RedactionRules:
+        """The rule set the next request will use."""
+        return self._rules
 
     def set_redaction(self, config: RedactionConfig) -> None:
-        """Swap the redaction rules (config reload). Requests already running keep the old."""
-        redactor = Redactor(config, self._settings.validation.max_attribute_value_len)
-        native = self._build_native(redactor) if self._serializers else None
-        # One assignment each; a request reads both once (see export_logs_payload).
-        self._redactor, self._native = redactor, native
+        """Swap the redaction rules (config reload). Requests already running keep the old
+        pair whole: both are built first, then published by one assignment."""
+        self._rules = self._compile(config)
 
     def export_logs_payload(
         self,
@@ -203,15 +224,19 @@ class Pipeline:
         admit: Callable[[int], None] | None = None,
     ) -> ExportOutcome:
         """``export_logs`` for a serialized request. Raises ``InvalidRequest`` if undecodable."""
-        native, redactor = self._native, self._redactor
+        rules = self._rules  # the one read: this request's plan and redactor
+        native = rules.native
         if native is not None and self._encoder is not None and not self._shut_down:
             received_ns = self._clock_ns()
             result = native.export(payload, received_ns, client_id)
             if result is not None:
                 return self._process_native(
-                    result, payload, received_ns, redactor, client_id, admit
+                    result, payload, received_ns, rules.redactor, client_id, admit
                 )
-        return self.export_logs(decode(ExportLogsServiceRequest, payload), client_id, admit)
+        mapped = map_logs_request(decode(ExportLogsServiceRequest, payload))
+        return self._process(
+            mapped.feedback, mapped.ignored, client_id, admit, redactor=rules.redactor
+        )
 
     def export_traces_payload(
         self,
@@ -321,7 +346,7 @@ class Pipeline:
         # record, or (native path) its position among the request's feedback records.
         origins: list[RawFeedback | int] = []
         if redactor is None:
-            redactor = self._redactor  # one rule set per request, even across a reload
+            redactor = self._rules.redactor  # one rule set per request, even across a reload
 
         def encode(raw: RawFeedback) -> None:
             record = self._encode_one(

@@ -32,6 +32,7 @@ Kafka that refuses some events for good.
 
 from __future__ import annotations
 
+import json
 import math
 import operator
 import string
@@ -39,6 +40,7 @@ import struct
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -57,11 +59,14 @@ from otlp_feedback.encoding.outbound import OutboundRecord
 from otlp_feedback.errors import DeliveryFailed, InvalidRequest, RateLimited
 from otlp_feedback.events import EventType
 from otlp_feedback.mapping import convention as conv
+from otlp_feedback.native import redaction_gate
 from otlp_feedback.pipeline import Pipeline
 from otlp_feedback.registry.client import InMemoryRegistry
 from otlp_feedback.sinks.memory import InMemorySink
 from otlp_feedback.testing.observe import outcome_facts, record_facts
 from otlp_feedback.testing.otlp import to_any_value
+from otlp_feedback.validation.detectors import AnyChar, DetectorRule, DigitRun
+from otlp_feedback.validation.redaction import Redactor
 
 # Shared module fixtures on purpose: each example clears the sinks and compares stats deltas.
 PROPERTY = settings(
@@ -363,36 +368,86 @@ SPECIAL_CHARS = (
     "\x00\x01\x08\t\n\x0b\x0c\r\x1b\x1f\x7f\x80\x85\x9f\xa0\xad\u061c\u200b\u200d\u200e\u200f"
     "\u2028\u2029\u202a\u202e\u2066\u2069\ufeff\ufffd\U0001f600\U0001f44d\U0001f3fd\U0010ffff"
 )
-# Redaction triggers (and near misses): each detector, glued items, digits that are no PII.
-PII_SAMPLES = (
-    "jane.doe@example.com",
-    "mail me: jane@example.org!",
-    "a@b",
-    "+44 20 7946 0958",
-    "call (555) 123-4567 now",
-    "call (555) 234-5678 now",
-    "555-123-4567",
-    "10.0.0.1",
-    "999.1.1.1",
-    "fe80::1",
-    "::1",
-    "ratio 3:2",
-    "at 10:30",
-    "4111 1111 1111 1111",
-    "4111111111111111",
-    "4111111111111112",
-    "123-45-6789",
-    "order 12345",
-    "5 stars",
-    "v1.2.3.4.5",
-    "2024-01-01",
-    "1234567",
-    "id+4420794609",
-    "swordfish",
-    "hunter2",
-    "see TICKET-abc",
-    "555\x00-123-4567",
-    "jane\u202e@example.com",
+# --- PII: texts drawn from the redactor's own rules and the corpus ------------------------------
+
+# Every built-in detector on: the rules whose triggers the C gate must honour.
+RULES = Redactor(load_config().redaction).detectors
+# The variants' configured extra patterns (Always triggers): texts each regex matches.
+EXTRA_REGEXES = sorted(
+    {
+        pattern["regex"]
+        for overrides in VARIANTS.values()
+        for pattern in overrides.get("redaction", {}).get("extra_patterns", [])
+    }
+)
+PII_CORPUS_DIR = Path(__file__).resolve().parents[1] / "data" / "pii"
+
+
+def load_pii_corpus(folder: Path = PII_CORPUS_DIR) -> list[str]:
+    """The ``text`` of every case in ``folder`` (``*.json``: a list of cases or ``{"cases":
+    [...]}``; ``*.jsonl``: a case a line; a case is an object with ``text`` or a string).
+    Empty when there is no corpus."""
+    if not folder.is_dir():
+        return []
+    cases: list[Any] = []
+    for path in sorted(folder.iterdir()):
+        if path.suffix == ".jsonl":
+            lines = path.read_text(encoding="utf-8").splitlines()
+            cases.extend(json.loads(line) for line in lines if line.strip())
+        elif path.suffix == ".json":
+            loaded = json.loads(path.read_text(encoding="utf-8"))
+            cases.extend(loaded.get("cases", []) if isinstance(loaded, dict) else loaded)
+    texts = [c.get("text") if isinstance(c, dict) else c for c in cases]
+    return [t for t in texts if isinstance(t, str)]
+
+
+PII_CORPUS = load_pii_corpus()
+_WORD = st.text(string.ascii_letters + string.digits, min_size=1, max_size=8)
+
+
+def any_char_text(trigger: AnyChar) -> st.SearchStrategy[str]:
+    """Tokens joined by the trigger's characters, and dots and hyphens ("jo.x@ex-1.com")."""
+    glue = st.sampled_from(trigger.chars + ".-_")
+    return st.lists(st.tuples(_WORD, glue), min_size=1, max_size=4).map(
+        lambda parts: "".join(w + g for w, g in parts) + "com"
+    )
+
+
+@st.composite
+def digit_run_text(draw: st.DrawFn, trigger: DigitRun) -> str:
+    """Digit groups joined by the trigger's separators, around its digit count (one short of
+    it to a card's length), a separator repeated or mixed, a leading "+" or "(" when one is
+    a separator."""
+    low = max(trigger.min_digits - 1, 1)
+    total = draw(st.integers(low, max(low + 2, 19)))
+    digits = draw(st.text("0123456789", min_size=total, max_size=total))
+    cuts = sorted(draw(st.sets(st.integers(1, max(total - 1, 1)), max_size=4)))
+    groups = [digits[i:j] for i, j in zip([0, *cuts], [*cuts, total], strict=True) if i < j]
+    seps = trigger.separators or ""
+    if not seps:
+        return "".join(groups)
+    one = draw(st.sampled_from(seps))
+    mixed = st.sampled_from(seps)
+    text = groups[0]
+    for group in groups[1:]:
+        text += (one if draw(st.booleans()) else draw(mixed)) + group
+    lead = draw(st.sampled_from(["", *(c for c in "+(" if c in seps)]))
+    return lead + text
+
+
+def trigger_text(rule: DetectorRule) -> st.SearchStrategy[str]:
+    trigger = rule.trigger
+    if isinstance(trigger, AnyChar):
+        return any_char_text(trigger)
+    if isinstance(trigger, DigitRun):
+        return digit_run_text(trigger)
+    return st.nothing()  # Always: a text of its own regex (EXTRA_REGEXES)
+
+
+pii_text = st.one_of(
+    *(trigger_text(rule) for rule in RULES),
+    *(st.from_regex(regex, fullmatch=True) for regex in EXTRA_REGEXES),
+    *([st.sampled_from(PII_CORPUS)] if PII_CORPUS else []),
 )
 plain_text = st.text(alphabet=string.ascii_letters + " -_.,!?'", min_size=1, max_size=24)
 free_text = st.text(st.characters(codec="utf-8"), max_size=24)
@@ -402,14 +457,17 @@ long_text = st.builds(
     st.sampled_from(["a", "é", "\U0001f600", "7", "\x00", " ", "ab@"]),
     st.sampled_from([15, 16, 17, 63, 64, 65, 999, 1000, 1001, 4096, 4097]),
 )
-glued_text = st.lists(
-    st.one_of(plain_text, st.sampled_from(PII_SAMPLES), special_text), min_size=2, max_size=3
-).map(" ".join)
+# Items side by side or glued together ("...0958+44 20...": one hides the next until replaced).
+glued_text = st.builds(
+    str.join,
+    st.sampled_from([" ", "", ", "]),
+    st.lists(st.one_of(plain_text, pii_text, special_text), min_size=2, max_size=3),
+)
 texts = st.one_of(
     plain_text,
     free_text,
     special_text,
-    st.sampled_from(PII_SAMPLES),
+    pii_text,
     long_text,
     glued_text,
     st.just(""),
@@ -1303,3 +1361,43 @@ def test_nesting_around_the_depth_limit_gives_the_same_result(
     resource = _len_field(1, _len_field(1, attribute)) if where == "resource" else b""
     payload = _len_field(1, resource + _len_field(2, _len_field(2, record)))
     assert_equivalent(pairs("default"), payload)
+
+
+# --- the gate's soundness, on the same generated texts --------------------------------------------
+
+REDACTING_VARIANTS = [
+    name for name, overrides in VARIANTS.items()
+    if overrides.get("redaction", {}).get("enabled", True)
+]  # fmt: skip
+
+
+@PROPERTY
+@given(variant=st.sampled_from(REDACTING_VARIANTS), text=texts)
+def test_a_text_the_gate_passes_is_one_the_redactor_leaves_unchanged(
+    variant: str, text: str
+) -> None:
+    redactor = Redactor(load_config(**VARIANTS[variant]).redaction)
+    gate = redaction_gate(redactor)
+    fires = _native.gate_fires(gate, text)
+    if not fires:
+        assert redactor.redact_text(text) == text
+    # Each rule's trigger is necessary for its matches: where it does not fire, the scrub
+    # (run ungated) changes nothing. This is what lets C skip the detectors entirely.
+    for rule in redactor.detectors:
+        if not rule.trigger.fires(text):
+            assert rule.scrub(text) == text, rule.name
+    assert fires == any(rule.trigger.fires(text) for rule in redactor.detectors)
+
+
+@pytest.mark.parametrize("layout", ["jsonl", "json list", "json cases"])
+def test_the_pii_corpus_loader_reads_json_and_jsonl(tmp_path: Path, layout: str) -> None:
+    cases = [{"text": "call +44 20 7946 0958", "detector": "phone"}, "jo@example.com", {"x": 1}]
+    if layout == "jsonl":
+        body = "\n".join(json.dumps(c) for c in cases) + "\n\n"
+        (tmp_path / "corpus.jsonl").write_text(body, encoding="utf-8")
+    else:
+        loaded: Any = cases if layout == "json list" else {"cases": cases}
+        (tmp_path / "corpus.json").write_text(json.dumps(loaded), encoding="utf-8")
+    (tmp_path / "make_corpus.py").write_text("ignored", encoding="utf-8")
+    assert load_pii_corpus(tmp_path) == ["call +44 20 7946 0958", "jo@example.com"]
+    assert load_pii_corpus(tmp_path / "missing") == []

@@ -11,6 +11,7 @@ letters too), the ``ExportOutcome``, the calls to ``admit`` and the stats, or th
 from __future__ import annotations
 
 import importlib.util
+import logging
 import sys
 import threading
 from collections import Counter
@@ -26,7 +27,7 @@ from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs
 from otlp_builders import RECEIVED_NS, T0_NS
 
-from otlp_feedback.config import load_config
+from otlp_feedback.config import RedactionConfig, load_config
 from otlp_feedback.encoding.outbound import OutboundRecord
 from otlp_feedback.errors import DeliveryFailed, InvalidRequest, RateLimited, RequestTooLarge
 from otlp_feedback.pipeline import Pipeline
@@ -34,6 +35,8 @@ from otlp_feedback.registry.client import InMemoryRegistry
 from otlp_feedback.sinks.memory import InMemorySink
 from otlp_feedback.testing.observe import outcome_facts, record_facts
 from otlp_feedback.testing.otlp import logs_request, make_log_record, to_any_value
+from otlp_feedback.validation import redaction
+from otlp_feedback.validation.detectors import DetectorRule, builtin_detectors
 
 ROOT = Path(__file__).resolve().parents[2]
 TRACE_ID = bytes.fromhex("5b8efff798038103d269b633813fc60c")
@@ -325,6 +328,69 @@ def test_a_record_redaction_may_touch_is_deferred_and_redacted_as_python_does(
         "model_response" if carry == "explanation" else "user_feedback",
         "system_health",
     ]
+
+
+@dataclass(frozen=True)
+class EndsWithBang:
+    """A trigger kind the native plan does not know (fires when the text ends with "!")."""
+
+    def fires(self, text: str) -> bool:
+        return text.endswith("!")
+
+
+def _shouted(text: str) -> str:
+    return text[:-1] + " [SHOUT]" if text.endswith("!") else text
+
+
+class FutureRedactionConfig(RedactionConfig):
+    """A redaction option the native plan has not been told about."""
+
+    mask_style: str = "brackets"
+
+
+_UNKNOWN_TO_THE_PLAN = ["trigger", "option"]
+
+
+@pytest.mark.parametrize("unknown", _UNKNOWN_TO_THE_PLAN)
+def test_a_redaction_rule_the_plan_does_not_know_defers_every_redactable_text(
+    make_pair: Callable[..., Pair],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    unknown: str,
+) -> None:
+    if unknown == "trigger":
+        # A detector whose trigger is of a new kind, as a detector author might add one.
+        shout = DetectorRule("shout", EndsWithBang(), _shouted)  # type: ignore[arg-type]
+        monkeypatch.setattr(
+            redaction, "builtin_detectors", lambda enabled: (*builtin_detectors(enabled), shout)
+        )
+    with caplog.at_level(logging.WARNING, logger="otlp_feedback.native"):
+        pair = make_pair()
+        if unknown == "option":
+            config = FutureRedactionConfig()
+            pair.fast.set_redaction(config)
+            pair.slow.set_redaction(config)
+    warnings = [r.getMessage() for r in caplog.records if "redaction gate" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert ("EndsWithBang" if unknown == "trigger" else "'mask_style'") in warnings[0]
+    rules = pair.fast.rules
+    assert rules.native is not None and rules.native.gate.every_text
+
+    # Redactable texts (comment, body, a value under *comment*), every type, however plain:
+    # all deferred. What nothing redacts (no redactable text) stays native.
+    payload = payload_of(
+        record("user_feedback", {"feedback.comment": "great answer!"}),
+        record("user_feedback", body="plain words"),
+        record("system_health", {"x.comment": "ok"}),
+        record("system_health"),
+        record("performance_metrics"),
+    )
+    result = pair.compare(payload)
+    assert result.outcome["accepted"] == 5
+    assert (result.native_events, result.native_deferred) == (2, 3)
+    expected = {"user_feedback": 1} if unknown == "trigger" else {}
+    assert dict(result.outcome["redacted_by_type"]) == expected
+    assert pair.fast.stats.native_deferred == 3  # the otlp_feedback_native_records_total counter
 
 
 def _unknown_in_record() -> bytes:

@@ -1,20 +1,25 @@
 """The native fast path's building blocks, each held to the Python code it stands in for: the
-id hash, the timestamp rounding, redaction's digit-span gate, the control-character set, and the
-plan compiled from the models (which must cover every event type)."""
+id hash, the timestamp rounding, the redaction gate (each detector trigger kind, held to its
+``Trigger.fires``), the control-character set, and the plan compiled from the models (which
+must cover every event type)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import re
+import string
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from otlp_feedback import native
-from otlp_feedback.config import load_config
+from otlp_feedback.config import RedactionConfig, load_config
 from otlp_feedback.encoding import AvroEventSerializer, load_schemas
 from otlp_feedback.encoding.schemas import LocalSchema
 from otlp_feedback.events import EVENT_TYPES
@@ -22,6 +27,7 @@ from otlp_feedback.pipeline import Pipeline
 from otlp_feedback.registry.client import InMemoryRegistry
 from otlp_feedback.sinks.memory import InMemorySink
 from otlp_feedback.testing.otlp import logs_request, make_log_record
+from otlp_feedback.validation.detectors import Always, AnyChar, DetectorRule, DigitRun
 from otlp_feedback.validation.redaction import Redactor
 from otlp_feedback.validation.validator import CONTROL_CHARACTERS
 
@@ -33,8 +39,6 @@ if native.AVAILABLE:
     from otlp_feedback import _native
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# The C gate's digit span (until the gate reads the detectors' declared triggers).
-_DIGITS_SPAN = re.compile(r"[0-9][0-9 ().+-]{5,}[0-9]")
 # Characters near every boundary CONTROL_CHARACTERS draws, plus ordinary text and emoji.
 _EDGES = "".join(
     chr(c)
@@ -65,9 +69,92 @@ def test_micros_on_half_microseconds(ns: int) -> None:
     assert _native.micros(ns) == expected
 
 
-@given(st.text(alphabet="0123456789 ().+-ab#/", max_size=40))
-def test_digit_span_gate_is_the_regex(text: str) -> None:
-    assert _native.digits_span(text) == (_DIGITS_SPAN.search(text) is not None)
+# --- the redaction gate: C's evaluation of each trigger, held to Trigger.fires ------------------
+
+# What triggers are made of: ASCII punctuation and letters (a trigger may name any ASCII char).
+_TRIGGER_CHARS = string.punctuation + " \t" + string.ascii_letters
+_NON_ASCII = "é€\u00a0\u0660\uff10\U0001f600"  # incl. Arabic-Indic and fullwidth digits
+any_chars = st.builds(AnyChar, st.text(st.sampled_from(_TRIGGER_CHARS), max_size=4))
+digit_runs = st.builds(
+    DigitRun,
+    st.integers(min_value=-1, max_value=20),
+    st.text(st.sampled_from(_TRIGGER_CHARS), max_size=6),
+)
+triggers = st.one_of(any_chars, digit_runs, st.just(Always()))
+
+
+def _alphabet(rules: Sequence[Any]) -> str:
+    """The triggers' own characters and separators, digits, letters and non-ASCII text."""
+    own = "".join(
+        getattr(t, "chars", "") + getattr(t, "separators", "") for t in rules
+    )
+    return own + string.digits * 2 + "ab Z" + _NON_ASCII
+
+
+@st.composite
+def triggers_and_text(draw: st.DrawFn, rules: st.SearchStrategy[list[Any]]) -> tuple[Any, str]:
+    drawn = draw(rules)
+    text = draw(st.text(st.sampled_from(_alphabet(drawn)), max_size=40))
+    return drawn, text
+
+
+def _gate(*rule_triggers: Any) -> native.RedactionGate:
+    return native.compile_gate([DetectorRule(f"r{i}", t, str) for i, t in enumerate(rule_triggers)])
+
+
+@pytest.mark.parametrize("kind", ["AnyChar", "DigitRun", "Always"])
+@given(data=st.data())
+def test_each_trigger_kind_fires_in_c_exactly_as_in_python(kind: str, data: st.DataObject) -> None:
+    strategy = {"AnyChar": any_chars, "DigitRun": digit_runs, "Always": st.just(Always())}[kind]
+    (trigger,), text = data.draw(triggers_and_text(st.lists(strategy, min_size=1, max_size=1)))
+    assert _native.gate_fires(_gate(trigger), text) == trigger.fires(text)
+
+
+@given(triggers_and_text(st.lists(triggers, max_size=6)))
+def test_a_gate_over_several_triggers_fires_when_any_of_them_does(case: tuple[Any, str]) -> None:
+    # Merged AnyChar sets, DigitRuns another one implies dropped: the verdict must not move.
+    rules, text = case
+    assert _native.gate_fires(_gate(*rules), text) == any(t.fires(text) for t in rules)
+
+
+@given(st.data())
+def test_the_default_redactors_gate_is_its_detectors_triggers(data: st.DataObject) -> None:
+    redactor = Redactor(load_config().redaction)
+    rules = [rule.trigger for rule in redactor.detectors]
+    text = data.draw(st.text(st.sampled_from(_alphabet(rules)), max_size=40))
+    gate = native.redaction_gate(redactor)
+    assert _native.gate_fires(gate, text) == any(t.fires(text) for t in rules)
+
+
+def test_a_gate_fires_on_no_text_when_redaction_is_off() -> None:
+    gate = native.redaction_gate(Redactor(load_config(redaction={"enabled": False}).redaction))
+    assert not gate.enabled
+    assert not any(_native.gate_fires(gate, text) for text in ("", "a@b", "+44 20 7946 0958"))
+
+
+@dataclass(frozen=True)
+class _Unknown:
+    def fires(self, text: str) -> bool:
+        return False
+
+
+@pytest.mark.parametrize(
+    "trigger",
+    [_Unknown(), AnyChar("é"), DigitRun(4, "\u00a0")],
+    ids=["unknown kind", "non-ASCII AnyChar", "non-ASCII separator"],
+)
+def test_a_trigger_the_gate_cannot_evaluate_makes_it_fire_on_every_text(trigger: Any) -> None:
+    gate = _gate(AnyChar("@"), trigger)
+    assert gate.every_text and gate.unknown
+    assert all(_native.gate_fires(gate, text) for text in ("", "plain", "a@b"))
+
+
+def test_a_redaction_option_the_gate_does_not_know_makes_it_fire_on_every_text() -> None:
+    gate = native.compile_gate([], options=["enabled", "colour_of_placeholders"])
+    assert gate.every_text and gate.unknown == ("option 'colour_of_placeholders'",)
+    known = native.compile_gate([], options=list(RedactionConfig.model_fields))
+    assert not known.every_text and not known.unknown
+    assert not _native.gate_fires(known, "anything at all: 1234567890 a@b")
 
 
 @given(st.text(alphabet=st.sampled_from(_EDGES + "abc ü€"), max_size=20))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from io import BytesIO
+from typing import Any
 
 import pytest
 from fastavro import schemaless_reader
@@ -17,6 +18,7 @@ from otlp_builders import (
     logs_request,
 )
 
+from otlp_feedback import native
 from otlp_feedback.config import Settings, load_config
 from otlp_feedback.encoding import load_schemas
 from otlp_feedback.errors import (
@@ -28,9 +30,11 @@ from otlp_feedback.errors import (
     SinkUnavailable,
 )
 from otlp_feedback.events import EVENT_TYPES
+from otlp_feedback.native import NativeLogs
 from otlp_feedback.pipeline import ExportOutcome, Pipeline, subject_for
 from otlp_feedback.registry.client import InMemoryRegistry
 from otlp_feedback.sinks.memory import InMemorySink
+from otlp_feedback.validation.redaction import Redactor
 
 SCHEMAS = load_schemas()
 
@@ -274,3 +278,62 @@ def test_invalid_records_are_dead_lettered_with_their_reason(
     reasons = {dict(r.headers)["reason"] for r in letters}
     assert any(b"feedback.rating" in reason for reason in reasons)
     assert {r.key for r in letters} >= {b"bad-1"}
+
+
+# --- redaction reload ---------------------------------------------------------------------------
+
+
+def _holds_rules(value: object) -> bool:
+    """Whether an attribute read hands out redaction rules: a redactor, a native plan, or an
+    object carrying one (whatever the pipeline calls them)."""
+    rule_types = (Redactor, NativeLogs)
+    return isinstance(value, rule_types) or any(
+        isinstance(getattr(value, name, None), rule_types) for name in ("redactor", "native")
+    )
+
+
+@pytest.mark.skipif(not native.AVAILABLE, reason="native extension not built")
+def test_a_reload_between_a_requests_reads_cannot_pair_old_and_new_rules(
+    sink: InMemorySink,
+) -> None:
+    # Redaction off, then on. A request reads its rules; a reload lands right after that first
+    # read; the request goes on. Had it read the redactor and the native plan separately, it
+    # would pair the old plan (no gate: the e-mail in the first comment is encoded by C as is)
+    # with the new redactor (the deferred second record's e-mail is scrubbed). One read serves
+    # both, so the request keeps the rules it began with, whole.
+    new_rules = load_config().redaction
+
+    class ReloadAfterFirstRead(Pipeline):
+        armed = False
+
+        def __getattribute__(self, name: str) -> Any:
+            value = super().__getattribute__(name)
+            if object.__getattribute__(self, "armed") and _holds_rules(value):
+                self.armed = False
+                self.set_redaction(new_rules)
+            return value
+
+    pipeline = ReloadAfterFirstRead(
+        load_config(redaction={"enabled": False}), InMemoryRegistry(), sink,
+        clock_ns=lambda: RECEIVED_NS,
+    )  # fmt: skip
+    pipeline.start()
+    payload = logs_request(
+        log_record("feedback.user_feedback", {**MINIMAL["user_feedback"],
+                                              "feedback.comment": "mail jane@example.com"}),
+        # A control character to strip: C defers this record to Python.
+        log_record("feedback.user_feedback", {**MINIMAL["user_feedback"],
+                                              "feedback.comment": "mail\x1b jane@example.com"}),
+    ).SerializeToString()  # fmt: skip
+
+    pipeline.armed = True
+    outcome = pipeline.export_logs_payload(payload)
+    assert not pipeline.armed, "the reload did not happen mid-request"
+    assert (outcome.native, outcome.deferred) == (1, 1)
+    assert outcome.redacted_by_type == {}, "old plan paired with the new redactor"
+
+    sink.records.clear()
+    outcome = pipeline.export_logs_payload(payload)  # the next request: the new rules, whole
+    assert outcome.redacted_by_type == {"user_feedback": 2}
+    assert (outcome.native, outcome.deferred) == (0, 2)
+    pipeline.shutdown(1.0)
