@@ -223,7 +223,8 @@ def test_leftover_span_and_event_attributes_go_to_attributes_but_resource_ones_d
         {"http.route": "/chat", "app.tier": "gold"},
         [
             span_event(
-                "feedback.user_feedback", {"session.id": "s", "feedback.rating": 4, "app.tier": "free"}
+                "feedback.user_feedback",
+                {"session.id": "s", "feedback.rating": 4, "app.tier": "free"},
             )
         ],
     )
