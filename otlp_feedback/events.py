@@ -56,7 +56,6 @@ def _is_plain_str(annotation: Any) -> bool:
     return annotation is str
 
 
-
 class FeedbackEvent(BaseModel):
     """The envelope every event carries.
 
@@ -109,13 +108,10 @@ class FeedbackEvent(BaseModel):
     @classmethod
     def _ints_as_text(cls, data: Any) -> Any:
         """An int sent where a plain string is expected becomes its decimal text (lossless)."""
-        if isinstance(data, dict) and any(
-            type(data.get(name)) is int for name in cls.text_fields  # not bool
-        ):
-            data = {
-                k: str(v) if type(v) is int and k in cls.text_fields else v
-                for k, v in data.items()
-            }
+        text = cls.text_fields
+        # ``type(v) is int``, not isinstance: a bool is an int too, and stays refused.
+        if isinstance(data, dict) and any(type(data.get(name)) is int for name in text):
+            data = {k: str(v) if k in text and type(v) is int else v for k, v in data.items()}
         return data
 
     @model_validator(mode="after")
