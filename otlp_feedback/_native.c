@@ -494,6 +494,8 @@ typedef struct {
     int body_field;
     int n_kafka_key;
     int kafka_key[4];
+    int n_one_of;   /* the event needs at least one of these fields (0: no such rule) */
+    int one_of[MAX_FIELDS];
 } TypeSpec;
 
 #define MAX_TYPES 8
@@ -582,12 +584,12 @@ static int parse_field_spec(Plan *plan, PyObject *t, FieldSpec *f) {
 
 static int parse_type_spec(Plan *plan, PyObject *t, TypeSpec *ts) {
     /* (native, event_name, event_type, topic, header(5 bytes), type_header, version_header,
-     *  fields, keys, prefix, prefix_field, known, body_field, kafka_key) */
-    PyObject *event_name, *header, *fields, *keys, *prefix, *known, *kafka_key;
-    if (!PyArg_ParseTuple(t, "pOUUSOOOOUiOiO", &ts->native, &event_name, &ts->event_type,
+     *  fields, keys, prefix, prefix_field, known, body_field, kafka_key, one_of) */
+    PyObject *event_name, *header, *fields, *keys, *prefix, *known, *kafka_key, *one_of;
+    if (!PyArg_ParseTuple(t, "pOUUSOOOOUiOiOO", &ts->native, &event_name, &ts->event_type,
                           &ts->topic, &header, &ts->type_header, &ts->version_header, &fields,
                           &keys, &prefix, &ts->prefix_field, &known, &ts->body_field,
-                          &kafka_key))
+                          &kafka_key, &one_of))
         return -1;
     if (spec_slice(plan, event_name, &ts->event_name) < 0) return -1;
     if (spec_slice(plan, ts->event_type, &ts->event_type_utf8) < 0) return -1;
@@ -609,8 +611,9 @@ static int parse_type_spec(Plan *plan, PyObject *t, TypeSpec *ts) {
     for (int i = 0; i < ts->n_fields; i++)
         if (parse_field_spec(plan, PyTuple_GET_ITEM(fields, i), &ts->fields[i]) < 0) return -1;
     if (!PyTuple_Check(keys) || !PyTuple_Check(known) || !PyTuple_Check(kafka_key) ||
-        PyTuple_GET_SIZE(kafka_key) > 4) {
-        PyErr_SetString(PyExc_ValueError, "plan: keys, known and kafka_key are tuples");
+        PyTuple_GET_SIZE(kafka_key) > 4 || !PyTuple_Check(one_of) ||
+        PyTuple_GET_SIZE(one_of) > MAX_FIELDS) {
+        PyErr_SetString(PyExc_ValueError, "plan: keys, known, kafka_key and one_of are tuples");
         return -1;
     }
     Py_ssize_t nk = PyTuple_GET_SIZE(keys);
@@ -655,6 +658,16 @@ static int parse_type_spec(Plan *plan, PyObject *t, TypeSpec *ts) {
             return -1;
         }
         ts->kafka_key[i] = (int)v;
+    }
+    ts->n_one_of = (int)PyTuple_GET_SIZE(one_of);
+    for (int i = 0; i < ts->n_one_of; i++) {
+        long long v;
+        if (spec_long(PyTuple_GET_ITEM(one_of, i), &v) < 0) return -1;
+        if (v < 0 || v >= ts->n_fields) {
+            PyErr_SetString(PyExc_ValueError, "plan: one_of names an unknown field");
+            return -1;
+        }
+        ts->one_of[i] = (int)v;
     }
     if (ts->prefix_field >= ts->n_fields || ts->body_field >= ts->n_fields) {
         PyErr_SetString(PyExc_ValueError, "plan: field index out of range");
@@ -1068,6 +1081,14 @@ static int encode_record(Call *c, const TypeSpec *ts, const Record *rec, Parts *
         slot[ts->body_field].set = 2;
         slot[ts->body_field].v.kind = V_STR;
         slot[ts->body_field].v.s = rec->body_text;
+    }
+
+    /* None of the fields the event needs one of (user feedback without a rating, thumbs or
+     * comment): a rejection, which the Python path words. */
+    if (ts->n_one_of) {
+        int any = 0;
+        for (int i = 0; i < ts->n_one_of; i++) any |= slot[ts->one_of[i]].set != 0;
+        if (!any) return RC_DEFER;
     }
 
     /* Timestamps. */

@@ -13,10 +13,14 @@ Who uses this: ``validation`` builds these from mapped attributes; ``encoding`` 
 
 from __future__ import annotations
 
+import types
+import typing
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal
+from types import MappingProxyType
+from typing import Annotated, Any, ClassVar, Final, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic_core import PydanticCustomError
 
 EventType = Literal[
     "user_feedback",
@@ -34,6 +38,24 @@ Percent = Annotated[float, Field(ge=0.0, le=100.0, allow_inf_nan=False)]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
 
+READ_BACK_KEY: Final = "read_back"
+READ_BACK: Final = MappingProxyType({READ_BACK_KEY: True})
+"""Validation context for events read back from Kafka: a rule added after an event was written
+(``needs_one_of``) must not make it unreadable."""
+
+
+def _is_plain_str(annotation: Any) -> bool:
+    """``str``, ``str | None`` or an ``Annotated`` str (constraints aside); not a ``Literal``."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(members) != 1:
+            return False
+        annotation = members[0]
+    if typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    return annotation is str
+
+
 class FeedbackEvent(BaseModel):
     """The envelope every event carries.
 
@@ -41,15 +63,23 @@ class FeedbackEvent(BaseModel):
     retried export yields the same id and consumers can drop duplicates.
     """
 
-    # Numbers sent where a string is expected (an integer session.id) are taken as their text.
-    model_config = ConfigDict(
-        frozen=True, extra="forbid", str_max_length=65536, coerce_numbers_to_str=True
-    )
+    # OTLP attributes are typed, so a value of another type is a sender bug to report, not to
+    # paper over: strict mode refuses bool -> number, string -> number, float -> int, number ->
+    # bool and so on. Two lossless widenings are kept (README, "Accepted value types"): an int
+    # where a double is expected (strict mode allows it) and an int where a plain string is
+    # expected, taken as its decimal text (numeric ids: ``_ints_as_text`` below).
+    model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=65536, strict=True)
 
     event_type: ClassVar[EventType]
     # The record key keeps related events in one partition: the first of these fields that is
     # set (overridden per type). Data rather than code so the native encoder reads it too.
     kafka_key_fields: ClassVar[tuple[str, ...]] = ("request_id", "trace_id")
+    # An event needs at least one of these fields (none: no such rule). Data rather than code so
+    # the native plan reads it too.
+    needs_one_of: ClassVar[tuple[str, ...]] = ()
+    # The plain string fields (not literals, not list items), which take an int as its text.
+    # Derived from the annotations when a model class is defined.
+    text_fields: ClassVar[frozenset[str]] = frozenset()
 
     event_id: Annotated[str, Field(min_length=1, max_length=128)]
     timestamp: datetime
@@ -66,6 +96,38 @@ class FeedbackEvent(BaseModel):
     # Set by the pipeline, never from what the sender sent (mapping maps no attribute to them).
     client_id: str | None = None  # the authenticated sender; None when auth is off
     redacted_fields: list[str] = Field(default_factory=list)  # e.g. comment, attributes.<key>
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        cls.text_fields = frozenset(
+            name for name, info in cls.model_fields.items() if _is_plain_str(info.annotation)
+        )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ints_as_text(cls, data: Any) -> Any:
+        """An int sent where a plain string is expected becomes its decimal text (lossless)."""
+        text = cls.text_fields
+        # ``type(v) is int``, not isinstance: a bool is an int too, and stays refused.
+        if isinstance(data, dict) and any(type(data.get(name)) is int for name in text):
+            data = {k: str(v) if k in text and type(v) is int else v for k, v in data.items()}
+        return data
+
+    @model_validator(mode="after")
+    def _has_one_of(self, info: ValidationInfo) -> Self:
+        names = self.needs_one_of
+        if (
+            names
+            and all(self.__dict__[name] is None for name in names)
+            and not (info.context and info.context.get(READ_BACK_KEY))
+        ):
+            raise PydanticCustomError(
+                "needs_one_of",
+                "needs at least one of {fields}",
+                {"fields": ", ".join(names)},
+            )
+        return self
 
     def kafka_key(self) -> str | None:
         """The record key: the first non-empty ``kafka_key_fields`` value.
@@ -85,6 +147,7 @@ class UserFeedback(FeedbackEvent):
 
     event_type: ClassVar[EventType] = "user_feedback"
     kafka_key_fields: ClassVar[tuple[str, ...]] = ("session_id",)
+    needs_one_of: ClassVar[tuple[str, ...]] = ("rating", "thumbs", "comment")
 
     session_id: Annotated[str, Field(min_length=1)]
     rating: Annotated[float, Field(ge=0.0, le=5.0, allow_inf_nan=False)] | None = None

@@ -7,7 +7,8 @@ tenth of that, and hands everything else back:
 
 - a feedback record it cannot prove the Python path would accept unchanged (a value of another
   type than the field's, out of range, too long, a control character to strip or reject, text
-  that redaction might touch, ``gen_ai.evaluation.result``, a key/value body, a record whose
+  that redaction might touch, none of the fields the model ``needs_one_of``,
+  ``gen_ai.evaluation.result``, a key/value body, a record whose
   bytes are not protobuf's canonical encoding so its content id could differ) is **deferred**:
   the pipeline maps, validates, rejects or redacts it with the Python stages, exactly as before;
 - a request it cannot parse exactly as protobuf would (unknown fields, a repeated singular
@@ -320,7 +321,7 @@ def _python_only(event_type: str, serializer: AvroEventSerializer, topic: str) -
     header, type_header, version_header = _headers(event_type, serializer)
     return (
         False, _event_name(event_type), event_type, topic, header, type_header, version_header,
-        (), (), "", -1, (), -1, (),
+        (), (), "", -1, (), -1, (), (),
     )  # fmt: skip
 
 
@@ -344,6 +345,9 @@ def _type_spec(
         for name, candidates in FIELD_PLAN[event_type]
         for rank, key in enumerate(candidates)
     ]
+    one_of = tuple(index[name] for name in model.needs_one_of)
+    if any(fields[i][0] != SRC_ATTR for i in one_of):
+        raise UnsupportedForNative("needs_one_of names a field not read from an attribute")
     header, type_header, version_header = _headers(event_type, serializer)
     body_field = index["comment"] if event_type == "user_feedback" else -1
     return (
@@ -361,6 +365,7 @@ def _type_spec(
         tuple(conv.FIELD_KEYS[event_type]),
         body_field,
         tuple(index[name] for name in model.kafka_key_fields),
+        one_of,
     )
 
 

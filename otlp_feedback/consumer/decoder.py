@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from otlp_feedback.encoding.schemas import LocalSchema, SchemaSet, load_schemas
 from otlp_feedback.errors import CorruptFrame, SchemaError, UnknownSchemaId, UnreadableRecord
-from otlp_feedback.events import EVENT_MODELS, EventType, FeedbackEvent
+from otlp_feedback.events import EVENT_MODELS, READ_BACK, EventType, FeedbackEvent
 from otlp_feedback.registry.client import SchemaRegistry
 
 MAGIC_BYTE = 0
@@ -129,7 +129,8 @@ class EventDecoder:
         if not isinstance(record, dict):
             raise UnreadableRecord(f"schema id {schema_id} does not describe a record")
         try:
-            return EVENT_MODELS[event_type].model_validate(record)
+            # READ_BACK: events written before a rule (needs_one_of) was added stay readable.
+            return EVENT_MODELS[event_type].model_validate(record, context=READ_BACK)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])

@@ -235,9 +235,55 @@ def _explain(exc: ValidationError, raw: RawFeedback, redactor: Redactor) -> str:
         if err["type"] == "missing":
             parts.append(f"{key} is required")
             continue
+        if err["type"] == "needs_one_of":
+            names = EVENT_MODELS[raw.event_type].needs_one_of
+            keys = ", ".join(_FIELD_TO_KEY[raw.event_type].get(n, n) for n in names)
+            parts.append(f"{raw.event_type} needs at least one of {keys}")
+            continue
+        expected = _EXPECTED.get(err["type"])
+        if expected is not None:
+            # A strict type mismatch: say what the field takes and which OTLP type was sent.
+            if len(loc) == 1 and field in EVENT_MODELS[raw.event_type].text_fields:
+                expected = "a string or an int"
+            elif len(loc) > 1 and isinstance(loc[1], int):
+                key = f"{key}[{loc[1]}]"  # an array item
+            value = err.get("input")
+            shown = redactor.quote(value, _MAX_SHOWN_VALUE)
+            parts.append(f"{key}: expected {expected}, got {_otlp_type(value)} ({shown})")
+            continue
         shown = redactor.quote(err.get("input"), _MAX_SHOWN_VALUE)
         parts.append(f"{key}: {err['msg']} (got {shown})")
     return "; ".join(parts)
+
+
+# Strict type errors -> what the field takes (README, "Accepted value types").
+_EXPECTED = {
+    "string_type": "a string",
+    "float_type": "a number (double or int)",
+    "int_type": "an int",
+    "bool_type": "a bool",
+    "list_type": "an array of strings",
+    "dict_type": "a key/value list",
+}
+
+
+def _otlp_type(value: AttrValue) -> str:
+    """The ``AnyValue`` case a mapped value came from, as a rejection names it."""
+    if isinstance(value, bool):
+        return "a bool"
+    if isinstance(value, int):
+        return "an int"
+    if isinstance(value, float):
+        return "a double"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bytes):
+        return "bytes"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a key/value list"
+    return "an empty value" if value is None else type(value).__name__
 
 
 def _clip(text: str, limit: int) -> str:

@@ -344,3 +344,94 @@ def _only(
 
 def value_type(record: dict[str, Any]) -> str:
     return str(record["headers"]["event_type"].decode())
+
+
+class _RecordingStub:
+    """Wraps an SDK exporter's gRPC stub to keep each Export response: the SDK drops them, and
+    with them ``partial_success``, which is what the sender is told about rejected records."""
+
+    def __init__(self, stub: Any) -> None:
+        self._stub = stub
+        self.responses: list[Any] = []
+
+    def Export(self, *args: Any, **kwargs: Any) -> Any:  # the gRPC method's name
+        response = self._stub.Export(*args, **kwargs)
+        self.responses.append(response)
+        return response
+
+
+NEEDS_ONE = "user_feedback needs at least one of feedback.rating, feedback.thumbs, feedback.comment"
+
+
+def test_mistyped_values_and_feedback_without_rating_thumbs_or_comment_are_rejected(
+    app: FeedbackApp, kafka_reader: Callable[..., list[dict[str, Any]]]
+) -> None:
+    endpoint = f"127.0.0.1:{app.port}"
+    log_exporter = OTLPLogExporter(endpoint=endpoint, insecure=True)
+    span_exporter = OTLPSpanExporter(endpoint=endpoint, insecure=True)
+    log_stub = log_exporter._client = _RecordingStub(log_exporter._client)
+    span_stub = span_exporter._client = _RecordingStub(span_exporter._client)
+    logs = LoggerProvider(resource=RESOURCE)
+    logs.add_log_record_processor(SimpleLogRecordProcessor(log_exporter))
+    traces = TracerProvider(resource=RESOURCE)
+    traces.add_span_processor(SimpleSpanProcessor(span_exporter))
+    try:
+        logger = logs.get_logger("feedback-widget")
+        bad: dict[str, dict[str, Any]] = {
+            "bad-1": {},  # a session and nothing said
+            "bad-2": {"feedback.rating": True},
+            "bad-3": {"feedback.rating": "5"},
+            "bad-4": {"feedback.rating": 4, "feedback.tags": ["ok", 7]},
+        }
+        for session, attributes in bad.items():
+            logger.emit(
+                event_name="feedback.user_feedback",
+                timestamp=T0,
+                attributes={"session.id": session, **attributes},
+            )
+        logger.emit(
+            event_name="feedback.performance_metrics",
+            timestamp=T0,
+            attributes={"gen_ai.request.model": "m", "gen_ai.usage.input_tokens": 12.0},
+        )
+        # The widenings and a string body as the comment: accepted.
+        logger.emit(
+            event_name="feedback.user_feedback",
+            timestamp=T0,
+            attributes={"session.id": 42, "feedback.rating": 5},
+        )
+        logger.emit(
+            event_name="feedback.user_feedback",
+            timestamp=T0,
+            body="Nice",
+            attributes={"session.id": "good-body"},
+        )
+        span = traces.get_tracer("llm-client").start_span("POST /chat", start_time=T0)
+        span.add_event("feedback.user_feedback", {"session.id": "bad-span"}, timestamp=T0)
+        span.end(end_time=T0 + 1_000_000)
+        assert logs.force_flush() and traces.force_flush()
+    finally:
+        logs.shutdown()
+        traces.shutdown()
+
+    assert sum(r.partial_success.rejected_log_records for r in log_stub.responses) == 5
+    messages = "\n".join(r.partial_success.error_message for r in log_stub.responses)
+    for reason in (
+        NEEDS_ONE,
+        "feedback.rating: expected a number (double or int), got a bool (True)",
+        "feedback.rating: expected a number (double or int), got a string ('5')",
+        "feedback.tags[1]: expected a string, got an int (7)",
+        "gen_ai.usage.input_tokens: expected an int, got a double (12.0)",
+    ):
+        assert reason in messages
+    (span_response,) = span_stub.responses
+    assert span_response.partial_success.rejected_spans == 1
+    assert NEEDS_ONE in span_response.partial_success.error_message
+
+    # Only the two good records reach the event topics (the reader drains for strays too).
+    delivered = kafka_reader(2)
+    assert sorted((r["value"]["session_id"], r["value"]["rating"]) for r in delivered) == [
+        ("42", 5.0),
+        ("good-body", None),
+    ]
+    assert app.pipeline.stats.accepted == 2 and app.pipeline.stats.rejected == 6

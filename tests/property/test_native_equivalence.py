@@ -57,7 +57,7 @@ from otlp_feedback import _native
 from otlp_feedback.config import load_config
 from otlp_feedback.encoding.outbound import OutboundRecord
 from otlp_feedback.errors import DeliveryFailed, InvalidRequest, RateLimited
-from otlp_feedback.events import EventType
+from otlp_feedback.events import EVENT_MODELS, EventType
 from otlp_feedback.mapping import convention as conv
 from otlp_feedback.native import redaction_gate
 from otlp_feedback.pipeline import Pipeline
@@ -741,15 +741,29 @@ _NO_BODY = object()
 SEVERITIES: tuple[Any, ...] = (0, 9, 17, 24, 99, -1, -5, -(2**31))
 
 
+# Per event name: the keys of the fields its model ``needs_one_of`` (user feedback: rating,
+# thumbs, comment); a valid record sends one of them.
+ONE_OF: dict[str, tuple[str, ...]] = {
+    name: tuple(conv.FIELD_KEYS[t][f][0] for f in EVENT_MODELS[t].needs_one_of)
+    for name, t in conv.FEEDBACK_EVENT_NAMES.items()
+    if EVENT_MODELS[t].needs_one_of
+}
+
+
 @st.composite
 def feedback_pairs(draw: st.DrawFn, name: str, simple: bool) -> list[tuple[str, Any]]:
-    """Attributes for a record named ``name``: its required keys (mostly), some optional ones."""
+    """Attributes for a record named ``name``: its required keys (mostly), one of the keys it
+    needs one of (mostly), some optional ones."""
     table = SIMPLE if simple else VALID
     pairs = []
     for key in REQUIRED[name]:
         if simple or draw(st.integers(0, 9)):
             valid = table.get(key, plain_text)
             pairs.append((key, draw(valid if simple else mostly(valid))))
+    if name in ONE_OF and (simple or draw(st.integers(0, 9))):
+        key = draw(st.sampled_from(ONE_OF[name]))
+        valid = table.get(key, plain_text)
+        pairs.append((key, draw(valid if simple else mostly(valid))))
     for key in draw(st.lists(st.sampled_from(OPTIONAL[name]), max_size=6, unique=True)):
         valid = table.get(key, plain_text)
         pairs.append((key, draw(valid if simple else st.one_of(mostly(valid), OUT_OF_RANGE))))

@@ -109,7 +109,14 @@ def _field_values(info: FieldInfo) -> st.SearchStrategy[Any]:
 def events_of(model: type[FeedbackEvent]) -> st.SearchStrategy[FeedbackEvent]:
     required = {n: _field_values(f) for n, f in model.model_fields.items() if f.is_required()}
     optional = {n: _field_values(f) for n, f in model.model_fields.items() if not f.is_required()}
-    return st.fixed_dictionaries(required, optional=optional).map(model.model_validate)
+    # An event the model refuses as a whole (user feedback without a rating, thumbs or comment)
+    # is not one the encoder ever sees.
+    names = model.needs_one_of
+    return (
+        st.fixed_dictionaries(required, optional=optional)
+        .filter(lambda d: not names or any(d.get(n) is not None for n in names))
+        .map(model.model_validate)
+    )
 
 
 # -- the models' events: fast bytes == fastavro bytes, and they read back -----------------------

@@ -18,7 +18,9 @@ CONTROLS = "\x00\x07\x1b[2J\x7f\x85\u200e\u2028\u202e\u2066\ufeff\r"
 
 
 def user_feedback(**attributes: Any) -> RawFeedback:
-    record = log_record("feedback.user_feedback", {"session.id": "s", **attributes})
+    record = log_record(
+        "feedback.user_feedback", {"session.id": "s", "feedback.rating": 4, **attributes}
+    )
     return only(map_logs_request(logs_request(record)))
 
 

@@ -404,6 +404,7 @@ def test_unknown_evaluation_label_is_kept_as_an_attribute() -> None:
         {
             "gen_ai.evaluation.name": "user_feedback",
             "session.id": "s",
+            "gen_ai.evaluation.score.value": 4,
             "gen_ai.evaluation.score.label": "meh",
         },
     )
@@ -458,7 +459,9 @@ def test_first_key_of_the_convention_wins(
     attributes: dict[str, Any], field: str, expected: str
 ) -> None:
     event = map_one(
-        log_record("feedback.user_feedback", {"session.id": "s", **attributes}),
+        log_record(
+            "feedback.user_feedback", {"session.id": "s", "feedback.rating": 4, **attributes}
+        ),
         resource={"service.name": "svc"},
     )
     assert getattr(event, field) == expected
@@ -648,7 +651,10 @@ def test_same_record_from_another_service_has_another_event_id() -> None:
 
 
 def test_event_id_attribute_wins_over_the_derived_id() -> None:
-    record = log_record("feedback.user_feedback", {"session.id": "s", "event.id": "client-id-1"})
+    record = log_record(
+        "feedback.user_feedback",
+        {"session.id": "s", "feedback.rating": 4, "event.id": "client-id-1"},
+    )
     event = map_one(record)
     assert event.event_id == "client-id-1"
     assert "event.id" not in event.attributes

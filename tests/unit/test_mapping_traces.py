@@ -189,7 +189,8 @@ def test_every_event_type_maps_from_a_span_event_in_a_plain_span(event_type: str
 
 
 def test_span_event_without_time_takes_the_receive_time() -> None:
-    plain = span(events=[span_event("feedback.user_feedback", {"session.id": "s"}, time_ns=0)])
+    attributes = {"session.id": "s", "feedback.rating": 4}
+    plain = span(events=[span_event("feedback.user_feedback", attributes, time_ns=0)])
     event = map_one(plain)
     assert event.timestamp == event.received_at
 
@@ -210,7 +211,8 @@ def test_event_attributes_win_over_span_attributes_over_resource_attributes(
     event_attrs: dict[str, Any],
     expected: str,
 ) -> None:
-    carrier = span("POST /chat", span_attrs, [span_event("feedback.user_feedback", event_attrs)])
+    rated = {**event_attrs, "feedback.rating": 4}
+    carrier = span("POST /chat", span_attrs, [span_event("feedback.user_feedback", rated)])
     event = map_one(carrier, resource={"service.name": "svc", **resource})
     assert event.session_id == expected
 
@@ -219,7 +221,12 @@ def test_leftover_span_and_event_attributes_go_to_attributes_but_resource_ones_d
     carrier = span(
         "POST /chat",
         {"http.route": "/chat", "app.tier": "gold"},
-        [span_event("feedback.user_feedback", {"session.id": "s", "app.tier": "free"})],
+        [
+            span_event(
+                "feedback.user_feedback",
+                {"session.id": "s", "feedback.rating": 4, "app.tier": "free"},
+            )
+        ],
     )
     event = map_one(carrier, resource={"service.name": "svc", "host.name": "pod-1"})
     assert event.attributes == {"http.route": "/chat", "app.tier": "free"}

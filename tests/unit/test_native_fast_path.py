@@ -611,6 +611,107 @@ def test_examples_answer_identically(
     assert result.observed.raised is None, result.observed.raised
 
 
+def user_feedback_without(attributes: Mapping[str, Any], **kw: Any) -> LogRecord:
+    """User feedback with no rating (MINIMAL has one): ``attributes`` only."""
+    return make_log_record(
+        "feedback.user_feedback", attributes, time_unix_nano=T0_NS, trace_id=TRACE_ID, **kw
+    )
+
+
+NUMBER = "expected a number (double or int)"
+NEEDS_ONE = "user_feedback needs at least one of feedback.rating, feedback.thumbs, feedback.comment"
+# A value of another OTLP type than its field's (outside the two widenings), or user feedback
+# with none of rating, thumbs, comment: (record, the rejection reason).
+STRICT: dict[str, tuple[Callable[[], LogRecord], str]] = {
+    "rating true": (
+        lambda: record("user_feedback", {"feedback.rating": True}),
+        f"feedback.rating: {NUMBER}, got a bool (True)",
+    ),
+    "rating '5'": (
+        lambda: record("user_feedback", {"feedback.rating": "5"}),
+        f"feedback.rating: {NUMBER}, got a string ('5')",
+    ),
+    "tokens 12.0": (
+        lambda: record("performance_metrics", {"gen_ai.usage.input_tokens": 12.0}),
+        "gen_ai.usage.input_tokens: expected an int, got a double (12.0)",
+    ),
+    "success 'true'": (
+        lambda: record("performance_metrics", {"feedback.success": "true"}),
+        "feedback.success: expected a bool, got a string ('true')",
+    ),
+    "cache_hit 1": (
+        lambda: record("performance_metrics", {"feedback.cache_hit": 1}),
+        "feedback.cache_hit: expected a bool, got an int (1)",
+    ),
+    "session.id a double": (
+        lambda: record("user_feedback", {"session.id": 1.5}),
+        "session.id: expected a string or an int, got a double (1.5)",
+    ),
+    "user.id a bool": (
+        lambda: record("user_feedback", {"user.id": False}),
+        "user.id: expected a string or an int, got a bool (False)",
+    ),
+    "tags with an int": (
+        lambda: record("user_feedback", {"feedback.tags": ["a", 2]}),
+        "feedback.tags[1]: expected a string, got an int (2)",
+    ),
+    "custom score a bool": (
+        lambda: record("model_response", {"feedback.quality.tone": True}),
+        f"feedback.quality.tone: {NUMBER}, got a bool (True)",
+    ),
+    "health status an int": (
+        lambda: record("system_health", {"feedback.health.status": 1}),
+        "feedback.health.status: Input should be 'healthy', 'degraded' or 'unhealthy' (got 1)",
+    ),
+    "session only": (lambda: user_feedback_without({"session.id": "s"}), NEEDS_ONE),
+    "session, tags and an empty comment": (
+        lambda: user_feedback_without(
+            {"session.id": "s", "feedback.tags": ["a"], "feedback.comment": ""}
+        ),
+        NEEDS_ONE,
+    ),
+}
+
+
+@pytest.mark.parametrize(("build", "reason"), list(STRICT.values()), ids=list(STRICT))
+def test_a_value_of_another_type_or_feedback_saying_nothing_is_deferred_and_rejected(
+    pair: Pair, build: Callable[[], LogRecord], reason: str
+) -> None:
+    result = pair.compare(payload_of(build(), record("system_health")))
+    assert (result.native_events, result.native_deferred) == (1, 1)
+    assert (result.outcome["accepted"], result.outcome["rejected"]) == (1, 1)
+    ((*_, rejected_for, _event_id, _category, _source),) = result.outcome["rejections"]
+    assert rejected_for == reason
+    assert reason in result.outcome["message"]
+
+
+# The widenings and the body -> comment rule: accepted by both paths, natively where C can.
+ACCEPTED: dict[str, tuple[Callable[[], LogRecord], bool]] = {
+    "an int rating": (lambda: record("user_feedback", {"feedback.rating": 5}), True),
+    "an int custom score": (lambda: record("model_response", {"feedback.quality.tone": 1}), True),
+    "an int where a double is, bounded": (
+        lambda: record("system_health", {"feedback.health.cpu_percent": 100}), True
+    ),
+    "an int user.id (its text: Python)": (lambda: record("user_feedback", {"user.id": 42}), False),
+    "thumbs alone": (
+        lambda: user_feedback_without({"session.id": "s", "feedback.thumbs": "up"}), True
+    ),
+    "comment alone": (
+        lambda: user_feedback_without({"session.id": "s", "feedback.comment": "ok"}), True
+    ),
+    "a string body alone": (lambda: user_feedback_without({"session.id": "s"}, body="ok"), True),
+}
+
+
+@pytest.mark.parametrize(("build", "native"), list(ACCEPTED.values()), ids=list(ACCEPTED))
+def test_widened_values_and_any_one_of_rating_thumbs_comment_are_accepted_in_both_modes(
+    pair: Pair, build: Callable[[], LogRecord], native: bool
+) -> None:
+    result = pair.compare(payload_of(build()))
+    assert (result.outcome["accepted"], result.outcome["rejected"]) == (1, 0)
+    assert (result.native_events, result.native_deferred) == ((1, 0) if native else (0, 1))
+
+
 def test_a_pipeline_shut_down_answers_identically(pair: Pair) -> None:
     pair.fast.shutdown(1.0)
     pair.slow.shutdown(1.0)

@@ -235,12 +235,17 @@ def test_records_needing_python_mid_walk_are_finished_with_the_gil(release_bytes
     # second pass. The result is the Python path's either way.
     fixed = 1_764_000_000_000_000_000
     records = [
-        make_log_record("feedback.user_feedback", {"session.id": "s1", "app.ratio": 0.25}),
+        make_log_record(
+            "feedback.user_feedback", {"session.id": "s1", "feedback.rating": 1, "app.ratio": 0.25}
+        ),
         make_log_record(
             "feedback.user_feedback",
             {"session.id": "s2", "feedback.rating": 3, "x.comment": "mail jo@example.com"},
         ),
-        make_log_record("feedback.user_feedback", {"session.id": "s3", "app.build": 1234567}),
+        make_log_record(
+            "feedback.user_feedback",
+            {"session.id": "s3", "feedback.rating": 2, "app.build": 1234567},
+        ),
     ]
     payload = logs_request(records, resource={"service.name": "svc"}).SerializeToString()
     outputs = []

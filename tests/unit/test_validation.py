@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,12 +18,14 @@ from otlp_builders import (
     log_record,
     logs_request,
     only,
+    span,
+    span_event,
     traces_request,
     validate,
 )
 
 from otlp_feedback.config import ValidationConfig
-from otlp_feedback.events import FeedbackEvent, UserFeedback
+from otlp_feedback.events import READ_BACK, FeedbackEvent, UserFeedback
 from otlp_feedback.mapping import RawFeedback, map_logs_request, map_traces_request
 from otlp_feedback.validation import Rejection
 
@@ -34,7 +37,15 @@ def raw_log(event_name: str, attributes: dict[str, Any], **kwargs: Any) -> RawFe
 
 
 def user_feedback(**attributes: Any) -> RawFeedback:
-    return raw_log("feedback.user_feedback", {"session.id": "s", **attributes})
+    """Valid user feedback (a session and a rating), changed by ``attributes``."""
+    attributes = {"session.id": "s", "feedback.rating": 4, **attributes}
+    return raw_log("feedback.user_feedback", attributes)
+
+
+def user_feedback_at(time_ns: int) -> RawFeedback:
+    return raw_log(
+        "feedback.user_feedback", {"session.id": "s", "feedback.rating": 4}, time_ns=time_ns
+    )
 
 
 def perf(**attributes: Any) -> RawFeedback:
@@ -88,7 +99,7 @@ REJECTIONS = [
     ),
     pytest.param(
         perf(**{"gen_ai.usage.output_tokens": 1.5}),
-        "gen_ai.usage.output_tokens: Input should be a valid integer",
+        "gen_ai.usage.output_tokens: expected an int, got a double (1.5)",
         id="float-tokens",
     ),
     pytest.param(
@@ -202,7 +213,8 @@ REJECTIONS = [
         user_feedback(**{"event.id": "x" * 129}), "event.id", id="event-id-too-long"
     ),
     pytest.param(
-        user_feedback(**{"session.id": ["a", "b"]}), "session.id: Input should be a valid string",
+        user_feedback(**{"session.id": ["a", "b"]}),
+        "session.id: expected a string or an int, got an array (['a', 'b'])",
         id="session-id-not-a-string",
     ),
     pytest.param(
@@ -291,20 +303,17 @@ ACCEPTANCES = [
         id="max-long-tokens",
     ),
     pytest.param(
-        perf(**{"gen_ai.usage.output_tokens": 12.0}), {"output_tokens": 12}, id="whole-float-tokens"
-    ),
-    pytest.param(
-        raw_log("feedback.user_feedback", {"session.id": "s"}, time_ns=0),
+        user_feedback_at(0),
         {"timestamp": RECEIVED_AT},
         id="no-time-means-receive-time",
     ),
     pytest.param(
-        raw_log("feedback.user_feedback", {"session.id": "s"}, time_ns=RECEIVED_NS + DAY_NS),
+        user_feedback_at(RECEIVED_NS + DAY_NS),
         {"timestamp": datetime.fromtimestamp((RECEIVED_NS + DAY_NS) / 1e9, UTC)},
         id="exactly-max-future-skew",
     ),
     pytest.param(
-        raw_log("feedback.user_feedback", {"session.id": "s"}, time_ns=T0_NS - 3000 * DAY_NS),
+        user_feedback_at(T0_NS - 3000 * DAY_NS),
         {"timestamp": datetime.fromtimestamp((T0_NS - 3000 * DAY_NS) / 1e9, UTC)},
         id="eight-years-old",
     ),
@@ -395,6 +404,179 @@ def test_validated_event_is_immutable() -> None:
 def test_a_numeric_session_id_is_taken_as_its_text() -> None:
     event = validate(user_feedback(**{"session.id": 1234}))
     assert isinstance(event, UserFeedback) and event.session_id == "1234"
+
+
+# --- accepted value types (README, "Accepted value types") --------------------------------------
+
+# A valid record of each type the table exercises, without the field under test.
+_BASE: dict[str, dict[str, Any]] = {
+    "user_feedback": {"session.id": "s", "feedback.comment": "ok"},
+    "performance_metrics": {"gen_ai.request.model": "m"},
+    "model_response": {},
+}
+_FIELD_OF = {
+    "feedback.rating": "rating",
+    "gen_ai.usage.input_tokens": "input_tokens",
+    "feedback.cache_hit": "cache_hit",
+    "user.id": "user_id",
+    "feedback.thumbs": "thumbs",
+    "feedback.tags": "tags",
+    "feedback.quality.tone": "custom_scores",
+}
+_TYPE_OF = {key: "user_feedback" for key in ("feedback.rating", "user.id", "feedback.thumbs")}
+_TYPE_OF |= {"feedback.tags": "user_feedback", "feedback.quality.tone": "model_response"}
+_TYPE_OF |= {"gen_ai.usage.input_tokens": "performance_metrics"}
+_TYPE_OF |= {"feedback.cache_hit": "performance_metrics"}
+NUMBER = "expected a number (double or int)"
+
+@dataclass(frozen=True)
+class Refused:
+    reason: str
+
+
+# (field kind, OTLP type sent): (attribute, value sent, the field's value or the rejection reason)
+RATING, TOKENS, CACHE_HIT, USER = (
+    "feedback.rating", "gen_ai.usage.input_tokens", "feedback.cache_hit", "user.id"
+)
+THUMBS, TAGS, TONE = "feedback.thumbs", "feedback.tags", "feedback.quality.tone"
+TEXT = "expected a string or an int"
+THUMBS_LITERAL = "Input should be 'up' or 'down'"
+CONVERSIONS: dict[tuple[str, str], tuple[str, Any, Any]] = {
+    ("double", "double"): (RATING, 4.5, 4.5),
+    ("double", "int"): (RATING, 5, 5.0),  # widened
+    ("double", "bool"): (RATING, True, Refused(f"{RATING}: {NUMBER}, got a bool (True)")),
+    ("double", "string"): (RATING, "5", Refused(f"{RATING}: {NUMBER}, got a string ('5')")),
+    ("double", "bytes"): (RATING, b"5", Refused(f"{RATING}: {NUMBER}, got bytes (b'5')")),
+    ("double", "array"): (RATING, [5], Refused(f"{RATING}: {NUMBER}, got an array ([5])")),
+    ("int", "int"): (TOKENS, 12, 12),
+    ("int", "double"): (TOKENS, 12.0, Refused(f"{TOKENS}: expected an int, got a double (12.0)")),
+    ("int", "bool"): (TOKENS, True, Refused(f"{TOKENS}: expected an int, got a bool (True)")),
+    ("int", "string"): (TOKENS, "12", Refused(f"{TOKENS}: expected an int, got a string ('12')")),
+    ("bool", "bool"): (CACHE_HIT, True, True),
+    ("bool", "int"): (CACHE_HIT, 1, Refused(f"{CACHE_HIT}: expected a bool, got an int (1)")),
+    ("bool", "double"): (
+        CACHE_HIT, 1.0, Refused(f"{CACHE_HIT}: expected a bool, got a double (1.0)")
+    ),
+    ("bool", "string"): (
+        CACHE_HIT, "true", Refused(f"{CACHE_HIT}: expected a bool, got a string ('true')")
+    ),
+    ("string", "string"): (USER, "u-7", "u-7"),
+    ("string", "int"): (USER, 42, "42"),  # widened: its decimal text
+    ("string", "double"): (USER, 4.2, Refused(f"{USER}: {TEXT}, got a double (4.2)")),
+    ("string", "bool"): (USER, True, Refused(f"{USER}: {TEXT}, got a bool (True)")),
+    ("string", "bytes"): (USER, b"u", Refused(f"{USER}: {TEXT}, got bytes (b'u')")),
+    ("string", "kvlist"): (
+        USER, {"a": "b"}, Refused(f"{USER}: {TEXT}, got a key/value list ({{'a': 'b'}})")
+    ),
+    ("enum", "string"): (THUMBS, "up", "up"),
+    ("enum", "bool"): (THUMBS, True, Refused(f"{THUMBS}: {THUMBS_LITERAL} (got True)")),
+    ("enum", "int"): (THUMBS, 1, Refused(f"{THUMBS}: {THUMBS_LITERAL} (got 1)")),
+    ("string array", "array of strings"): (TAGS, ["a", "b"], ["a", "b"]),
+    ("string array", "array with an int"): (
+        TAGS, ["a", 1], Refused(f"{TAGS}[1]: expected a string, got an int (1)")
+    ),
+    ("string array", "string"): (
+        TAGS, "a", Refused(f"{TAGS}: expected an array of strings, got a string ('a')")
+    ),
+    ("number map", "double"): (TONE, 0.5, {"tone": 0.5}),
+    ("number map", "int"): (TONE, 1, {"tone": 1.0}),  # widened
+    ("number map", "bool"): (TONE, True, Refused(f"{TONE}: {NUMBER}, got a bool (True)")),
+    ("number map", "string"): (TONE, "0.5", Refused(f"{TONE}: {NUMBER}, got a string ('0.5')")),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    list(CONVERSIONS.values()),
+    ids=[f"{kind} <- {sent}" for kind, sent in CONVERSIONS],
+)
+def test_a_value_is_accepted_widened_or_rejected_by_the_conversion_table(
+    key: str, value: Any, expected: Any
+) -> None:
+    event_type = _TYPE_OF[key]
+    result = validate(raw_log(f"feedback.{event_type}", {**_BASE[event_type], key: value}))
+    if isinstance(expected, Refused):
+        assert isinstance(result, Rejection), f"accepted: {result!r}"
+        assert result.reason == expected.reason
+    else:
+        assert not isinstance(result, Rejection), result.reason
+        held = getattr(result, _FIELD_OF[key])
+        assert held == expected
+        assert type(held) is type(expected)  # 5 -> 5.0, 42 -> "42": the field's own type
+
+
+@pytest.mark.parametrize("value", [True, "5"], ids=["true", "'5'"])
+def test_a_rating_of_true_or_a_numeric_string_is_rejected_not_coerced(value: Any) -> None:
+    # What lax validation used to turn into 1.0 and 5.0 without a word.
+    reason = rejection_of(user_feedback(**{"feedback.rating": value})).reason
+    assert reason.startswith(f"feedback.rating: {NUMBER}, got a ")
+
+
+# --- user feedback needs a rating, thumbs or a comment ------------------------------------------
+
+NEEDS_ONE = "user_feedback needs at least one of feedback.rating, feedback.thumbs, feedback.comment"
+EVALUATION = {"gen_ai.evaluation.name": "user_feedback", "session.id": "s"}
+SESSION_ONLY_SPAN_EVENT = span_event("feedback.user_feedback", {"session.id": "s"})
+
+AT_LEAST_ONE = [
+    pytest.param(raw_log("feedback.user_feedback", {"session.id": "s"}), False, id="session-only"),
+    pytest.param(user_feedback(), True, id="rating"),
+    pytest.param(
+        raw_log("feedback.user_feedback", {"session.id": "s", "feedback.rating": 0}), True,
+        id="rating-zero",
+    ),
+    pytest.param(
+        raw_log("feedback.user_feedback", {"session.id": "s", "feedback.thumbs": "down"}), True,
+        id="thumbs",
+    ),
+    pytest.param(
+        raw_log("feedback.user_feedback", {"session.id": "s", "feedback.comment": "ok"}), True,
+        id="comment",
+    ),
+    pytest.param(
+        raw_log("feedback.user_feedback", {"session.id": "s", "feedback.comment": ""}), False,
+        id="empty-comment-is-absent",
+    ),
+    pytest.param(
+        raw_log("feedback.user_feedback", {"session.id": "s", "feedback.tags": ["a"]}), False,
+        id="tags-alone",
+    ),
+    pytest.param(
+        raw_log("feedback.user_feedback", {"session.id": "s"}, body="Nice"), True,
+        id="string-body-is-the-comment",
+    ),
+    pytest.param(
+        raw_log("feedback.user_feedback", {}, body={"session.id": "s", "feedback.thumbs": "up"}),
+        True, id="kvlist-body",
+    ),
+    pytest.param(
+        raw_log("gen_ai.evaluation.result", {**EVALUATION, "gen_ai.evaluation.score.value": 4}),
+        True, id="evaluation-score",
+    ),
+    pytest.param(raw_log("gen_ai.evaluation.result", EVALUATION), False, id="evaluation-bare"),
+    pytest.param(
+        only(map_traces_request(traces_request(span(events=[SESSION_ONLY_SPAN_EVENT])))),
+        False, id="span-event-session-only",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("raw", "valid"), AT_LEAST_ONE)
+def test_user_feedback_needs_a_rating_thumbs_or_comment(raw: RawFeedback, valid: bool) -> None:
+    result = validate(raw)
+    if valid:
+        assert isinstance(result, UserFeedback), getattr(result, "reason", result)
+    else:
+        assert isinstance(result, Rejection) and result.reason == NEEDS_ONE
+
+
+def test_an_event_read_back_from_kafka_need_not_follow_the_at_least_one_rule() -> None:
+    # Events written before the rule existed must stay readable (consumer.decoder).
+    stored = event_of(user_feedback()).model_dump()
+    stored["rating"] = None
+    with pytest.raises(ValueError, match="needs at least one of rating, thumbs, comment"):
+        UserFeedback.model_validate(stored)
+    assert UserFeedback.model_validate(stored, context=READ_BACK).rating is None
 
 
 def test_an_empty_attribute_counts_as_absent() -> None:
