@@ -270,9 +270,10 @@ class RedactionConfig(_Section):
     )
     phone_regions: list[str] = Field(
         default_factory=lambda: [
-            "US", "CA", "MX", "BR", "GB", "IE", "DE", "AT", "CH", "FR", "BE", "NL",
-            "ES", "PT", "IT", "SE", "JP", "IN", "AU", "NZ",
-        ],  # fmt: skip
+            *("US", "CA", "MX", "BR"),  # the Americas
+            *("GB", "IE", "DE", "AT", "CH", "FR", "BE", "NL", "ES", "PT", "IT", "SE"),  # Europe
+            *("JP", "IN", "AU", "NZ"),  # Asia-Pacific
+        ],
         description="ISO 3166 region codes whose national phone formats (no '+') the phone "
         "detector knows, tried in this order; international numbers ('+') are found whatever "
         "the list.",

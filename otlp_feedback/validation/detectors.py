@@ -99,7 +99,8 @@ _IPV6 = re.compile(
 # Exactly four parts: "1.2.3.4.5" (a version) is not an address.
 _IPV4 = re.compile(r"(?<![\w.])(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?!\w|\.[0-9])")
 # 13-19 digits in one run, or groups (the first of four digits, the others of two to six) each
-# joined by one space, dash or dot ("4111 1111-1111 1111", "3056 9309 0259 04"). Not after a "+" (a phone number) or inside an id.
+# joined by one space, dash or dot ("4111 1111-1111 1111", "3056 9309 0259 04"). Not after a
+# "+" (a phone number) nor inside an id.
 _CARD = re.compile(
     r"(?<![\w+-])(?:[0-9]{13,19}|[0-9]{4}[ .-][0-9]{2,6}(?:[ .-][0-9]{2,6}){1,8})(?!\w)"
 )
@@ -129,6 +130,8 @@ _ISSUERS: tuple[tuple[str, str, frozenset[int]], ...] = (
     ("6304", "6304", frozenset(range(13, 20))),
     ("6759", "6763", frozenset(range(13, 20))),
 )
+
+
 # US social security numbers: area (not 000, 666, 9xx), group (not 00), serial (not 0000).
 def _ssn_parts(sep: str, sep2: str) -> str:
     return rf"(?!000|666|9)[0-9]{{3}}{sep}(?!00)[0-9]{{2}}{sep2}(?!0000)[0-9]{{4}}"
@@ -192,7 +195,8 @@ def _ssn(text: str) -> str:
         return text
 
     def bare(match: re.Match[str]) -> str:
-        window = text[max(match.start() - _SSN_CONTEXT_BEFORE, 0) : match.end() + _SSN_CONTEXT_AFTER]
+        start = max(match.start() - _SSN_CONTEXT_BEFORE, 0)
+        window = text[start : match.end() + _SSN_CONTEXT_AFTER]
         return "[SSN]" if _SSN_CONTEXT.search(window) else match.group()
 
     return _SSN_BARE.sub(bare, text)

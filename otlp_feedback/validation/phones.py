@@ -16,9 +16,10 @@ Used by ``detectors`` (which declares the trigger: a run of at least ``MIN_DIGIT
    ``redaction.phone_regions`` in turn, until one accepts it.
 3. **Cost bound**: the matcher is pure Python (~150 us a call), so a national candidate is
    only handed to a region whose numbers it could be: its digits (or what remains after the
-   region's national or international prefix) must match the general number pattern of the
-   region's calling code. That is a necessary condition of the matcher's own validity check,
-   so the filter changes no verdict, only the number of calls.
+   region's national or international prefix) must match the pattern of a type of number
+   (fixed line, mobile, toll free, ...) that the region's calling code issues. That is a
+   necessary condition of the matcher's own validity check (``is_valid_number``), so the
+   filter changes no verdict, only the number of calls.
 
 Thread-safety: the detector holds compiled data only; ``PhoneNumberMatcher`` is created per
 call (it is not thread-safe, the metadata it reads is immutable).
@@ -59,17 +60,31 @@ class _Region:
     may_hold: Callable[[str], bool]
 
 
+_NUMBER_TYPES = (
+    "fixed_line", "mobile", "toll_free", "premium_rate", "shared_cost", "personal_number",
+    "voip", "pager", "uan", "voicemail",
+)  # fmt: skip
+
+
+def _valid_patterns(region: str) -> list[str]:
+    """The national-number patterns of each type of number ``region`` issues: a number that
+    ``is_valid_number`` accepts matches one of them."""
+    metadata = PhoneMetadata.metadata_for_region(region)
+    if metadata is None:
+        return []
+    descs = (getattr(metadata, name, None) for name in _NUMBER_TYPES)
+    return [d.national_number_pattern for d in descs if d is not None and d.national_number_pattern]
+
+
 def _region(code: str) -> _Region:
     metadata = PhoneMetadata.metadata_for_region(code)
     assert metadata is not None  # the config model validates the codes
     calling_code = phonenumbers.country_code_for_region(code)
     general = re.compile(
         "|".join(
-            f"(?:{meta.general_desc.national_number_pattern})"
+            f"(?:{pattern})"
             for region in phonenumbers.region_codes_for_country_code(calling_code)
-            if (meta := PhoneMetadata.metadata_for_region(region)) is not None
-            and meta.general_desc is not None
-            and meta.general_desc.national_number_pattern
+            for pattern in _valid_patterns(region)
         )
     )
     national = (
@@ -85,8 +100,9 @@ def _region(code: str) -> _Region:
     def may_hold(digits: str) -> bool:
         if general.fullmatch(digits):
             return True
-        if international is not None and international.match(digits):
-            return True  # "0044 20 ...": dialled from this region; the matcher decides
+        idd = international.match(digits) if international is not None else None
+        if idd and digits[idd.end() : idd.end() + 1] not in ("", "0"):
+            return True  # "0044 20 ...": dialled from this region (a country code follows)
         if national is not None and (prefix := national.match(digits)):
             rest = digits[prefix.end() :]
             if general.fullmatch(rest):

@@ -143,6 +143,14 @@ def test_redacting_a_corpus_string_twice_changes_nothing_more() -> None:
         assert REDACTOR.redact_text(once) == once
 
 
+def test_a_detector_whose_trigger_does_not_fire_changes_no_corpus_string() -> None:
+    # The native gate evaluates the declared triggers: each must be a necessary condition.
+    for row in corpus():
+        for rule in REDACTOR.detectors:
+            if not rule.trigger.fires(row["text"]):
+                assert rule.scrub(row["text"]) == row["text"], (rule.name, row["text"])
+
+
 if __name__ == "__main__":
     table = rates(REDACTOR)
     print(format_table(table))
