@@ -216,6 +216,17 @@ def test_phone_regions_decide_which_national_formats_are_phones() -> None:
     )
 
 
+def test_past_its_matcher_budget_the_phone_detector_fails_closed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from otlp_feedback.validation import phones
+
+    text = "build 2024.01.15.1"  # nine digits that some regions' numbers could be
+    assert redact(text) == text
+    monkeypatch.setattr(phones, "MATCHER_CALLS_PER_TEXT", 0)
+    assert redact(text) == "build [PHONE]"  # over-redacted, never leaked
+
+
 @pytest.mark.parametrize(
     "text", [text for text, _ in TRUE_POSITIVES] + [p.values[0] for p in LOOK_ALIKES]
 )
