@@ -13,6 +13,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+import phonenumbers
 import yaml
 from pydantic import (
     BaseModel,
@@ -267,7 +268,25 @@ class RedactionConfig(_Section):
         default_factory=lambda: list(get_args(Detector)),
         description="Built-in detectors switched on.",
     )
+    phone_regions: list[str] = Field(
+        default_factory=lambda: [
+            *("US", "CA", "MX", "BR"),  # the Americas
+            *("GB", "IE", "DE", "AT", "CH", "FR", "BE", "NL", "ES", "PT", "IT", "SE"),  # Europe
+            *("JP", "IN", "AU", "NZ"),  # Asia-Pacific
+        ],
+        description="ISO 3166 region codes whose national phone formats (no '+') the phone "
+        "detector knows, tried in this order; international numbers ('+') are found whatever "
+        "the list.",
+    )
     extra_patterns: list[RedactionPattern] = Field(default_factory=list)
+
+    @field_validator("phone_regions")
+    @classmethod
+    def _known_regions(cls, regions: list[str]) -> list[str]:
+        unknown = [code for code in regions if code not in phonenumbers.SUPPORTED_REGIONS]
+        if unknown:
+            raise ValueError(f"unknown phone region(s) {unknown} (ISO 3166 codes, upper case)")
+        return regions
 
     @field_validator("fields")
     @classmethod

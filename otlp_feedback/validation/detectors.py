@@ -27,7 +27,9 @@ import ipaddress
 import re
 from collections.abc import Callable
 
-from otlp_feedback.config import Detector
+from otlp_feedback.config import RedactionConfig
+from otlp_feedback.validation import phones
+from otlp_feedback.validation.phones import PhoneDetector
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -82,7 +84,13 @@ class DetectorRule:
 
 # Matches start only at a token boundary, so a long run of word characters costs one attempt,
 # not one per position (and dots delimit the domain labels, so backtracking stays linear).
-_EMAIL = re.compile(r"(?<![\w.%+-])[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}")
+# The local part is a dot-atom ("o'brien" and "+tags" included) or a quoted string
+# ("john doe"); the domain a host name or an address literal ([192.0.2.10], [IPv6:...]), which
+# ``_email`` validates with ``ipaddress``.
+_EMAIL = re.compile(
+    r"(?:(?<![\w.%+'-])[\w.%+-][\w.%+'-]*|\"(?:[^\"\\\r\n]|\\.){1,64}\")@"
+    r"(?:[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}|\[(?:IPv6:)?([0-9A-Fa-f:.]{2,45})\])"
+)
 # IPv6 candidates (``ipaddress`` decides); an embedded IPv4 tail is part of the address.
 _IPV6 = re.compile(
     r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3}|[0-9A-Fa-f]{1,4})?"
@@ -90,22 +98,54 @@ _IPV6 = re.compile(
 )
 # Exactly four parts: "1.2.3.4.5" (a version) is not an address.
 _IPV4 = re.compile(r"(?<![\w.])(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?!\w|\.[0-9])")
-# 13-19 digits in one run, or groups (first of four digits) joined by one repeated separator.
+# 13-19 digits in one run, or groups (the first of four digits, the others of two to six) each
+# joined by one space, dash or dot ("4111 1111-1111 1111", "3056 9309 0259 04"). Not after a
+# "+" (a phone number) nor inside an id.
 _CARD = re.compile(
-    r"(?<![\w-])(?:[0-9]{13,19}|[0-9]{4}([ -])[0-9]{3,6}(?:\1[0-9]{3,6}){1,8})(?!\w)"
+    r"(?<![\w+-])(?:[0-9]{13,19}|[0-9]{4}[ .-][0-9]{2,6}(?:[ .-][0-9]{2,6}){1,8})(?!\w)"
 )
-_SSN = re.compile(r"(?<![\w-])(?!000|666|9)[0-9]{3}([ -])(?!00)[0-9]{2}\1(?!0000)[0-9]{4}(?![\w-])")
-# International: "+", country code, then digit groups; the digit count (8-15, E.164) decides.
-# Each group is atomic so that a long digit run cannot be split in exponentially many ways.
-# A digit may precede the "+" (numbers glued together), a letter may not ("id+4420...").
-_PHONE_INTL = re.compile(
-    r"(?<![^\W\d])(?<!\+)\+[1-9][0-9]{0,2}(?>[ .-]?\([0-9]{1,4}\)|[ .-]?[0-9]+)+"
+_CARD_SEPARATOR = re.compile(r"([ .-])")
+# Issuer ranges (IIN prefixes) and the lengths each issues: (first prefix, last prefix,
+# lengths). A Luhn-valid number outside them (a FedEx or USPS number, an epoch in ms) is not a
+# card; as Presidio's credit-card pattern, only the networks in use are listed.
+_ISSUERS: tuple[tuple[str, str, frozenset[int]], ...] = (
+    ("4", "4", frozenset({13, 16, 19})),  # Visa
+    ("51", "55", frozenset({16})),  # Mastercard
+    ("2221", "2720", frozenset({16})),  # Mastercard 2-series
+    ("34", "34", frozenset({15})),  # American Express
+    ("37", "37", frozenset({15})),
+    ("300", "305", frozenset(range(14, 20))),  # Diners Club
+    ("36", "36", frozenset(range(14, 20))),
+    ("38", "39", frozenset(range(16, 20))),
+    ("3528", "3589", frozenset(range(16, 20))),  # JCB
+    ("6011", "6011", frozenset(range(16, 20))),  # Discover
+    ("644", "649", frozenset(range(16, 20))),
+    ("65", "65", frozenset(range(16, 20))),
+    ("62", "62", frozenset(range(16, 20))),  # UnionPay
+    ("2200", "2204", frozenset(range(16, 20))),  # Mir
+    ("5018", "5018", frozenset(range(13, 20))),  # Maestro
+    ("5020", "5020", frozenset(range(13, 20))),
+    ("5038", "5038", frozenset(range(13, 20))),
+    ("5893", "5893", frozenset(range(13, 20))),
+    ("6304", "6304", frozenset(range(13, 20))),
+    ("6759", "6763", frozenset(range(13, 20))),
 )
-# US/NANP: area code and exchange start 2-9, separators (or parentheses) required.
-_PHONE_US = re.compile(
-    r"(?<![\w+.-])(?:1[ .-])?(?:\([2-9][0-9]{2}\)[ .-]?|[2-9][0-9]{2}[ .-])"
-    r"[2-9][0-9]{2}[ .-][0-9]{4}(?![\w-]|\.[0-9])"
+
+
+# US social security numbers: area (not 000, 666, 9xx), group (not 00), serial (not 0000).
+def _ssn_parts(sep: str, sep2: str) -> str:
+    return rf"(?!000|666|9)[0-9]{{3}}{sep}(?!00)[0-9]{{2}}{sep2}(?!0000)[0-9]{{4}}"
+
+
+_SSN = re.compile(r"(?<![\w-])" + _ssn_parts("([ -])", r"\1") + r"(?![\w-])")
+# Nine bare digits are an SSN only with a context word nearby (Presidio's context step): the
+# same digits are as often an order id or a phone extension.
+_SSN_BARE = re.compile(r"(?<![\w-])" + _ssn_parts("", "") + r"(?![\w-])")
+_SSN_CONTEXT = re.compile(
+    r"(?<![^\W\d_])(?:ssns?|ss ?#|social[ -]?security|soc\.? ?sec)(?![^\W\d_])", re.IGNORECASE
 )
+_SSN_CONTEXT_BEFORE = 40  # characters: about five words, as Presidio's context window
+_SSN_CONTEXT_AFTER = 24
 
 
 def luhn_valid(digits: str) -> bool:
@@ -119,9 +159,17 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
+def card_issued(digits: str) -> bool:
+    """Whether ``digits`` lies in a card network's issuer range with a length it issues."""
+    return any(
+        len(digits) in lengths and first <= digits[: len(first)] <= last
+        for first, last, lengths in _ISSUERS
+    )
+
+
 def _card(match: re.Match[str]) -> str:
-    text, sep = match.group(), match.group(1)
-    groups = text.split(sep) if sep else [text]
+    parts = _CARD_SEPARATOR.split(match.group())
+    groups, seps = parts[::2], [*parts[1::2], ""]
     # The leftmost, then longest, run of whole groups that is a card: "2024 4111 1111 1111
     # 1111" is a year and a card, and only the card goes.
     for start in range(len(groups)):
@@ -133,17 +181,35 @@ def _card(match: re.Match[str]) -> str:
             if digits >= 13:
                 ends.append(end + 1)
         for end in reversed(ends):
-            if luhn_valid("".join(groups[start:end])):
-                return (sep or "").join([*groups[:start], "[CARD]", *groups[end:]])
-    return text
+            number = "".join(groups[start:end])
+            if card_issued(number) and luhn_valid(number):
+                head = "".join(g + s for g, s in zip(groups[:start], seps, strict=False))
+                tail = "".join(s + g for s, g in zip(seps[end - 1 :], groups[end:], strict=False))
+                return f"{head}[CARD]{tail}"
+    return match.group()
+
+
+def _ssn(text: str) -> str:
+    text = _SSN.sub("[SSN]", text)
+    if not _SSN_CONTEXT.search(text):
+        return text
+
+    def bare(match: re.Match[str]) -> str:
+        start = max(match.start() - _SSN_CONTEXT_BEFORE, 0)
+        window = text[start : match.end() + _SSN_CONTEXT_AFTER]
+        return "[SSN]" if _SSN_CONTEXT.search(window) else match.group()
+
+    return _SSN_BARE.sub(bare, text)
+
+
+def _ipv4_valid(text: str) -> bool:
+    # Octets of up to three digits, each at most 255; leading zeros allowed (192.168.001.010
+    # is how some tools print an address; ``ipaddress`` refuses it as ambiguous octal).
+    return all(int(octet) <= 255 for octet in text.split("."))
 
 
 def _ipv4(match: re.Match[str]) -> str:
-    try:
-        ipaddress.IPv4Address(match.group())
-    except ValueError:  # 999.1.1.1, leading zeros
-        return match.group()
-    return "[IP]"
+    return "[IP]" if _ipv4_valid(match.group()) else match.group()
 
 
 def _ipv6(match: re.Match[str]) -> str:
@@ -158,9 +224,16 @@ def _ipv6(match: re.Match[str]) -> str:
     return text
 
 
-def _phone_intl(match: re.Match[str]) -> str:
-    digits = sum(c.isdigit() for c in match.group())
-    return "[PHONE]" if 8 <= digits <= 15 else match.group()
+def _email(match: re.Match[str]) -> str:
+    literal = match.group(1)
+    if literal is not None:  # an address literal: an IPv4 or IPv6 address, or no e-mail
+        try:
+            ipaddress.ip_address(literal)
+        except ValueError:
+            if not (literal.count(".") == 3 and literal.replace(".", "").isdigit()
+                    and _ipv4_valid(literal)):  # fmt: skip
+                return match.group()
+    return "[EMAIL]"
 
 
 def _sub(
@@ -169,22 +242,18 @@ def _sub(
     return functools.partial(pattern.sub, replacement)
 
 
-# Every digit-based item holds a run of digits and separators; these are the runs each needs.
-_PHONE_SEPARATORS = " ().+-/"
-# The order matters: e-mail first (an address may hold digits), IPs before phone numbers
-# ("10.20.30.40" is not a phone), cards before SSNs and phones (their groups look alike).
-BUILTIN: tuple[DetectorRule, ...] = (
-    DetectorRule("email", AnyChar("@"), _sub(_EMAIL, "[EMAIL]")),
-    DetectorRule("ip", AnyChar(":"), _sub(_IPV6, _ipv6)),
-    DetectorRule("ip", DigitRun(4, "."), _sub(_IPV4, _ipv4)),
-    DetectorRule("card", DigitRun(13, " -"), _sub(_CARD, _card)),
-    DetectorRule("ssn", DigitRun(9, " -"), _sub(_SSN, "[SSN]")),
-    DetectorRule("phone", DigitRun(8, _PHONE_SEPARATORS), _sub(_PHONE_INTL, _phone_intl)),
-    DetectorRule("phone", DigitRun(10, _PHONE_SEPARATORS), _sub(_PHONE_US, "[PHONE]")),
-)
-
-
-def builtin_detectors(enabled: list[Detector]) -> tuple[DetectorRule, ...]:
-    """The built-in detectors switched on, in the order they must run."""
-    on = set(enabled)
-    return tuple(rule for rule in BUILTIN if rule.name in on)
+# The order matters: e-mail first (an address may hold digits, an IP literal), IPs before phone
+# numbers ("10.20.30.40" is not a phone), cards before SSNs and phones (their groups look alike).
+def builtin_detectors(config: RedactionConfig) -> tuple[DetectorRule, ...]:
+    """The built-in detectors switched on in ``config``, in the order they must run."""
+    phone = PhoneDetector(config.phone_regions)
+    rules = (
+        DetectorRule("email", AnyChar("@"), _sub(_EMAIL, _email)),
+        DetectorRule("ip", AnyChar(":"), _sub(_IPV6, _ipv6)),
+        DetectorRule("ip", DigitRun(4, "."), _sub(_IPV4, _ipv4)),
+        DetectorRule("card", DigitRun(13, " .-"), _sub(_CARD, _card)),
+        DetectorRule("ssn", DigitRun(9, " -"), _ssn),
+        DetectorRule("phone", DigitRun(phones.MIN_DIGITS, phones.SEPARATORS), phone.scrub),
+    )
+    on = set(config.detectors)
+    return tuple(rule for rule in rules if rule.name in on)

@@ -102,7 +102,7 @@ class Redactor:
             )
             for p in config.extra_patterns
         )
-        self.detectors: tuple[DetectorRule, ...] = (*builtin_detectors(config.detectors), *extra)
+        self.detectors: tuple[DetectorRule, ...] = (*builtin_detectors(config), *extra)
         globs = [fnmatch.translate(glob) for glob in config.attribute_keys]
         self._keys = re.compile("|".join(globs), re.IGNORECASE) if globs else None
         # Apps send the same few keys on every event; remember the glob verdict per key.

@@ -281,12 +281,14 @@ def test_a_minimal_valid_record_of_each_type_is_encoded_natively(
 TRIGGERS = [
     ("mail me at jane.doe@example.com", True),
     ("call +44 20 7946 0958 please", True),
-    ("my phone is (555) 234-5678", True),
+    ("my phone is (415) 555-2671", True),
+    ("office: 020 7946 0321", True),  # a national format (redaction.phone_regions)
     ("from 10.0.0.1 today", True),
     ("card 4111 1111 1111 1111", True),
     ("ssn 123-45-6789", True),
     ("ratio 3:2, fine", False),  # ':' makes redaction look; nothing matches
     ("order 1234567", False),  # seven digits: the digit detectors run, none matches
+    ("my phone is (555) 234-5678", False),  # no US area code 555: libphonenumber says no number
 ]
 
 

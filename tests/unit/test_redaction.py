@@ -38,6 +38,9 @@ TRUE_POSITIVES = [
     ("JANE_DOE+tag@mail.example.co.uk", "[EMAIL]"),
     ("<ops-team@intra.example.org>", "<[EMAIL]>"),
     ("jürgen@bücher.de", "[EMAIL]"),
+    ('mail "john doe"@example.com now', "mail [EMAIL] now"),
+    ("admin@[IPv6:2001:db8::7]", "[EMAIL]"),
+    ("root@[192.0.2.10]", "[EMAIL]"),  # the whole address, not root@[[IP]]
     # phone: international
     ("call +44 20 7946 0958", "call [PHONE]"),
     ("call +1 (415) 555-2671.", "call [PHONE]."),
@@ -49,6 +52,13 @@ TRUE_POSITIVES = [
     ("415.555.2671", "[PHONE]"),
     ("415 555 2671", "[PHONE]"),
     ("1-800-555-0199", "[PHONE]"),
+    # phone: national formats (redaction.phone_regions), written with the trunk prefix
+    ("call 020 7946 0321", "call [PHONE]"),
+    ("Berlin: 030 12345678", "Berlin: [PHONE]"),
+    ("01 23 45 67 89", "[PHONE]"),
+    ("03-1234-5678", "[PHONE]"),
+    ("(02) 9876 5432", "[PHONE]"),
+    ("+49 (0)30 1234567", "[PHONE]"),
     # card numbers (all pass Luhn)
     ("card 4111 1111 1111 1111 exp 12/27", "card [CARD] exp 12/27"),
     ("4111-1111-1111-1111", "[CARD]"),
@@ -57,13 +67,18 @@ TRUE_POSITIVES = [
     ("amex 3782 822463 10005", "amex [CARD]"),
     ("6011000990139424", "[CARD]"),
     ("2024 4111 1111 1111 1111", "2024 [CARD]"),  # a year before the card stays
+    ("4111 1111-1111 1111", "[CARD]"),  # mixed separators
+    ("5555.5555.5555.4444", "[CARD]"),
     # US social security numbers
     ("ssn 123-45-6789", "ssn [SSN]"),
     ("123 45 6789", "[SSN]"),
     ("078-05-1120.", "[SSN]."),
+    ("my SSN is 123456789", "my SSN is [SSN]"),  # nine bare digits need a context word
+    ("Soc. Sec. No. 078051120", "Soc. Sec. No. [SSN]"),
     # IP addresses
     ("from 192.168.1.10, retried", "from [IP], retried"),
     ("10.0.0.1:8080", "[IP]:8080"),
+    ("192.168.001.010", "[IP]"),  # leading zeros, as some tools print them
     ("2001:db8::8a2e:370:7334", "[IP]"),
     ("2001:0db8:85a3:0000:0000:8a2e:0370:7334", "[IP]"),
     ("loopback ::1 and fe80::1: link-local", "loopback [IP] and [IP]: link-local"),
@@ -98,8 +113,14 @@ LOOK_ALIKES = [
     pytest.param("123-45-0000", id="ssn-serial-0000"),
     pytest.param("room 101, 12345 units, 555-1234", id="short-digit-runs"),
     pytest.param("4155552671", id="bare-10-digits-not-a-phone"),
+    pytest.param("030/12345678x", id="phone-glued-to-a-word"),
+    pytest.param("1.0.0+20130313144700", id="semver-build-metadata"),
+    pytest.param("order 123456789 shipped", id="bare-9-digits-without-ssn-context"),
+    pytest.param("FedEx ground 242912485186997", id="luhn-valid-outside-issuer-ranges"),
+    pytest.param("track 1Z 0X5 W87 88 5751 8567", id="ups-number-in-groups"),
+    pytest.param("root@[999.1.1.1]", id="address-literal-not-an-address"),
     pytest.param("+1.5 and +12 345", id="signed-numbers"),
-    pytest.param("999.1.1.1 and 256.0.0.1", id="invalid-ipv4"),
+    pytest.param("999.1.1.1, 256.0.0.1 and 192.168.001.256", id="invalid-ipv4"),
     pytest.param("mac 00:1a:2b:3c:4d:5e", id="mac-address"),
     pytest.param("std::vector, 16:9, Foo::Bar", id="colons"),
     pytest.param("a :: b", id="lone-double-colon"),
@@ -134,7 +155,11 @@ _FRAGMENTS = st.sampled_from(
         "jane@example.com",
         "+44 20 7946 0958",
         "415-555-2671",
-        "4111 1111 1111 1111",
+        "020 7946 0321",
+        '"j d"@example.com',
+        "root@[10.0.0.1]",
+        "SSN 123456789",
+        "4111 1111-1111 1111",
         "123-45-6789",
         "192.168.1.10",
         "fe80::1",
@@ -181,6 +206,38 @@ def test_only_the_configured_detectors_run() -> None:
     assert redactor.redact_text("jane@example.com, 415-555-2671") == "[EMAIL], 415-555-2671"
 
 
+def test_phone_regions_decide_which_national_formats_are_phones() -> None:
+    text = "030 12345678 or +49 30 12345678"
+    assert Redactor(RedactionConfig(phone_regions=["US"])).redact_text(text) == (
+        "030 12345678 or [PHONE]"  # a "+" number is found whatever the regions
+    )
+    assert Redactor(RedactionConfig(phone_regions=["DE"])).redact_text(text) == (
+        "[PHONE] or [PHONE]"
+    )
+
+
+def test_past_its_matcher_budget_the_phone_detector_fails_closed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from otlp_feedback.validation import phones
+
+    text = "build 2024.01.15.1"  # nine digits that some regions' numbers could be
+    assert redact(text) == text
+    monkeypatch.setattr(phones, "MATCHER_CALLS_PER_TEXT", 0)
+    assert redact(text) == "build [PHONE]"  # over-redacted, never leaked
+
+
+@pytest.mark.parametrize(
+    "text", [text for text, _ in TRUE_POSITIVES] + [p.values[0] for p in LOOK_ALIKES]
+)
+def test_a_detector_whose_trigger_does_not_fire_changes_nothing(text: str) -> None:
+    # The native gate evaluates the declared triggers: they must be necessary conditions.
+    for rule in REDACTOR.detectors:
+        for part in (text, *text.split(" ")):
+            if not rule.trigger.fires(part):
+                assert rule.scrub(part) == part, rule.name
+
+
 def test_extra_patterns_replace_their_matches_literally() -> None:
     config = RedactionConfig(
         extra_patterns=[{"name": "employee", "regex": r"EMP-\d{6}", "replacement": r"[EMP\1]"}]
@@ -198,6 +255,7 @@ def test_extra_patterns_run_on_text_without_digits_at_signs_or_colons() -> None:
     [
         pytest.param({"fields": ["coment"]}, "redaction.fields", id="unknown-field"),
         pytest.param({"detectors": ["iban"]}, "redaction.detectors", id="unknown-detector"),
+        pytest.param({"phone_regions": ["UK"]}, "redaction.phone_regions", id="unknown-region"),
         pytest.param(
             {"extra_patterns": [{"name": "x", "regex": "("}]},
             "redaction.extra_patterns",
