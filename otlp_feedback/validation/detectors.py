@@ -88,7 +88,7 @@ class DetectorRule:
 # ("john doe"); the domain a host name or an address literal ([192.0.2.10], [IPv6:...]), which
 # ``_email`` validates with ``ipaddress``.
 _EMAIL = re.compile(
-    r"(?:(?<![\w.%+'-])[\w.%+-][\w.%+'-]*|\"(?:[^\"\\\r\n]|\\.){1,64}\")@"
+    r"(?:(?<![\w.%+-])[\w.%+-][\w.%+'-]*|\"(?:[^\"\\\r\n]|\\.){1,64}\")@"
     r"(?:[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}|\[(?:IPv6:)?([0-9A-Fa-f:.]{2,45})\])"
 )
 # IPv6 candidates (``ipaddress`` decides); an embedded IPv4 tail is part of the address.

@@ -9,12 +9,15 @@ explanation, a covered attribute (``app.user_message``), a covered attribute cut
 1,000 characters (rejected, dead-lettered, the reason quoting the comment) with the item at the
 start and straddling the 60-character quote.
 
-A **fragment** of an item is any 6-character window of it (as written, compared ignoring case)
-that holds at least three digits, an ``@`` or a ``:``: what is left of a card, phone, SSN, IP or
-e-mail address when a cut or a partial match leaves part of it ("4111 1", "SMITH@", "db8::7").
+(Each long variant embeds the entry's whole text, so an item that needs context words, a bare
+SSN, has them.) A **fragment** of an item is any 6-character window of it (as written, compared
+ignoring case) that holds at least three digits, an ``@`` or a ``:``: what is left of a card,
+phone, SSN, IP or e-mail address when a cut or a partial match leaves part of it ("4111 1",
+"SMITH@", "db8::7").
 Each record is scanned for its own item's fragments (it carries its corpus index), after
 masking what the receiver itself writes there in hex or decimal (event ids, digests,
-``time_unix_nano``), which could otherwise contain a digit window by chance.
+``time_unix_nano``), which could otherwise contain a digit window by chance; the log is scanned
+after masking the receiver's own loopback endpoints (``127.0.0.1:<port>``), which it logs.
 """
 
 from __future__ import annotations
@@ -82,6 +85,11 @@ def log_capture() -> Iterator[LogCapture]:
         logger.removeHandler(capture)
 
 
+def lead(length: int) -> str:
+    """Filler text of ``length`` characters ending in a space ("" for 0 or less)."""
+    return FILLER[: length - 1] + " " if length > 0 else ""
+
+
 def emit_corpus(port: int, entries: list[dict[str, Any]], limit: int) -> int:
     """Every entry in every carrier; returns how many records were sent."""
     provider = LoggerProvider(resource=Resource.create({"service.name": "corpus"}))
@@ -119,10 +127,13 @@ def emit_corpus(port: int, entries: list[dict[str, Any]], limit: int) -> int:
         feedback(index, "attribute", {"feedback.rating": 3, "app.user_message": text})
         if entry["kind"] != "pii":
             continue
-        straddle = FILLER[: limit - len(item) // 2] + item + " " + FILLER
+        # The entry's text (the item with its context words) placed so that the item straddles
+        # the cut, after filler ending in a space.
+        middle = text.index(item) + len(item) // 2
+        straddle = lead(limit - middle) + text + " " + FILLER
         feedback(index, "cut attribute", {"feedback.rating": 3, "app.user_message": straddle})
-        for offset in (0, 57 - len(item) // 2):
-            long_comment = FILLER[: max(offset, 0)] + item + " " + FILLER[:1000]
+        for offset in (0, 57 - middle):
+            long_comment = lead(offset) + text + " " + FILLER[:1000]
             feedback(index, "over-long comment", {"feedback.comment": long_comment})
     assert provider.force_flush(120_000)
     provider.shutdown()
@@ -227,6 +238,6 @@ def test_no_corpus_pii_reaches_kafka_or_the_log_and_look_alikes_arrive_unchanged
     ]
     assert not changed, changed[:20]
 
-    log = "\n".join(log_capture.lines).lower()
+    log = re.sub(r"127\.0\.0\.1:[0-9]+", "#", "\n".join(log_capture.lines)).lower()
     logged = [(e["pii"], f) for e in pii for f in fragments(e["pii"]) if f in log]
     assert not logged, logged[:20]

@@ -39,6 +39,8 @@ TRUE_POSITIVES = [
     ("<ops-team@intra.example.org>", "<[EMAIL]>"),
     ("jürgen@bücher.de", "[EMAIL]"),
     ('mail "john doe"@example.com now', "mail [EMAIL] now"),
+    # In single quotes (as a rejection reason quotes a value): the quote is not the local part.
+    ("'jane.doe@example.com' wrote", "'[EMAIL]' wrote"),
     ("admin@[IPv6:2001:db8::7]", "[EMAIL]"),
     ("root@[192.0.2.10]", "[EMAIL]"),  # the whole address, not root@[[IP]]
     # phone: international
