@@ -267,22 +267,23 @@ _EXPECTED = {
 }
 
 
+# The ``AnyValue`` case each mapped Python type comes from (bool before int: a bool is an int).
+_OTLP_TYPES: tuple[tuple[type, str], ...] = (
+    (bool, "a bool"),
+    (int, "an int"),
+    (float, "a double"),
+    (str, "a string"),
+    (bytes, "bytes"),
+    (list, "an array"),
+    (dict, "a key/value list"),
+)
+
+
 def _otlp_type(value: AttrValue) -> str:
     """The ``AnyValue`` case a mapped value came from, as a rejection names it."""
-    if isinstance(value, bool):
-        return "a bool"
-    if isinstance(value, int):
-        return "an int"
-    if isinstance(value, float):
-        return "a double"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, bytes):
-        return "bytes"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "a key/value list"
+    for kind, name in _OTLP_TYPES:
+        if isinstance(value, kind):
+            return name
     return "an empty value" if value is None else type(value).__name__
 
 

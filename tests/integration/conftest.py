@@ -18,21 +18,33 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def settings(
+def make_settings(
     kafka_bootstrap: str, registry_url: str, topic_prefix: str, tmp_path: Path
-) -> Settings:
-    return load_config(
-        receiver={"endpoint": "127.0.0.1:0", "delivery_timeout_s": 15},
-        kafka={
-            "bootstrap_servers": kafka_bootstrap,
-            "topics": {t: f"{topic_prefix}.{t}" for t in EVENT_TYPES},
-            "dlq_topic": f"{topic_prefix}.dlq",
-            "partitions": 3,
-        },
-        registry={"url": registry_url},
-        spool={"directory": str(tmp_path / "spool")},
-        observability={"endpoint": "127.0.0.1:0"},
-    )
+) -> Callable[..., Settings]:
+    """Settings for the test's broker, registry and topics; keyword arguments replace whole
+    sections (``receiver={...}``) or add others (``rate_limit={...}``)."""
+
+    def make(**sections: Any) -> Settings:
+        base: dict[str, Any] = {
+            "receiver": {"endpoint": "127.0.0.1:0", "delivery_timeout_s": 15},
+            "kafka": {
+                "bootstrap_servers": kafka_bootstrap,
+                "topics": {t: f"{topic_prefix}.{t}" for t in EVENT_TYPES},
+                "dlq_topic": f"{topic_prefix}.dlq",
+                "partitions": 3,
+            },
+            "registry": {"url": registry_url},
+            "spool": {"directory": str(tmp_path / "spool")},
+            "observability": {"endpoint": "127.0.0.1:0"},
+        }
+        return load_config(**{**base, **sections})
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 
 from otlp_feedback.app import FeedbackApp
-from otlp_feedback.config import Settings, load_config
+from otlp_feedback.config import Settings
 from otlp_feedback.events import EVENT_TYPES
 
 pytestmark = pytest.mark.integration
@@ -169,23 +169,12 @@ def read_all(settings: Settings, count: int, timeout: float = 120.0) -> list[Any
 @pytest.mark.parametrize("native", [True, False], ids=["native", "python"])
 def test_no_corpus_pii_reaches_kafka_or_the_log_and_look_alikes_arrive_unchanged(
     native: bool,
-    kafka_bootstrap: str,
+    make_settings: Callable[..., Settings],
     registry_url: str,
-    topic_prefix: str,
-    tmp_path: Path,
     log_capture: LogCapture,
 ) -> None:
-    settings = load_config(
+    settings = make_settings(
         receiver={"endpoint": "127.0.0.1:0", "native_fast_path": native},
-        kafka={
-            "bootstrap_servers": kafka_bootstrap,
-            "topics": {t: f"{topic_prefix}.{t}" for t in EVENT_TYPES},
-            "dlq_topic": f"{topic_prefix}.dlq",
-            "partitions": 1,
-        },
-        registry={"url": registry_url},
-        spool={"directory": str(tmp_path / "spool")},
-        observability={"endpoint": "127.0.0.1:0"},
         rate_limit={"enabled": False},
     )
     entries = corpus()
