@@ -509,7 +509,7 @@ enum { G_ANY = 1, G_DIGIT = 2, G_SEP = 4 };
 typedef struct {
     int enabled, every_text;
     int n_runs;
-    Py_ssize_t min_digits[MAX_DIGIT_RUNS];
+    Py_ssize_t min_digits[MAX_DIGIT_RUNS], min_seps[MAX_DIGIT_RUNS];
     uint8_t cls[256];
     uint32_t sep[256];
 } Gate;
@@ -735,6 +735,12 @@ static int parse_gate(PyObject *obj, Gate *g, PyObject **scrubs) {
         Py_DECREF(min);
         if (g->min_digits[k] == -1 && PyErr_Occurred()) { Py_DECREF(runs); return -1; }
         if (g->min_digits[k] < 1) g->min_digits[k] = 1; /* one digit at least, as the regex */
+        PyObject *min_seps = PyObject_GetAttrString(run, "min_separators");
+        if (min_seps == NULL) { Py_DECREF(runs); return -1; }
+        g->min_seps[k] = PyLong_AsSsize_t(min_seps);
+        Py_DECREF(min_seps);
+        if (g->min_seps[k] == -1 && PyErr_Occurred()) { Py_DECREF(runs); return -1; }
+        if (g->min_seps[k] < 0) g->min_seps[k] = 0;
         if (gate_byte_set(run, "separators", &seps) < 0) { Py_DECREF(runs); return -1; }
         for (int b = 0; b < 256; b++)
             if (seps[b]) { g->cls[b] |= G_SEP; g->sep[b] |= (uint32_t)1 << k; }
@@ -855,12 +861,13 @@ static int ns_to_micros(int64_t ns, int64_t *out) {
 /* Whether any enabled detector's trigger fires on ``text`` (UTF-8): when none does, the
  * redactor leaves the text as it is (``Redactor._pass`` runs a detector only when its trigger
  * fires). One pass: an AnyChar byte fires at once; a digit counts towards every digit run; a
- * separator of some runs keeps those runs going and ends the others; any other byte (a
- * letter, a byte of a non-ASCII character) ends them all. */
+ * separator of some runs counts towards those runs and ends the others; any other byte (a
+ * letter, a byte of a non-ASCII character) ends them all. A run fires once it holds its
+ * minimum of digits and of separators. */
 static int gate_fires(const Gate *g, const uint8_t *s, size_t n) {
     if (!g->enabled) return 0;
     if (g->every_text) return 1; /* a configured regex may match anything, even "" */
-    Py_ssize_t count[MAX_DIGIT_RUNS];
+    Py_ssize_t count[MAX_DIGIT_RUNS], seps[MAX_DIGIT_RUNS];
     int counting = 0;
     for (size_t i = 0; i < n; i++) {
         uint8_t c = s[i], cls = g->cls[c];
@@ -868,15 +875,18 @@ static int gate_fires(const Gate *g, const uint8_t *s, size_t n) {
         if (cls & G_ANY) return 1;
         if (!counting) {
             memset(count, 0, sizeof(Py_ssize_t) * (size_t)g->n_runs);
+            memset(seps, 0, sizeof(Py_ssize_t) * (size_t)g->n_runs);
             counting = 1;
         }
         if (cls & G_DIGIT) {
             for (int k = 0; k < g->n_runs; k++)
-                if (++count[k] >= g->min_digits[k]) return 1;
+                if (++count[k] >= g->min_digits[k] && seps[k] >= g->min_seps[k]) return 1;
         } else {
             uint32_t keep = g->sep[c];
-            for (int k = 0; k < g->n_runs; k++)
-                if (!(keep >> k & 1)) count[k] = 0;
+            for (int k = 0; k < g->n_runs; k++) {
+                if (!(keep >> k & 1)) { count[k] = seps[k] = 0; continue; }
+                if (++seps[k] >= g->min_seps[k] && count[k] >= g->min_digits[k]) return 1;
+            }
         }
     }
     return 0;

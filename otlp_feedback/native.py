@@ -41,6 +41,7 @@ Thread-safety: a plan is immutable; ``NativeLogs.export`` may be called from any
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import types
 import typing
@@ -137,7 +138,13 @@ class NativeLogs:
 # --- the redaction gate ----------------------------------------------------------------------
 
 # The trigger kinds C evaluates, by exact class (a subclass may fire differently).
-KNOWN_TRIGGERS: frozenset[type] = frozenset({AnyChar, DigitRun, Always})
+# Each trigger class the gate evaluates, with the fields C reads: a field added to a trigger
+# class without teaching C makes that trigger unknown (it might fire where C would not).
+KNOWN_TRIGGERS: Mapping[type, frozenset[str]] = {
+    AnyChar: frozenset({"chars"}),
+    DigitRun: frozenset({"min_digits", "separators", "min_separators"}),
+    Always: frozenset(),
+}
 # RedactionConfig options, each with why the gate already covers it. An option missing here
 # (new, so of unknown effect on what the redactor changes) defers every redactable text.
 KNOWN_REDACTION_OPTIONS: Mapping[str, str] = {
@@ -159,6 +166,7 @@ class DigitRunGate:
 
     min_digits: int
     separators: bytes
+    min_separators: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,28 +211,43 @@ def compile_gate(
     unknown = [f"option {name!r}" for name in options if name not in KNOWN_REDACTION_OPTIONS]
     every_text = False
     chars: set[str] = set()
-    runs: set[tuple[int, frozenset[str]]] = set()
+    runs: set[tuple[int, frozenset[str], int]] = set()
     for rule in rules:
         trigger: Any = rule.trigger
         kind = type(trigger)
         if kind not in KNOWN_TRIGGERS:
             unknown.append(f"trigger {kind.__name__} of detector {rule.name!r}")
+        elif {f.name for f in dataclasses.fields(trigger)} != KNOWN_TRIGGERS[kind]:
+            unknown.append(f"trigger {kind.__name__} with fields C does not read ({rule.name!r})")
         elif kind is Always:
             every_text = True
         elif kind is AnyChar:
             if not trigger.chars.isascii():
                 unknown.append(f"non-ASCII AnyChar {trigger.chars!r} of {rule.name!r}")
             chars.update(trigger.chars)
-        elif not (isinstance(trigger.min_digits, int) and trigger.separators.isascii()):
+        elif not (
+            isinstance(trigger.min_digits, int)
+            and isinstance(trigger.min_separators, int)
+            and trigger.separators.isascii()
+            and not any(c.isdigit() for c in trigger.separators)
+        ):
             unknown.append(f"DigitRun {trigger!r} of {rule.name!r}")
         else:
             # The regex needs one digit at least; no text holds more than 2**31 characters.
-            runs.add((min(max(trigger.min_digits, 1), 2**31), frozenset(trigger.separators)))
-    # A run implied by another (fewer digits over more separators) adds nothing.
+            runs.add(
+                (
+                    min(max(trigger.min_digits, 1), 2**31),
+                    frozenset(trigger.separators),
+                    min(max(trigger.min_separators, 0), 2**31),
+                )
+            )
+    # A run implied by another (no more digits and separators needed, over more separators)
+    # adds nothing.
     kept = sorted(
-        ((n, seps) for n, seps in runs
-         if not any((m, other) != (n, seps) and m <= n and seps <= other for m, other in runs)),
-        key=lambda run: (run[0], sorted(run[1])),
+        ((n, seps, ns) for n, seps, ns in runs
+         if not any((m, other, ms) != (n, seps, ns) and m <= n and seps <= other and ms <= ns
+                    for m, other, ms in runs)),
+        key=lambda run: (run[0], sorted(run[1]), run[2]),
     )  # fmt: skip
     if len(kept) > _MAX_DIGIT_RUNS:
         unknown.append(f"{len(kept)} digit-run triggers (C evaluates {_MAX_DIGIT_RUNS})")
@@ -234,7 +257,7 @@ def compile_gate(
         enabled=True,
         every_text=every_text,
         any_char=byte_set(chars),
-        digit_runs=tuple(DigitRunGate(n, byte_set(seps)) for n, seps in kept),
+        digit_runs=tuple(DigitRunGate(n, byte_set(seps), ns) for n, seps, ns in kept),
         scrubs_attribute=scrubs_attribute,
         unknown=tuple(unknown),
     )

@@ -11,8 +11,9 @@ Trigger kinds (``native`` knows exactly these; anything else makes it defer ever
 text to Python, with a warning and the ``deferred`` metric):
 
 - ``AnyChar(chars)``: the text contains one of ``chars`` (ASCII).
-- ``DigitRun(min_digits, separators)``: the text holds a run of ASCII digits and ``separators``
-  with at least ``min_digits`` digits in it.
+- ``DigitRun(min_digits, separators, min_separators=0)``: the text holds a run of ASCII digits
+  and ``separators`` with at least ``min_digits`` digits and ``min_separators`` separators in
+  it (an IPv4 address needs four digits and three dots: "2024" alone does not fire it).
 - ``Always()``: every text (configured ``extra_patterns``: a regex may match anything).
 
 Placeholders (``[EMAIL]``, ...) hold no digit, ``@`` or ``:``, so a replacement never makes a
@@ -45,13 +46,24 @@ class AnyChar:
 @dataclasses.dataclass(frozen=True, slots=True)
 class DigitRun:
     """Fires when the text holds a run of ASCII digits and ``separators`` that contains at
-    least ``min_digits`` digits ("+44 (20) 7946-0958" is one run of 12 digits)."""
+    least ``min_digits`` digits and ``min_separators`` separators ("+44 (20) 7946-0958" is one
+    run of 12 digits and 5 separators)."""
 
     min_digits: int
     separators: str
+    min_separators: int = 0
 
     def fires(self, text: str) -> bool:
-        return _digit_run(self.min_digits, self.separators)(text) is not None
+        if _digit_run(self.min_digits, self.separators)(text) is None:
+            return False
+        if self.min_separators <= 0:
+            return True
+        # Rare (the digits are there): count per maximal run.
+        for run in _runs(self.separators)(text):
+            separators = len(run.translate(_NO_DIGITS))
+            if len(run) - separators >= self.min_digits and separators >= self.min_separators:
+                return True
+        return False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -70,6 +82,15 @@ def _digit_run(min_digits: int, separators: str) -> Callable[[str], re.Match[str
     # Digits and separators are disjoint classes, so the search stays linear.
     seps = f"[{re.escape(separators)}]*" if separators else ""
     return re.compile(f"[0-9](?:{seps}[0-9]){{{max(min_digits - 1, 0)}}}").search
+
+
+_NO_DIGITS = str.maketrans("", "", "0123456789")
+
+
+@functools.cache
+def _runs(separators: str) -> Callable[[str], list[str]]:
+    """The maximal runs of ASCII digits and ``separators`` in a text."""
+    return re.compile(f"[0-9{re.escape(separators)}]+").findall
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -250,7 +271,7 @@ def builtin_detectors(config: RedactionConfig) -> tuple[DetectorRule, ...]:
     rules = (
         DetectorRule("email", AnyChar("@"), _sub(_EMAIL, _email)),
         DetectorRule("ip", AnyChar(":"), _sub(_IPV6, _ipv6)),
-        DetectorRule("ip", DigitRun(4, "."), _sub(_IPV4, _ipv4)),
+        DetectorRule("ip", DigitRun(4, ".", min_separators=3), _sub(_IPV4, _ipv4)),
         DetectorRule("card", DigitRun(13, " .-"), _sub(_CARD, _card)),
         DetectorRule("ssn", DigitRun(9, " -"), _ssn),
         DetectorRule("phone", DigitRun(phones.MIN_DIGITS, phones.SEPARATORS), phone.scrub),

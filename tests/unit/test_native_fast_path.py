@@ -287,7 +287,7 @@ TRIGGERS = [
     ("card 4111 1111 1111 1111", True),
     ("ssn 123-45-6789", True),
     ("ratio 3:2, fine", False),  # ':' makes redaction look; nothing matches
-    ("order 1234567", False),  # seven digits: the digit detectors run, none matches
+    ("order 12345678", False),  # eight digits: the phone detector runs, none matches
     ("my phone is (555) 234-5678", False),  # no US area code 555: libphonenumber says no number
 ]
 
@@ -330,6 +330,20 @@ def test_a_record_redaction_may_touch_is_deferred_and_redacted_as_python_does(
         "model_response" if carry == "explanation" else "user_feedback",
         "system_health",
     ]
+
+
+# Numbers no detector's trigger needs: the C path encodes them (no Python detour).
+NO_TRIGGER = [
+    "tried it on the 2024 data set",  # four digits: not an IPv4 address (no three dots)
+    "order 12345, version 1.2.3",  # five digits; two dots
+]
+
+
+@pytest.mark.parametrize("comment", NO_TRIGGER)
+def test_a_text_no_trigger_fires_on_stays_on_the_native_path(pair: Pair, comment: str) -> None:
+    result = pair.compare(payload_of(record("user_feedback", {"feedback.comment": comment})))
+    assert (result.native_events, result.native_deferred) == (1, 0)
+    assert result.outcome["accepted"] == 1
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,7 @@ digit_runs = st.builds(
     DigitRun,
     st.integers(min_value=-1, max_value=20),
     st.text(st.sampled_from(_TRIGGER_CHARS), max_size=6),
+    st.integers(min_value=-1, max_value=5),
 )
 triggers = st.one_of(any_chars, digit_runs, st.just(Always()))
 
@@ -138,11 +139,17 @@ class _Unknown:
         return False
 
 
+@dataclass(frozen=True)
+class _Annotated(DigitRun):  # a known class's subclass: it may fire where DigitRun would not
+    pass
+
+
 @pytest.mark.parametrize(
     "trigger",
-    [_Unknown(), AnyChar("é"), DigitRun(4, "\u00a0")],
-    ids=["unknown kind", "non-ASCII AnyChar", "non-ASCII separator"],
-)
+    [_Unknown(), AnyChar("é"), DigitRun(4, "\u00a0"), DigitRun(4, "1."), _Annotated(4, ".")],
+    ids=["unknown kind", "non-ASCII AnyChar", "non-ASCII separator", "digit separator",
+         "subclass"],
+)  # fmt: skip
 def test_a_trigger_the_gate_cannot_evaluate_makes_it_fire_on_every_text(trigger: Any) -> None:
     gate = _gate(AnyChar("@"), trigger)
     assert gate.every_text and gate.unknown
