@@ -203,9 +203,12 @@ class FailoverSink:
         with self._mode_lock:
             try:
                 self._spool.append(records)
-            except SpoolFull:
+            except SpoolFull as exc:
                 self._count_refusal()
-                raise
+                # A full spool is a backpressure refusal: the client waits the configured delay
+                # (delivery.refuse_retry_after_s), as for every other one.
+                delay = max(retry_after, exc.retry_after or 0.0)
+                raise SpoolFull(str(exc), retry_after=delay) from exc
             self._backlog = True
         with self._counts_lock:
             self.spooled += len(records)

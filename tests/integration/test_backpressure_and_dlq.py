@@ -44,7 +44,13 @@ def test_kafka_down_and_spool_full_refuses_with_retry_info_until_the_sdk_gets_th
         receiver={"endpoint": "127.0.0.1:0"},
         kafka={"bootstrap_servers": stopped_broker.bootstrap_servers, "partitions": 2},
         registry={"url": registry_url},
-        delivery={"attempt_timeout_s": 0.5, "breaker_reset_timeout_s": 0.5},
+        # The Python SDK waits exactly the advised delay, at most 5 times: 8 s gives Kafka
+        # 40 s to return and drain the spool (it takes a few) before the SDK gives up.
+        delivery={
+            "attempt_timeout_s": 0.5,
+            "breaker_reset_timeout_s": 0.5,
+            "refuse_retry_after_s": 8.0,
+        },
         spool={"directory": str(tmp_path / "spool"), "max_bytes": 65536},
         observability={"endpoint": "127.0.0.1:0"},
     )
@@ -68,7 +74,7 @@ def test_kafka_down_and_spool_full_refuses_with_retry_info_until_the_sdk_gets_th
         status = rpc_status.from_call(refusal)
         retry = error_details_pb2.RetryInfo()
         assert status is not None and status.details[0].Unpack(retry)
-        assert retry.retry_delay.seconds + retry.retry_delay.nanos > 0
+        assert retry.retry_delay.seconds == 8  # delivery.refuse_retry_after_s
         assert app.failover.refused >= 1 and accepted
         # Top the spool up one record at a time until even one is refused: what room is left is
         # smaller than one record, so the SDK's below (a long comment makes it bigger) cannot fit.
@@ -83,8 +89,8 @@ def test_kafka_down_and_spool_full_refuses_with_retry_info_until_the_sdk_gets_th
             pytest.fail("the spool never filled up to the last record")
 
         # The real SDK exporter is refused too, backs off as RetryInfo says, and retries ...
-        # (it waits exactly the advised delay, spool.RETRY_AFTER_S = 2 s, for at most 6 attempts:
-        # Kafka has about 10 s to return and make room).
+        # (it waits exactly the advised delay, delivery.refuse_retry_after_s, for at most 6
+        # attempts).
         provider = LoggerProvider(resource=Resource.create({"service.name": "sdk-app"}))
         exporter = OTLPLogExporter(endpoint=f"127.0.0.1:{app.port}", insecure=True, timeout=90)
         provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
