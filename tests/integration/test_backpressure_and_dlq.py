@@ -46,8 +46,11 @@ def test_kafka_down_and_spool_full_refuses_with_retry_info_until_the_sdk_gets_th
         registry={"url": registry_url},
         # The Python SDK waits exactly the advised delay, at most 5 times: 8 s gives Kafka
         # 40 s to return and drain the spool (it takes a few) before the SDK gives up.
+        # Replays wait 2 x attempt_timeout_s for Kafka's confirmation: a loaded machine needs
+        # seconds for the first deliveries to a broker that just started (a shorter wait made
+        # the replayer rebuild its producer over and over and never drain).
         delivery={
-            "attempt_timeout_s": 0.5,
+            "attempt_timeout_s": 3.0,
             "breaker_reset_timeout_s": 0.5,
             "refuse_retry_after_s": 8.0,
         },
