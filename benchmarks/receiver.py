@@ -25,7 +25,7 @@ from typing import Any
 from confluent_kafka import Producer
 
 import otlp_feedback.sinks.kafka as kafka_sink
-from otlp_feedback.app import FeedbackApp
+from otlp_feedback.app import FeedbackApp, settle_process_heap
 from otlp_feedback.config import load_config
 from otlp_feedback.registry.client import InMemoryRegistry
 
@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     app.start()
+    settle_process_heap()  # as `otlp-feedback serve` does
     if args.fastavro:
         encoder = app.pipeline._encoder
         assert encoder is not None

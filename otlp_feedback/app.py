@@ -9,6 +9,7 @@ change while serving (``serve`` calls it on SIGHUP).
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -192,3 +193,16 @@ def _take(old: Any, new: Any, keys: list[str]) -> Any:
         else:
             update[head] = new_value
     return old.model_copy(update=update)
+
+
+def settle_process_heap() -> None:
+    """Exempt what start-up built from the cyclic garbage collector (``gc.freeze``).
+
+    For the process entry points (``serve``, ``dev``, the benchmarks' receiver), once the app
+    has started; not done by ``FeedbackApp.start``, since a library user's heap is theirs.
+    Schemas, native plans, compiled patterns and libphonenumber's metadata live as long as the
+    process, and without this every full collection walks them again: measured end to end it
+    cost 7-17% of throughput and 50 ms of p99 latency (benchmarks/RESULTS.md, Session 4).
+    """
+    gc.collect()  # what is garbage now must not become permanent
+    gc.freeze()

@@ -196,7 +196,7 @@ def _note_signal(signum: int, frame: FrameType | None) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from otlp_feedback.app import FeedbackApp
+    from otlp_feedback.app import FeedbackApp, settle_process_heap
 
     settings = load_config(args.config)
     configure_logging(settings.log_level, settings.log_format)
@@ -214,6 +214,7 @@ def _serve(args: argparse.Namespace) -> int:
             log.exception("config reload failed, keeping the running configuration")
 
     app.start()
+    settle_process_heap()
     try:
         _wait_for_signal(on_reload=reload)
     finally:
@@ -243,7 +244,7 @@ def _config_check(args: argparse.Namespace) -> int:
 
 
 def _dev(args: argparse.Namespace) -> int:
-    from otlp_feedback.app import FeedbackApp
+    from otlp_feedback.app import FeedbackApp, settle_process_heap
     from otlp_feedback.embedded.tansu import TansuBroker
     from otlp_feedback.registry.runner import RegistryServer
 
@@ -274,6 +275,7 @@ def _dev(args: argparse.Namespace) -> int:
         broker.start()
         registry.start()
         app.start()
+        settle_process_heap()
         _print_banner(settings, app.port)
         _wait_for_signal()
     finally:

@@ -304,3 +304,16 @@ def test_sighup_runs_the_reload_on_the_main_thread_and_sigterm_stops(
 
     assert not rescued, "the loop missed a signal taken by another thread"
     assert reloaded_on == [threading.main_thread().name]
+
+
+def test_settling_the_heap_exempts_what_start_up_built_from_the_cyclic_gc() -> None:
+    import gc
+
+    from otlp_feedback.app import settle_process_heap
+
+    gc.unfreeze()
+    try:
+        settle_process_heap()
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()  # the rest of the test session keeps its ordinary collector
