@@ -27,17 +27,45 @@ from otlp_feedback.observability.metrics import Telemetry
 
 log = logging.getLogger(__name__)
 
-# Errors that no retry of the same record can fix.
-_PERMANENT = frozenset(
+# -- how a librdkafka error is classified: this table is the one place -------------------
+# tests/unit/test_kafka_sink.py holds every code confluent-kafka defines to it, so a new code (a
+# librdkafka upgrade) fails that test until someone decides where it belongs.
+
+#: Codes that refuse the record itself (its size or content) or a rule of its topic (ACL, name,
+#: policy, message format): re-sending it unchanged fails the same way, so ``deliver`` raises
+#: ``DeliveryFailed`` naming it, the pipeline dead-letters it with the reason, and
+#: ``otlp-feedback dlq replay`` re-submits it after the fix. Every other code is retryable (the
+#: default): broker, connection, leadership, timeouts, the producer's idempotence state, purges
+#: and fatal errors recover by themselves or by a producer rebuild; a producer-wide setting
+#: (SASL, cluster ACL, compression, a skewed clock: INVALID_TIMESTAMP, since records carry the
+#: produce time) refuses every record alike, and the spool holds them until an operator fixes
+#: it. An unknown code is retryable too: dead-lettering data on a guess is worse than waiting.
+PERMANENT_ERRORS: frozenset[int] = frozenset(
     {
-        KafkaError.MSG_SIZE_TOO_LARGE,
         KafkaError.INVALID_MSG_SIZE,
-        KafkaError.INVALID_RECORD,
+        KafkaError.MSG_SIZE_TOO_LARGE,  # also produce()'s local refusal (message.max.bytes)
+        KafkaError.TOPIC_EXCEPTION,  # the topic name is invalid
         KafkaError.RECORD_LIST_TOO_LARGE,
         KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.UNSUPPORTED_FOR_MESSAGE_FORMAT,  # the topic's format predates headers
         KafkaError.POLICY_VIOLATION,
+        KafkaError.INVALID_RECORD,
     }
 )
+#: Retryable codes saying a topic is missing (a broker restart can forget topics): the topics
+#: are re-created (if configured) before the next delivery.
+TOPIC_MISSING_ERRORS: frozenset[int] = frozenset(
+    {KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC}
+)
+#: KIP-467: the broker refused a whole batch for one invalid record; librdkafka fails the others
+#: with this code. They are innocent, and would meet the invalid record again in one batch if
+#: the caller retried them together, forever: the sink re-sends them once, alone.
+INNOCENT_ERRORS: frozenset[int] = frozenset({KafkaError._INVALID_DIFFERENT_RECORD})
+
+
+def is_permanent(error: KafkaError) -> bool:
+    """True if Kafka refused the record for good (see ``PERMANENT_ERRORS``); else retryable."""
+    return error.code() in PERMANENT_ERRORS
 
 
 class _Batch:
@@ -186,6 +214,23 @@ class KafkaSink:
             self._failures[kind] += 1
 
     def _deliver(self, records: Sequence[OutboundRecord], deadline: float, timeout: float) -> None:
+        errors = self._send(records, deadline, timeout)
+        innocent = {event_id for e, event_id in errors if e.code() in INNOCENT_ERRORS}
+        if innocent and all(e.code() in INNOCENT_ERRORS or is_permanent(e) for e, _ in errors):
+            # Only the invalid records are at fault: send the others again, without them.
+            again = [r for r in records if r.event_id in innocent]
+            errors = [error for error in errors if error[1] not in innocent]
+            errors += self._send(again, deadline, timeout)
+        if errors:
+            self._raise_for(errors, len(records))
+
+    def _send(
+        self, records: Sequence[OutboundRecord], deadline: float, timeout: float
+    ) -> list[tuple[KafkaError, str]]:
+        """Produce ``records``, wait for their reports; return the errors with their event ids.
+
+        Raises ``DeliveryTimeout`` (no confirmation by the deadline) or ``SinkUnavailable``.
+        """
         producer = self._current_producer()
         self._ensure_topics()
         batch = _Batch(len(records))
@@ -213,8 +258,7 @@ class KafkaSink:
                 f"within {timeout:g}s",
                 retry_after=1.0,
             )
-        if batch.errors:
-            self._raise_for(batch.errors, len(records))
+        return batch.errors
 
     def _produce(
         self, producer: Producer, record: OutboundRecord, batch: _Batch, deadline: float
@@ -238,18 +282,20 @@ class KafkaSink:
                     ) from None
                 time.sleep(0.005)
             except KafkaException as exc:
-                error = exc.args[0]
-                if isinstance(error, KafkaError) and error.code() in _PERMANENT:
-                    # Refused before it was queued (e.g. too large): no report will come.
-                    batch._settle((error, record.event_id))
-                    return
+                error = exc.args[0] if exc.args else None
+                if isinstance(error, KafkaError):
+                    if is_permanent(error):
+                        # Refused before it was queued (e.g. too large): no report will come.
+                        batch._settle((error, record.event_id))
+                        return
+                    self._note(error)
                 raise SinkUnavailable(f"Kafka producer refused the record: {exc}") from exc
 
     def _raise_for(self, errors: list[tuple[KafkaError, str]], total: int) -> None:
         first, _ = errors[0]
-        if any(e.code() == KafkaError.UNKNOWN_TOPIC_OR_PART for e, _ in errors):
-            self._topics_pending = self._config.create_topics
-        if all(e.code() in _PERMANENT for e, _ in errors):
+        for error, _ in errors:
+            self._note(error)
+        if all(is_permanent(e) for e, _ in errors):
             raise DeliveryFailed(
                 f"Kafka refused {len(errors)} of {total} events permanently: {first.str()}",
                 failed={event_id: e.str() for e, event_id in errors},
@@ -257,6 +303,14 @@ class KafkaSink:
         raise SinkUnavailable(
             f"Kafka failed {len(errors)} of {total} events: {first.str()}", retry_after=1.0
         )
+
+    def _note(self, error: KafkaError) -> None:
+        """Act on what a retryable error says about the producer or the topics."""
+        if error.code() in TOPIC_MISSING_ERRORS:
+            self._topics_pending = self._config.create_topics
+        if error.fatal() and self._rebuild_reason is None:
+            # error_cb says so too, but on the poll thread, maybe after the caller retried.
+            self._rebuild_reason = f"fatal error {error.str()}"
 
     # -- producer management ---------------------------------------------------------------
 
