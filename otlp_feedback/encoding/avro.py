@@ -2,7 +2,7 @@
 
 Serializers follow confluent-kafka's convention, a callable ``(obj, ctx) -> bytes``. The schema
 id is resolved from the registry once, at start-up (``pipeline``), never per record. The body is
-written by a writer compiled from the schema (``fastpath``), byte-identical to fastavro and
+written by a writer compiled from the schema (``compiled_writer``), byte-identical to fastavro and
 several times faster; a schema the compiler does not support is written with fastavro instead.
 """
 
@@ -16,7 +16,11 @@ from typing import Any
 
 from fastavro import schemaless_writer
 
-from otlp_feedback.encoding.fastpath import RecordWriter, UnsupportedSchema, compile_record_writer
+from otlp_feedback.encoding.compiled_writer import (
+    RecordWriter,
+    UnsupportedSchema,
+    compile_record_writer,
+)
 from otlp_feedback.encoding.schemas import LocalSchema
 from otlp_feedback.errors import EncodingError
 from otlp_feedback.events import FeedbackEvent

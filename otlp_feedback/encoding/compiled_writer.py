@@ -15,7 +15,7 @@ Supported, and nothing else (anything else is refused at compile time):
 - two-branch unions with ``null`` first: ``["null", X]``.
 
 The bytes are exactly what ``fastavro.schemaless_writer`` writes for the same record
-(``tests/unit/test_fast_avro.py`` proves it), including its treatment of a missing field
+(``tests/unit/test_compiled_writer.py`` proves it), including its treatment of a missing field
 (the field's default, else null for a nullable field) and of naive datetimes (local time).
 Values must have the Python types the schema names (a ``str`` for a string, an ``int`` for a
 long, a ``float`` or ``int`` for a double, a ``bool`` for a boolean); where fastavro would

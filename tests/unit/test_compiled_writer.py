@@ -1,4 +1,4 @@
-"""The compiled Avro writer (``encoding.fastpath``) writes exactly what fastavro writes.
+"""The compiled Avro writer (``encoding.compiled_writer``) writes exactly what fastavro writes.
 
 Events are generated with hypothesis from the pydantic models' own field types (so every value
 is one the pipeline can produce: None, empty maps and lists, unicode, extreme longs), and
@@ -22,7 +22,7 @@ from pydantic import TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
 from otlp_feedback.encoding import AvroEventSerializer, LocalSchema, load_schemas
-from otlp_feedback.encoding.fastpath import UnsupportedSchema, compile_record_writer
+from otlp_feedback.encoding.compiled_writer import UnsupportedSchema, compile_record_writer
 from otlp_feedback.errors import EncodingError
 from otlp_feedback.events import EVENT_MODELS, FeedbackEvent, UserFeedback
 
