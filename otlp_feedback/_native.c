@@ -527,6 +527,8 @@ typedef struct {
     int n_set_aside;
     Slice set_aside[8];
     Slice evaluation_event;
+    /* Header names, from ``outbound.HEADERS`` (interned, owned). */
+    PyObject *event_id_header, *trace_id_header, *client_id_header;
     int n_types;
     TypeSpec types[MAX_TYPES];
 } Plan;
@@ -684,6 +686,9 @@ static void Plan_dealloc(Plan *self) {
     Py_XDECREF(self->record_class);
     Py_XDECREF(self->scrubs_attribute);
     Py_XDECREF(self->strings);
+    Py_XDECREF(self->event_id_header);
+    Py_XDECREF(self->trace_id_header);
+    Py_XDECREF(self->client_id_header);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -755,19 +760,38 @@ static int parse_gate(PyObject *obj, Gate *g, PyObject **scrubs) {
     return 0;
 }
 
+/* A header name from the plan's ``headers`` object (by attribute), interned. */
+static int header_name(PyObject *headers, const char *attr, PyObject **out) {
+    PyObject *name = PyObject_GetAttrString(headers, attr);
+    if (name == NULL) return -1;
+    if (!PyUnicode_CheckExact(name)) {
+        Py_DECREF(name);
+        PyErr_Format(PyExc_TypeError, "plan: header name %s must be a str", attr);
+        return -1;
+    }
+    PyUnicode_InternInPlace(&name);
+    Py_XSETREF(*out, name);
+    return 0;
+}
+
 static int Plan_init(Plan *self, PyObject *args, PyObject *kwds) {
-    /* Plan(record_class, namespace, limits, redaction, set_aside, evaluation_event, types) */
-    PyObject *record_class, *ns, *limits, *redaction, *set_aside, *evaluation, *types;
+    /* Plan(record_class, namespace, limits, redaction, set_aside, evaluation_event, types,
+     *      headers) */
+    PyObject *record_class, *ns, *limits, *redaction, *set_aside, *evaluation, *types, *headers;
     static char *kwlist[] = {"record_class", "namespace", "limits", "redaction", "set_aside",
-                             "evaluation_event", "types", NULL};
+                             "evaluation_event", "types", "headers", NULL};
     if (self->strings != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Plan is initialised once");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OSO!OO!UO!", kwlist, &record_class, &ns,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OSO!OO!UO!O", kwlist, &record_class, &ns,
                                      &PyTuple_Type, &limits, &redaction,
                                      &PyTuple_Type, &set_aside, &evaluation, &PyTuple_Type,
-                                     &types))
+                                     &types, &headers))
+        return -1;
+    if (header_name(headers, "event_id", &self->event_id_header) < 0 ||
+        header_name(headers, "trace_id", &self->trace_id_header) < 0 ||
+        header_name(headers, "client_id", &self->client_id_header) < 0)
         return -1;
     self->strings = PyList_New(0);
     if (self->strings == NULL) return -1;
@@ -838,7 +862,7 @@ typedef struct {
         Py_ssize_t ignored;
         Buf arena; /* every encoded record's value, id, key and trace id */
     } outs;
-    PyObject *event_id_name, *trace_id_name; /* header names, interned */
+    PyObject *event_id_name, *trace_id_name; /* header names, borrowed from the plan */
 } Call;
 
 /* datetime.fromtimestamp(ns / 1e9, UTC) in micros since the epoch, as CPython rounds it
@@ -1797,9 +1821,8 @@ static PyObject *Plan_export_logs(Plan *self, PyObject *args) {
     PyObject *ret = NULL;
     int rc = RC_OK;
     if (ns_to_micros(c.received_ns, &c.received_us) < 0) { rc = RC_WHOLE; goto done; }
-    c.event_id_name = PyUnicode_InternFromString("event_id");
-    c.trace_id_name = PyUnicode_InternFromString("trace_id");
-    if (c.event_id_name == NULL || c.trace_id_name == NULL) goto done;
+    c.event_id_name = self->event_id_header; /* borrowed: the plan outlives the call */
+    c.trace_id_name = self->trace_id_header;
     if (client_id != Py_None) {
         Py_ssize_t n;
         const char *p = PyUnicode_AsUTF8AndSize(client_id, &n);
@@ -1813,7 +1836,7 @@ static PyObject *Plan_export_logs(Plan *self, PyObject *args) {
         c.client_id = client_id;
         c.client.p = (const uint8_t *)p;
         c.client.n = (size_t)n;
-        c.client_header = Py_BuildValue("(sy#)", "client_id", p, n);
+        c.client_header = Py_BuildValue("(Oy#)", self->client_id_header, p, n);
         if (c.client_header == NULL) goto done;
     }
     if (view.len >= release_gil_bytes) {
@@ -1830,8 +1853,6 @@ static PyObject *Plan_export_logs(Plan *self, PyObject *args) {
 done:
     if (ret == NULL && rc == RC_WHOLE && !PyErr_Occurred()) ret = Py_NewRef(Py_None);
     Py_XDECREF(c.client_header);
-    Py_XDECREF(c.event_id_name);
-    Py_XDECREF(c.trace_id_name);
     PyMem_RawFree(c.resource.a);
     PyMem_RawFree(c.record.a);
     PyMem_RawFree(c.merged);

@@ -55,7 +55,7 @@ from pydantic.fields import FieldInfo
 
 from otlp_feedback.config import ValidationConfig
 from otlp_feedback.encoding import AvroEventSerializer
-from otlp_feedback.encoding.outbound import OutboundRecord
+from otlp_feedback.encoding.outbound import HEADERS, OutboundRecord, type_headers
 from otlp_feedback.events import EVENT_MODELS, EventType, FeedbackEvent
 from otlp_feedback.mapping import convention as conv
 from otlp_feedback.mapping.records import EVENT_ID_NAMESPACE, FIELD_PLAN, SET_ASIDE_KEYS
@@ -318,6 +318,7 @@ def build_plan(
         set_aside=tuple(sorted(SET_ASIDE_KEYS)),
         evaluation_event=conv.GENAI_EVALUATION_EVENT,
         types=tuple(type_specs),
+        headers=HEADERS,
     )
     return NativeLogs(plan, native_types, gate)
 
@@ -332,12 +333,9 @@ def _event_name(event_type: str) -> str:
 def _headers(
     event_type: str, serializer: AvroEventSerializer
 ) -> tuple[bytes, tuple[str, bytes], tuple[str, bytes]]:
-    header = serializer.wire_header
-    return (
-        header,
-        ("event_type", event_type.encode()),
-        ("schema_version", str(serializer.schema.version).encode()),
-    )
+    """The Confluent wire header and the type's two Kafka headers (built where the Python
+    path builds them: ``outbound.type_headers``)."""
+    return (serializer.wire_header, *type_headers(event_type, serializer.schema.version))
 
 
 def _python_only(event_type: str, serializer: AvroEventSerializer, topic: str) -> tuple[Any, ...]:

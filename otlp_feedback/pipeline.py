@@ -35,7 +35,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from otlp_feedback.config import RedactionConfig, Settings
 from otlp_feedback.encoding import AvroEventSerializer, load_schemas
 from otlp_feedback.encoding.dead_letter import DeadLetter, to_outbound
-from otlp_feedback.encoding.outbound import EventEncoder, OutboundRecord
+from otlp_feedback.encoding.outbound import EventEncoder, OutboundRecord, add_request_headers
 from otlp_feedback.errors import (
     DeliveryFailed,
     EncodingError,
@@ -55,7 +55,7 @@ from otlp_feedback.native import NativeLogs, NativeResult, build_plan
 from otlp_feedback.registry.client import SchemaRegistry
 from otlp_feedback.sinks.base import Sink
 from otlp_feedback.validation import Rejection, Validator
-from otlp_feedback.validation.redaction import Redactor, redacted_header
+from otlp_feedback.validation.redaction import Redactor
 
 log = logging.getLogger(__name__)
 
@@ -454,13 +454,8 @@ class Pipeline:
             )
             return None
         if redacted:
-            # Events whose schema has ``redacted_fields`` carry the list in the value; the
-            # header tells every consumer (older schema versions, header-only filters)
-            # without decoding. The header list is the record's own, fresh per record.
-            record.headers.append(("redacted", redacted_header(redacted)))
             outcome.redacted_by_type[event.event_type] += 1
-        if client_id is not None:
-            record.headers.append(("client_id", client_id.encode()))
+        add_request_headers(record, redacted, client_id)
         return record
 
     def _dead_letters(

@@ -3,14 +3,69 @@
 ``EventEncoder`` holds one serializer per event type (resolved at start-up) and the topic map.
 The record key keeps related events in one partition: session for user feedback, request id for
 performance and model-response events, service for health, experiment id for experiments.
+
+The headers of an event record are named and built here, once for both paths: ``HEADERS``
+names them, ``type_headers`` builds the two that depend only on the event type (the native
+plan takes both from here), ``add_request_headers`` the two that depend on the request
+(``redacted``, ``client_id``). In order: event_type, event_id, schema_version, [trace_id],
+[redacted], [client_id].
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from otlp_feedback.encoding.avro import AvroEventSerializer, SerializationContext
 from otlp_feedback.events import EventType, FeedbackEvent
+
+Header = tuple[str, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderNames:
+    """The Kafka header names of an event record (``_native.c`` reads them by attribute)."""
+
+    event_type: str = "event_type"
+    event_id: str = "event_id"
+    schema_version: str = "schema_version"
+    trace_id: str = "trace_id"
+    redacted: str = "redacted"
+    client_id: str = "client_id"
+
+
+HEADERS = HeaderNames()
+# The ``redacted`` header lists attribute keys, which are the sender's and unbounded: clipped so
+# the header cannot push the record past ``kafka.message_max_bytes``.
+_MAX_REDACTED_HEADER = 1024
+
+
+def type_headers(event_type: str, schema_version: int) -> tuple[Header, Header]:
+    """The ``event_type`` and ``schema_version`` headers of every record of a type."""
+    return (
+        (HEADERS.event_type, event_type.encode()),
+        (HEADERS.schema_version, str(schema_version).encode()),
+    )
+
+
+def redacted_header(fields: Iterable[str], limit: int = _MAX_REDACTED_HEADER) -> bytes:
+    """The ``redacted`` header's value: field names, comma-separated, clipped to ``limit``
+    bytes."""
+    value = ",".join(fields).encode()
+    return value if len(value) <= limit else value[: limit - 3] + b"..."
+
+
+def add_request_headers(
+    record: OutboundRecord, redacted: list[str], client_id: str | None
+) -> None:
+    """Append the headers that depend on the request: the fields redaction changed (events
+    whose schema has ``redacted_fields`` carry the list in the value too; the header tells
+    every consumer, older schema versions and header-only filters included, without decoding)
+    and the authenticated client id. The record's header list is its own, fresh per record."""
+    if redacted:
+        record.headers.append((HEADERS.redacted, redacted_header(redacted)))
+    if client_id is not None:
+        record.headers.append((HEADERS.client_id, client_id.encode()))
 
 
 @dataclass(slots=True)
@@ -38,10 +93,7 @@ class EventEncoder:
         self._serializers = serializers
         self._contexts = {t: SerializationContext(topics[t]) for t in serializers}
         # The headers that depend only on the event type, built once (encode is per event).
-        self._type_headers = {
-            t: (("event_type", t.encode()), ("schema_version", str(s.schema.version).encode()))
-            for t, s in serializers.items()
-        }
+        self._type_headers = {t: type_headers(t, s.schema.version) for t, s in serializers.items()}
 
     def schema_ids(self) -> dict[EventType, int]:
         return {t: s.schema_id for t, s in self._serializers.items()}
@@ -53,9 +105,9 @@ class EventEncoder:
         value = self._serializers[event_type](event, ctx)
         event_id = event.event_id
         type_header, version_header = self._type_headers[event_type]
-        headers = [type_header, ("event_id", event_id.encode()), version_header]
+        headers = [type_header, (HEADERS.event_id, event_id.encode()), version_header]
         if event.trace_id:
-            headers.append(("trace_id", event.trace_id.encode()))
+            headers.append((HEADERS.trace_id, event.trace_id.encode()))
         key = event.kafka_key()
         return OutboundRecord(
             ctx.topic,

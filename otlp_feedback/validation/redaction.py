@@ -28,7 +28,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from otlp_feedback.config import RedactionConfig
@@ -213,11 +213,3 @@ class Redactor:
         if key is None or key in self._source_keys or self.scrubs_attribute(key):
             return self.redact_text
         return None
-
-
-def redacted_header(fields: Iterable[str], limit: int = 1024) -> bytes:
-    """The ``redacted`` Kafka header: field names, comma-separated, clipped to ``limit`` bytes
-    (attribute keys are the sender's and unbounded; the header must not push the record past
-    ``kafka.message_max_bytes``)."""
-    value = ",".join(fields).encode()
-    return value if len(value) <= limit else value[: limit - 3] + b"..."

@@ -16,12 +16,13 @@ from pydantic import Field
 from otlp_feedback.config import RedactionConfig, load_config
 from otlp_feedback.encoding import load_schemas
 from otlp_feedback.encoding.dead_letter import from_value
+from otlp_feedback.encoding.outbound import redacted_header
 from otlp_feedback.events import UserFeedback
 from otlp_feedback.mapping import map_logs_request
 from otlp_feedback.pipeline import Pipeline
 from otlp_feedback.sinks.memory import InMemorySink
 from otlp_feedback.validation.detectors import luhn_valid
-from otlp_feedback.validation.redaction import Redactor, redacted_header
+from otlp_feedback.validation.redaction import Redactor
 
 REDACTOR = Redactor(RedactionConfig())
 
