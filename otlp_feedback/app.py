@@ -3,8 +3,9 @@
 The sink chain is Kafka behind a ``FailoverSink`` (circuit breaker, in-flight budget and, when
 ``spool.enabled``, the disk spool). ``FeedbackApp`` is what ``otlp-feedback serve``/``dev`` run
 and what tests start in-process; tests may pass their own ``registry``/``sink`` (e.g. the
-in-memory doubles), which then replace the whole chain. ``reload`` applies the settings that can
-change while serving (``serve`` calls it on SIGHUP).
+in-memory doubles), which then replace the whole chain. One ``Telemetry`` is built here and
+handed to every component at construction; they report into it and ``/metrics`` reads only it.
+``reload`` applies the settings that can change while serving (``serve`` calls it on SIGHUP).
 """
 
 from __future__ import annotations
@@ -55,10 +56,12 @@ class FeedbackApp:
         if sink is None:
             self.kafka = KafkaSink(settings.kafka, settings.kafka.all_topics(), self.telemetry)
             spool = Spool(settings.spool) if settings.spool.enabled else None
-            self.failover = FailoverSink(self.kafka, spool, settings.delivery)
+            self.failover = FailoverSink(
+                self.kafka, spool, settings.delivery, telemetry=self.telemetry
+            )
             sink = self.failover
         self.sink = sink
-        self.pipeline = Pipeline(settings, self.registry, sink)
+        self.pipeline = Pipeline(settings, self.registry, sink, telemetry=self.telemetry)
         if self.failover is not None:
             self.failover.on_permanent_failure = self.pipeline.dead_letter_refused
         self.receiver = GrpcReceiver(
@@ -69,7 +72,6 @@ class FeedbackApp:
             tls=settings.tls,
             guard=guard,
         )
-        self.telemetry.bind(self)
         self.http: BackgroundHttpServer | None = None
 
     @property

@@ -20,7 +20,6 @@ never pairs one rule set's C gate with another's redactor.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -52,6 +51,18 @@ from otlp_feedback.mapping import (
     map_traces_request,
 )
 from otlp_feedback.native import NativeLogs, NativeResult, build_plan
+from otlp_feedback.observability.metrics import (
+    ACCEPTED,
+    DEAD_LETTER_FAILURES,
+    DEAD_LETTERED,
+    DELIVERY_FAILURES,
+    IGNORED,
+    NATIVE,
+    REDACTED,
+    REJECTED,
+    REQUESTS,
+    Telemetry,
+)
 from otlp_feedback.registry.client import SchemaRegistry
 from otlp_feedback.sinks.base import Sink
 from otlp_feedback.validation import Rejection, Validator
@@ -101,13 +112,16 @@ class ExportOutcome:
         return f"{self.rejected} feedback record(s) rejected: {shown}{suffix}"
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class PipelineStats:
-    """Counters since start (the metrics endpoint reads these)."""
+    """The pipeline's counters since start, read from its telemetry (``Pipeline.stats``).
+
+    A copy: the counts themselves live in ``Telemetry``, which the pipeline reports to once per
+    request and which the metrics endpoint reads. ``accepted``/``rejected`` are the sums of the
+    by-type counts.
+    """
 
     requests: int = 0
-    accepted: int = 0
-    rejected: int = 0
     ignored: int = 0
     dead_lettered: int = 0
     dead_letter_failures: int = 0
@@ -117,20 +131,37 @@ class PipelineStats:
     redacted_by_type: Counter[str] = field(default_factory=Counter)
     native_events: int = 0
     native_deferred: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def add(self, outcome: ExportOutcome) -> None:
-        with self._lock:
-            self.requests += 1
-            self.accepted += outcome.accepted
-            self.rejected += outcome.rejected
-            self.ignored += outcome.ignored
-            self.dead_lettered += outcome.dead_lettered
-            self.native_events += outcome.native
-            self.native_deferred += outcome.deferred
-            self.accepted_by_type.update(outcome.accepted_by_type)
-            self.redacted_by_type.update(outcome.redacted_by_type)
-            self.rejected_by_type.update((r.event_type, r.category) for r in outcome.rejections)
+    @classmethod
+    def of(cls, telemetry: Telemetry) -> PipelineStats:
+        counts = telemetry.snapshot()
+
+        def total(family: str) -> int:
+            return int(counts.get((family,), 0))
+
+        def by(family: str) -> Counter[tuple[str, ...]]:
+            return Counter({k[1:]: int(v) for k, v in counts.items() if k[0] == family})
+
+        return cls(
+            requests=total(REQUESTS),
+            ignored=total(IGNORED),
+            dead_lettered=total(DEAD_LETTERED),
+            dead_letter_failures=total(DEAD_LETTER_FAILURES),
+            delivery_failures=total(DELIVERY_FAILURES),
+            accepted_by_type=Counter({k[0]: v for k, v in by(ACCEPTED).items()}),
+            rejected_by_type=Counter({(k[0], k[1]): v for k, v in by(REJECTED).items()}),
+            redacted_by_type=Counter({k[0]: v for k, v in by(REDACTED).items()}),
+            native_events=int(counts.get((NATIVE, "native"), 0)),
+            native_deferred=int(counts.get((NATIVE, "deferred"), 0)),
+        )
+
+    @property
+    def accepted(self) -> int:
+        return sum(self.accepted_by_type.values())
+
+    @property
+    def rejected(self) -> int:
+        return sum(self.rejected_by_type.values())
 
 
 def subject_for(topic: str) -> str:
@@ -147,8 +178,10 @@ class Pipeline:
         registry: SchemaRegistry,
         sink: Sink,
         clock_ns: Callable[[], int] = time.time_ns,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._settings = settings
+        self._telemetry = telemetry or Telemetry()
         self._registry = registry
         self._sink = sink
         self._clock_ns = clock_ns
@@ -161,7 +194,11 @@ class Pipeline:
         self._max_value_bytes = settings.kafka.message_max_bytes - _RECORD_OVERHEAD_BYTES
         self._shut_down = False
         self.started = False
-        self.stats = PipelineStats()
+
+    @property
+    def stats(self) -> PipelineStats:
+        """The counters since start (a copy, read from the telemetry)."""
+        return PipelineStats.of(self._telemetry)
 
     @property
     def topics(self) -> dict[EventType, str]:
@@ -372,7 +409,7 @@ class Pipeline:
         events = len(records)
         letters = self._dead_letters(outcome.rejections, redactor)
         if not records and not letters:
-            self.stats.add(outcome)
+            self._telemetry.count_request(outcome)
             return outcome
         try:
             self._sink.deliver([*records, *letters], self._settings.receiver.delivery_timeout_s)
@@ -393,18 +430,16 @@ class Pipeline:
             lost_letters = len(exc.failed) - len(refused)  # refused ids that were letters
             if lost_letters:
                 log.error("Kafka refused %d dead letters: %s", lost_letters, exc)
-                with self.stats._lock:
-                    self.stats.dead_letter_failures += lost_letters
+                self._telemetry.count_dead_letter_failures(lost_letters)
             outcome.dead_lettered = len(letters) + self._send_dead_letters(refused, redactor)
         except OtlpFeedbackError:
-            with self.stats._lock:
-                self.stats.delivery_failures += 1
+            self._telemetry.count_delivery_failure()
             raise
         else:
             outcome.accepted = events
             outcome.accepted_by_type.update(r.event_type for r in records)
             outcome.dead_lettered = len(letters)
-        self.stats.add(outcome)
+        self._telemetry.count_request(outcome)
         return outcome
 
     @staticmethod
@@ -483,8 +518,7 @@ class Pipeline:
             self._sink.deliver(letters, self._settings.receiver.delivery_timeout_s)
         except OtlpFeedbackError as exc:
             log.error("could not dead-letter %d refused events: %s", len(letters), exc)
-            with self.stats._lock:
-                self.stats.dead_letter_failures += len(letters)
+            self._telemetry.count_dead_letter_failures(len(letters))
             return 0
         return len(letters)
 
@@ -495,8 +529,7 @@ class Pipeline:
         are logged and counted. Rare: oversized events are refused before they are spooled.
         """
         log.error("Kafka refused %d spooled events permanently: %s", len(records), exc)
-        with self.stats._lock:
-            self.stats.dead_letter_failures += len(records)
+        self._telemetry.count_dead_letter_failures(len(records))
 
     def force_flush(self, timeout: float) -> bool:
         return self._sink.force_flush(timeout)

@@ -12,7 +12,16 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
+from otlp_feedback.observability.metrics import (
+    CIRCUIT_OPENED,
+    CIRCUIT_STATE,
+    Telemetry,
+)
+
 State = Literal["closed", "open", "half_open"]
+
+#: The ``otlp_feedback_circuit_state`` gauge's value for each state.
+STATE_VALUES: dict[State, int] = {"closed": 0, "half_open": 1, "open": 2}
 
 
 class CircuitBreaker:
@@ -23,6 +32,7 @@ class CircuitBreaker:
         failure_threshold: int,
         reset_timeout_s: float,
         clock: Callable[[], float] = time.monotonic,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._threshold = failure_threshold
         self._reset_timeout = reset_timeout_s
@@ -32,7 +42,14 @@ class CircuitBreaker:
         self._failures = 0
         self._opened_at = 0.0
         self._probing = False
-        self.opened_count = 0
+        self._telemetry = telemetry or Telemetry()  # counts openings; watches the state
+        self._telemetry.attach("breaker")
+        self._telemetry.watch(CIRCUIT_STATE, lambda: STATE_VALUES[self.state])
+
+    @property
+    def opened_count(self) -> int:
+        """Times the circuit opened since start (read from the telemetry)."""
+        return int(self._telemetry.value(CIRCUIT_OPENED))
 
     @property
     def state(self) -> State:
@@ -64,7 +81,7 @@ class CircuitBreaker:
             if self._state == "open":
                 return  # a late report from before it opened must not extend the open window
             if self._state == "half_open" or self._failures >= self._threshold:
-                self.opened_count += 1
+                self._telemetry.count_circuit_opened()
                 self._state = "open"
                 self._opened_at = self._clock()
                 self._probing = False

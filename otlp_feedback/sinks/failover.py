@@ -32,6 +32,15 @@ from otlp_feedback.errors import (
     SinkUnavailable,
     SpoolFull,
 )
+from otlp_feedback.observability.metrics import (
+    INFLIGHT,
+    REFUSALS,
+    REPLAYED,
+    SPOOL_BYTES,
+    SPOOL_PENDING,
+    SPOOLED,
+    Telemetry,
+)
 from otlp_feedback.sinks.base import Sink
 from otlp_feedback.sinks.breaker import CircuitBreaker
 from otlp_feedback.sinks.spool import Spool
@@ -51,12 +60,16 @@ class FailoverSink:
         config: DeliveryConfig,
         breaker: CircuitBreaker | None = None,
         on_permanent_failure: PermanentFailureHandler | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._primary = primary
         self._spool = spool
         self._config = config
+        self._telemetry = telemetry or Telemetry()
         self.breaker = breaker or CircuitBreaker(
-            config.breaker_failure_threshold, config.breaker_reset_timeout_s
+            config.breaker_failure_threshold,
+            config.breaker_reset_timeout_s,
+            telemetry=self._telemetry,
         )
         self.on_permanent_failure = on_permanent_failure
         self._mode_lock = threading.Lock()
@@ -67,10 +80,11 @@ class FailoverSink:
         self._stop = threading.Event()
         self._replayer: threading.Thread | None = None
         self._shut_down = False
-        self._counts_lock = threading.Lock()
-        self.spooled = 0
-        self.replayed = 0
-        self.refused = 0
+        # Counts and the state gauges go to the telemetry, which /metrics reads.
+        self._telemetry.attach("failover")
+        self._telemetry.watch(INFLIGHT, lambda: self.inflight)
+        self._telemetry.watch(SPOOL_PENDING, lambda: self.backlog)
+        self._telemetry.watch(SPOOL_BYTES, lambda: self.spool_bytes)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -122,6 +136,21 @@ class FailoverSink:
             self._wake.set()
             self._stop.wait(0.05)  # the replayer commits asynchronously; poll its progress
         return True
+
+    @property
+    def spooled(self) -> int:
+        """Events written to the spool since start (read from the telemetry)."""
+        return int(self._telemetry.value(SPOOLED))
+
+    @property
+    def replayed(self) -> int:
+        """Spooled events Kafka confirmed since start."""
+        return int(self._telemetry.value(REPLAYED))
+
+    @property
+    def refused(self) -> int:
+        """Requests refused for backpressure since start."""
+        return int(self._telemetry.value(REFUSALS))
 
     @property
     def backlog(self) -> int:
@@ -210,13 +239,11 @@ class FailoverSink:
                 delay = max(retry_after, exc.retry_after or 0.0)
                 raise SpoolFull(str(exc), retry_after=delay) from exc
             self._backlog = True
-        with self._counts_lock:
-            self.spooled += len(records)
+        self._telemetry.count_spooled(len(records))
         self._wake.set()
 
     def _count_refusal(self) -> None:
-        with self._counts_lock:
-            self.refused += 1
+        self._telemetry.count_refusal()
 
     # -- replay ------------------------------------------------------------------------------
 
@@ -273,6 +300,5 @@ class FailoverSink:
         else:
             self.breaker.record_success()
         spool.commit(batch)
-        with self._counts_lock:
-            self.replayed += len(batch.records)
+        self._telemetry.count_replayed(len(batch.records))
         return 0

@@ -13,7 +13,6 @@ import concurrent.futures
 import logging
 import threading
 import time
-from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,7 +22,12 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from otlp_feedback.config import KafkaConfig
 from otlp_feedback.encoding.outbound import OutboundRecord
 from otlp_feedback.errors import DeliveryFailed, DeliveryTimeout, SinkUnavailable
-from otlp_feedback.observability.metrics import Telemetry
+from otlp_feedback.observability.metrics import (
+    KAFKA_FAILURES,
+    PUBLISHED,
+    REBUILDS,
+    Telemetry,
+)
 
 log = logging.getLogger(__name__)
 
@@ -107,10 +111,8 @@ class KafkaSink:
         self, config: KafkaConfig, topics: Sequence[str], telemetry: Telemetry | None = None
     ) -> None:
         self._config = config
-        self._telemetry = telemetry
-        self._counts_lock = threading.Lock()
-        self._published: Counter[str] = Counter()
-        self._failures: Counter[str] = Counter()
+        self._telemetry = telemetry or Telemetry()  # where it counts; /metrics reads that
+        self._telemetry.attach("kafka")
         self._topics = list(dict.fromkeys(topics))
         self._producer: Producer | None = None
         self._lock = threading.Lock()
@@ -122,7 +124,6 @@ class KafkaSink:
         # Topics are (re)created lazily when this is set: at start-up with the broker down,
         # and after a broker restart (Tansu's memory storage forgets topics).
         self._topics_pending = config.create_topics
-        self.rebuilds = 0
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -193,25 +194,26 @@ class KafkaSink:
         except SinkUnavailable:
             self._count_failure("unavailable")
             raise
-        with self._counts_lock:
-            self._published.update(r.topic for r in records)
-        if self._telemetry is not None:
-            self._telemetry.publish_seconds.observe(time.monotonic() - started)
-            self._telemetry.publish_batch_records.observe(len(records))
+        telemetry = self._telemetry
+        telemetry.count_published(r.topic for r in records)
+        telemetry.publish_seconds.observe(time.monotonic() - started)
+        telemetry.publish_batch_records.observe(len(records))
 
     def published_by_topic(self) -> dict[str, int]:
-        """Records confirmed by Kafka since start, by topic."""
-        with self._counts_lock:
-            return dict(self._published)
+        """Records confirmed by Kafka since start, by topic (read from the telemetry)."""
+        return {k[0]: int(v) for k, v in self._telemetry.values(PUBLISHED).items()}
 
     def failures_by_kind(self) -> dict[str, int]:
         """Failed ``deliver`` calls since start: timeout, unavailable, refused."""
-        with self._counts_lock:
-            return dict(self._failures)
+        return {k[0]: int(v) for k, v in self._telemetry.values(KAFKA_FAILURES).items()}
+
+    @property
+    def rebuilds(self) -> int:
+        """Producers replaced since start (read from the telemetry)."""
+        return int(self._telemetry.value(REBUILDS))
 
     def _count_failure(self, kind: str) -> None:
-        with self._counts_lock:
-            self._failures[kind] += 1
+        self._telemetry.count_kafka_failure(kind)
 
     def _deliver(self, records: Sequence[OutboundRecord], deadline: float, timeout: float) -> None:
         errors = self._send(records, deadline, timeout)
@@ -328,7 +330,7 @@ class KafkaSink:
                 self._producer = self._new_producer()
                 self._rebuild_reason = None
                 self._topics_pending = self._config.create_topics
-                self.rebuilds += 1
+                self._telemetry.count_producer_rebuild()
             return self._producer
 
     def _new_producer(self) -> Producer:
