@@ -1,17 +1,21 @@
 """PII redaction: scrub e-mail addresses, phone numbers, card numbers, SSNs and IP addresses
 out of free text before it reaches Kafka.
 
-Called by the pipeline on every validated event (``redact_event``) and on what a dead letter
-carries (``redact_source``, ``redact_text`` for the reason). What is scrubbed: the event fields
+Called by the pipeline on every validated event (``redact_event``), by the validator to quote
+values in rejection reasons (``quote``) and by the dead-letter encoder (``letter_scrubber``,
+``redact_text`` for the reason). What is scrubbed: the event fields
 named in ``redaction.fields`` (default ``comment``, ``explanation``) and the ``attributes``
 values whose key matches a ``redaction.attribute_keys`` glob (case-insensitive).
 
 Why on the validated event, not on the raw fields before validation: only events that will be
 written pay for it; the values are already the exact strings that get encoded (attribute arrays
 and maps stringified, control characters handled); the field names are the model's, which is
-what ``redacted_fields`` reports; and the length limits judge what the sender sent. The cost:
-an attribute value cut at ``validation.max_attribute_value_len`` may end in a fragment of a
-token (``jane.doe@exa``) that no longer looks like one.
+what ``redacted_fields`` reports; and the length limits judge what the sender sent.
+
+Wherever text is shortened, the cut rule (``cut_text``) applies: scrub a bounded window past
+the limit, cut, drop the token the cut split, so no fragment of an item survives at the edge.
+An attribute value this redactor covers reaches ``redact_event`` as that window (the validator
+keeps it) and is cut here, after scrubbing.
 
 The detectors themselves (what they find, how a candidate is validated, the trigger each
 declares) live in ``detectors``; a detector is tried on a text only when its trigger fires.
@@ -82,6 +86,7 @@ def cut_text(text: str, limit: int, scrub: Callable[[str], str] | None = None) -
         window = scrub(window)
     return drop_partial_token(window[:limit], window[limit:])
 
+
 class Redactor:
     """Scrubs text per one ``RedactionConfig``. Disabled, every method returns its input."""
 
@@ -144,7 +149,8 @@ class Redactor:
         if isinstance(value, str):  # bounded cost, whatever the length sent
             value = value[: limit + CUT_MARGIN]
         text = repr(value)  # repr escapes control characters
-        return self.cut(text, limit) + "..." if len(text) > limit else self.cut(text, limit)
+        shown = self.cut(text, limit)
+        return shown + "..." if len(text) > limit else shown
 
     def _pass(self, text: str) -> str:
         for rule in self.detectors:

@@ -17,16 +17,11 @@ A generated ``HostileCase`` mixes four kinds of record and knows what each shoul
 
 from __future__ import annotations
 
-import json
 import math
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cache
-from io import BytesIO
 from typing import Any
 
-import fastavro
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
@@ -44,6 +39,7 @@ from otlp_feedback.mapping import MappedRequest
 from otlp_feedback.mapping import convention as conv
 from otlp_feedback.pipeline import ExportOutcome
 from otlp_feedback.registry.client import InMemoryRegistry
+from otlp_feedback.testing.observe import decode_event
 from otlp_feedback.testing.otlp import to_any_value
 
 RECEIVED_NS = 1_735_689_660_000_000_000  # the pipeline's clock: 2025-01-01T00:01:00Z
@@ -425,22 +421,6 @@ hostile_cases = st.one_of(logs_cases(), traces_cases())
 
 
 # --- the invariants -------------------------------------------------------------------------
-
-
-@cache
-def _reader_schema(registry: InMemoryRegistry, schema_id: int) -> Any:
-    return fastavro.parse_schema(json.loads(registry.schema_text(schema_id)))
-
-
-def decode_event(record: OutboundRecord, registry: InMemoryRegistry) -> dict[str, Any]:
-    """Read a delivered record back as a downstream consumer would (Confluent framing + Avro)."""
-    magic, schema_id = struct.unpack(">bI", record.value[:5])
-    assert magic == 0
-    decoded = fastavro.schemaless_reader(
-        BytesIO(record.value[5:]), _reader_schema(registry, schema_id)
-    )
-    assert isinstance(decoded, dict)
-    return decoded
 
 
 def check_invariants(

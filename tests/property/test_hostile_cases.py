@@ -16,7 +16,6 @@ import pytest
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from hostile_requests import decode_event
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
     ExportLogsServiceResponse,
@@ -41,6 +40,7 @@ from otlp_feedback.receiver.service import LOGS_SERVICE, TRACE_SERVICE
 from otlp_feedback.registry.client import InMemoryRegistry
 from otlp_feedback.sinks.memory import InMemorySink
 from otlp_feedback.testing import logs_request, make_log_record, run_receiver
+from otlp_feedback.testing.observe import decode_event
 
 TIMEOUT = 30.0
 MIB = 1024 * 1024

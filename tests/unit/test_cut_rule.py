@@ -4,22 +4,17 @@ dead-letter value cut to fit), no fragment of a PII item survives at the edge.""
 
 from __future__ import annotations
 
-import json
 import re
-import struct
-from io import BytesIO
-from typing import Any
 
-import fastavro
 import pytest
 from otlp_builders import log_record, only, validate
 
 from otlp_feedback.config import RedactionConfig, ValidationConfig, load_config
-from otlp_feedback.encoding.outbound import OutboundRecord
 from otlp_feedback.mapping import map_logs_request
 from otlp_feedback.pipeline import Pipeline
 from otlp_feedback.registry.client import InMemoryRegistry
 from otlp_feedback.sinks.memory import InMemorySink
+from otlp_feedback.testing.observe import decode_event
 from otlp_feedback.testing.otlp import logs_request, make_log_record
 from otlp_feedback.validation import Rejection
 from otlp_feedback.validation.redaction import CUT_MARGIN, Redactor, cut_text
@@ -98,14 +93,6 @@ def test_a_quoted_value_says_it_was_cut() -> None:
     assert REDACTOR.quote("mail jo@example.com", 60) == "'mail [EMAIL]'"
 
 
-def decoded(record: OutboundRecord, registry: InMemoryRegistry) -> dict[str, Any]:
-    _, schema_id = struct.unpack(">bI", record.value[:5])
-    schema = fastavro.parse_schema(json.loads(registry.schema_text(schema_id)))
-    value = fastavro.schemaless_reader(BytesIO(record.value[5:]), schema)
-    assert isinstance(value, dict)
-    return value
-
-
 @pytest.mark.parametrize("native", [True, False])
 @pytest.mark.parametrize("item", ITEMS)
 def test_an_attribute_value_cut_at_the_limit_leaves_no_fragment(item: str, native: bool) -> None:
@@ -123,7 +110,7 @@ def test_an_attribute_value_cut_at_the_limit_leaves_no_fragment(item: str, nativ
             )
             outcome = pipeline.export_logs_payload(logs_request([record]).SerializeToString())
             assert outcome.accepted == 1
-            attributes = decoded(sink.records.pop(), registry)["attributes"]
+            attributes = decode_event(sink.records.pop(), registry)["attributes"]
             prompt = attributes["app.prompt"]  # covered by redaction.attribute_keys
             assert len(prompt) <= limit and not leaks(prompt), (offset, prompt[-60:])
             assert attributes["app.id"] == value[:limit]  # not covered: cut as sent
