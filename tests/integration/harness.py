@@ -229,8 +229,11 @@ class IdCollector:
                 consumer.close()
 
 
-def read_raw(settings: Settings, topic: str, count: int, timeout: float = 30.0) -> list[Any]:
-    """The first ``count`` raw records of ``topic`` (fails the test on fewer)."""
+def read_raw(
+    settings: Settings, topic: str | list[str], count: int, timeout: float = 30.0
+) -> list[Any]:
+    """The first ``count`` raw records of ``topic`` (or of several topics together; fails the
+    test on fewer)."""
     consumer = Consumer(
         {
             "bootstrap.servers": settings.kafka.bootstrap_servers,
@@ -240,7 +243,7 @@ def read_raw(settings: Settings, topic: str, count: int, timeout: float = 30.0) 
             "enable.auto.commit": False,
         }
     )
-    consumer.subscribe([topic])
+    consumer.subscribe([topic] if isinstance(topic, str) else topic)
     out: list[Any] = []
     deadline = time.monotonic() + timeout
     try:
