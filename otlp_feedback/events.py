@@ -77,6 +77,11 @@ class FeedbackEvent(BaseModel):
     # An event needs at least one of these fields (none: no such rule). Data rather than code so
     # the native plan reads it too.
     needs_one_of: ClassVar[tuple[str, ...]] = ()
+    # Fields that are the sum of others, as (field, parts): absent while every part is present,
+    # the field is set to the parts' sum; present with every part present and not their sum,
+    # the event is rejected naming the three numbers. Data rather than code so the native plan
+    # reads it too.
+    sum_fields: ClassVar[tuple[tuple[str, tuple[str, ...]], ...]] = ()
     # The plain string fields (not literals, not list items), which take an int as its text.
     # Derived from the annotations when a model class is defined.
     text_fields: ClassVar[frozenset[str]] = frozenset()

@@ -366,6 +366,8 @@ def _type_spec(
         for name, candidates in FIELD_PLAN[event_type]
         for rank, key in enumerate(candidates)
     ]
+    if model.sum_fields:  # not compiled yet: the Python validator derives and checks them
+        raise UnsupportedForNative("sum_fields are not supported")
     one_of = tuple(index[name] for name in model.needs_one_of)
     if any(fields[i][0] != SRC_ATTR for i in one_of):
         raise UnsupportedForNative("needs_one_of names a field not read from an attribute")
