@@ -414,9 +414,6 @@ static int parse_kvlist(Slice s, int depth, int *canon) {
 
 static int slice_eq(Slice a, Slice b) { return a.n == b.n && memcmp(a.p, b.p, a.n) == 0; }
 
-static int slice_eq_c(Slice a, const char *s, size_t n) {
-    return a.n == n && memcmp(a.p, s, n) == 0;
-}
 
 /* An attribute list with dict semantics: a repeated key keeps its first position and takes
  * the last value (as ``attributes_dict`` builds it). */
@@ -474,6 +471,14 @@ typedef struct {
     int field[2], first[2], n; /* one key may feed two fields */
 } KeyEntry;
 
+/* ``sum_fields``: ``total`` is the sum of ``parts`` (field indices). */
+#define MAX_SUMS 4
+#define MAX_SUM_PARTS 8
+typedef struct {
+    int total, n_parts;
+    int parts[MAX_SUM_PARTS];
+} SumSpec;
+
 typedef struct {
     int native;
     Slice event_name;
@@ -496,6 +501,8 @@ typedef struct {
     int kafka_key[4];
     int n_one_of;   /* the event needs at least one of these fields (0: no such rule) */
     int one_of[MAX_FIELDS];
+    int n_sums;
+    SumSpec sums[MAX_SUMS];
 } TypeSpec;
 
 #define MAX_TYPES 8
@@ -521,12 +528,16 @@ typedef struct {
     PyObject *strings;          /* keeps the spec's str/bytes objects (slices point in them) */
     uint8_t ns[16];
     Py_ssize_t max_string_length, max_attributes, max_attribute_value_len, max_value_bytes;
+    Py_ssize_t max_text_length; /* the models' str_max_length */
     int control;
     int64_t max_future_ns, max_age_ns;
     Gate gate;
     int n_set_aside;
     Slice set_aside[8];
     Slice evaluation_event;
+    Slice event_name_key; /* the legacy event.name attribute */
+    Slice service_key;    /* service.name: hashed into a content id */
+    Slice carrier;        /* "log_record" */
     /* Header names, from ``outbound.HEADERS`` (interned, owned). */
     PyObject *event_id_header, *trace_id_header, *client_id_header;
     int n_types;
@@ -558,124 +569,250 @@ static int spec_long(PyObject *obj, long long *out) {
     return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
 }
 
-static int parse_field_spec(Plan *plan, PyObject *t, FieldSpec *f) {
-    /* (source, kind, nullable, required, default, lo, hi, finite, max_len, literals, redact) */
-    PyObject *lo, *hi, *literals;
-    if (!PyArg_ParseTuple(t, "iippiOOpnOp", &f->source, &f->kind, &f->nullable, &f->required,
-                          &f->dflt, &lo, &hi, &f->finite, &f->max_len, &literals, &f->redact))
+/* Reading the plan: ``native.PlanSpec`` and the frozen dataclasses it holds, by attribute name
+ * (the names are the contract, not positions), once per plan build. */
+
+static int attr_long(PyObject *obj, const char *name, long long lo, long long hi, long long *out) {
+    PyObject *v = PyObject_GetAttrString(obj, name);
+    if (v == NULL) return -1;
+    if (!PyLong_Check(v)) {
+        Py_DECREF(v);
+        PyErr_Format(PyExc_TypeError, "plan: %s must be an int", name);
         return -1;
+    }
+    int err = spec_long(v, out);
+    Py_DECREF(v);
+    if (err < 0) return -1;
+    if (*out < lo || *out > hi) {
+        PyErr_Format(PyExc_ValueError, "plan: %s out of range", name);
+        return -1;
+    }
+    return 0;
+}
+
+static int attr_int(PyObject *obj, const char *name, int lo, int hi, int *out) {
+    long long v;
+    if (attr_long(obj, name, lo, hi, &v) < 0) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int attr_ssize(PyObject *obj, const char *name, Py_ssize_t *out) {
+    long long v;
+    if (attr_long(obj, name, PY_SSIZE_T_MIN, PY_SSIZE_T_MAX, &v) < 0) return -1;
+    *out = (Py_ssize_t)v;
+    return 0;
+}
+
+static int attr_flag(PyObject *obj, const char *name, int *out) {
+    PyObject *v = PyObject_GetAttrString(obj, name);
+    if (v == NULL) return -1;
+    *out = PyObject_IsTrue(v);
+    Py_DECREF(v);
+    return *out < 0 ? -1 : 0;
+}
+
+/* A str (or bytes) attribute as a slice; plan->strings keeps the object alive. */
+static int attr_slice(Plan *plan, PyObject *obj, const char *name, Slice *out) {
+    PyObject *v = PyObject_GetAttrString(obj, name);
+    if (v == NULL) return -1;
+    int err = spec_slice(plan, v, out);
+    Py_DECREF(v);
+    return err;
+}
+
+/* A str attribute, kept by plan->strings; *out is borrowed from there. */
+static int attr_str(Plan *plan, PyObject *obj, const char *name, PyObject **out) {
+    PyObject *v = PyObject_GetAttrString(obj, name);
+    if (v == NULL) return -1;
+    if (!PyUnicode_Check(v)) {
+        Py_DECREF(v);
+        PyErr_Format(PyExc_TypeError, "plan: %s must be a str", name);
+        return -1;
+    }
+    int err = PyList_Append(plan->strings, v);
+    Py_DECREF(v);
+    *out = v;
+    return err;
+}
+
+/* A tuple attribute of at most ``max`` items: a new reference. */
+static PyObject *attr_tuple(PyObject *obj, const char *name, Py_ssize_t max) {
+    PyObject *v = PyObject_GetAttrString(obj, name);
+    if (v == NULL) return NULL;
+    if (!PyTuple_Check(v) || PyTuple_GET_SIZE(v) > max) {
+        Py_DECREF(v);
+        PyErr_Format(PyExc_ValueError, "plan: %s must be a tuple of at most %zd", name, max);
+        return NULL;
+    }
+    return v;
+}
+
+/* A tuple of field indices (kafka_key, one_of, parts). */
+static int attr_indices(PyObject *obj, const char *name, int n_fields, int max, int *out, int *n) {
+    PyObject *t = attr_tuple(obj, name, max);
+    if (t == NULL) return -1;
+    *n = (int)PyTuple_GET_SIZE(t);
+    for (int i = 0; i < *n; i++) {
+        long long v;
+        if (spec_long(PyTuple_GET_ITEM(t, i), &v) < 0) { Py_DECREF(t); return -1; }
+        if (v < 0 || v >= n_fields) {
+            Py_DECREF(t);
+            PyErr_Format(PyExc_ValueError, "plan: %s names an unknown field", name);
+            return -1;
+        }
+        out[i] = (int)v;
+    }
+    Py_DECREF(t);
+    return 0;
+}
+
+/* native.FieldPlan -> FieldSpec. */
+static int parse_field_spec(Plan *plan, PyObject *obj, FieldSpec *f) {
+    if (attr_int(obj, "source", 0, SRC_PREFIX, &f->source) < 0 ||
+        attr_int(obj, "kind", 0, K_DBL_MAP, &f->kind) < 0 ||
+        attr_flag(obj, "nullable", &f->nullable) < 0 ||
+        attr_flag(obj, "required", &f->required) < 0 ||
+        attr_int(obj, "default", 0, D_EMPTY, &f->dflt) < 0 ||
+        attr_flag(obj, "finite", &f->finite) < 0 ||
+        attr_ssize(obj, "max_len", &f->max_len) < 0 ||
+        attr_flag(obj, "redact", &f->redact) < 0)
+        return -1;
+    PyObject *lo = PyObject_GetAttrString(obj, "lo"), *hi = NULL, *literals = NULL;
+    int err = -1;
+    if (lo == NULL || (hi = PyObject_GetAttrString(obj, "hi")) == NULL) goto done;
     f->has_lo = lo != Py_None;
     f->has_hi = hi != Py_None;
     if (f->kind == K_LONG) {
         long long v;
-        if (f->has_lo) { if (spec_long(lo, &v) < 0) return -1; f->lo_i = v; }
-        if (f->has_hi) { if (spec_long(hi, &v) < 0) return -1; f->hi_i = v; }
+        if (f->has_lo) { if (spec_long(lo, &v) < 0) goto done; f->lo_i = v; }
+        if (f->has_hi) { if (spec_long(hi, &v) < 0) goto done; f->hi_i = v; }
     } else {
-        if (f->has_lo && (f->lo_d = PyFloat_AsDouble(lo)) == -1.0 && PyErr_Occurred()) return -1;
-        if (f->has_hi && (f->hi_d = PyFloat_AsDouble(hi)) == -1.0 && PyErr_Occurred()) return -1;
+        if (f->has_lo && (f->lo_d = PyFloat_AsDouble(lo)) == -1.0 && PyErr_Occurred()) goto done;
+        if (f->has_hi && (f->hi_d = PyFloat_AsDouble(hi)) == -1.0 && PyErr_Occurred()) goto done;
     }
-    if (!PyTuple_Check(literals) || PyTuple_GET_SIZE(literals) > MAX_LITERALS) {
-        PyErr_SetString(PyExc_ValueError, "plan: literals must be a short tuple");
-        return -1;
-    }
+    if ((literals = attr_tuple(obj, "literals", MAX_LITERALS)) == NULL) goto done;
     f->n_literals = (int)PyTuple_GET_SIZE(literals);
     for (int i = 0; i < f->n_literals; i++)
-        if (spec_slice(plan, PyTuple_GET_ITEM(literals, i), &f->literals[i]) < 0) return -1;
-    return 0;
+        if (spec_slice(plan, PyTuple_GET_ITEM(literals, i), &f->literals[i]) < 0) goto done;
+    err = 0;
+done:
+    Py_XDECREF(lo);
+    Py_XDECREF(hi);
+    Py_XDECREF(literals);
+    return err;
 }
 
-static int parse_type_spec(Plan *plan, PyObject *t, TypeSpec *ts) {
-    /* (native, event_name, event_type, topic, header(5 bytes), type_header, version_header,
-     *  fields, keys, prefix, prefix_field, known, body_field, kafka_key, one_of) */
-    PyObject *event_name, *header, *fields, *keys, *prefix, *known, *kafka_key, *one_of;
-    if (!PyArg_ParseTuple(t, "pOUUSOOOOUiOiOO", &ts->native, &event_name, &ts->event_type,
-                          &ts->topic, &header, &ts->type_header, &ts->version_header, &fields,
-                          &keys, &prefix, &ts->prefix_field, &known, &ts->body_field,
-                          &kafka_key, &one_of))
-        return -1;
-    if (spec_slice(plan, event_name, &ts->event_name) < 0) return -1;
-    if (spec_slice(plan, ts->event_type, &ts->event_type_utf8) < 0) return -1;
-    if (PyBytes_GET_SIZE(header) != 5) {
-        PyErr_SetString(PyExc_ValueError, "plan: the wire-format header is 5 bytes");
+/* A (name, value) header pair, kept by plan->strings; *out is borrowed from there. */
+static int attr_header(Plan *plan, PyObject *obj, const char *name, PyObject **out) {
+    PyObject *v = PyObject_GetAttrString(obj, name);
+    if (v == NULL) return -1;
+    if (!PyTuple_Check(v) || PyTuple_GET_SIZE(v) != 2) {
+        Py_DECREF(v);
+        PyErr_Format(PyExc_TypeError, "plan: %s must be a (name, value) pair", name);
         return -1;
     }
-    memcpy(ts->header, PyBytes_AS_STRING(header), 5);
-    if (PyList_Append(plan->strings, ts->event_type) < 0 ||
-        PyList_Append(plan->strings, ts->topic) < 0 ||
-        PyList_Append(plan->strings, ts->type_header) < 0 ||
-        PyList_Append(plan->strings, ts->version_header) < 0)
-        return -1;
-    if (!PyTuple_Check(fields) || PyTuple_GET_SIZE(fields) > MAX_FIELDS) {
-        PyErr_SetString(PyExc_ValueError, "plan: too many fields");
-        return -1;
-    }
-    ts->n_fields = (int)PyTuple_GET_SIZE(fields);
-    for (int i = 0; i < ts->n_fields; i++)
-        if (parse_field_spec(plan, PyTuple_GET_ITEM(fields, i), &ts->fields[i]) < 0) return -1;
-    if (!PyTuple_Check(keys) || !PyTuple_Check(known) || !PyTuple_Check(kafka_key) ||
-        PyTuple_GET_SIZE(kafka_key) > 4 || !PyTuple_Check(one_of) ||
-        PyTuple_GET_SIZE(one_of) > MAX_FIELDS) {
-        PyErr_SetString(PyExc_ValueError, "plan: keys, known, kafka_key and one_of are tuples");
-        return -1;
-    }
+    int err = PyList_Append(plan->strings, v);
+    Py_DECREF(v);
+    *out = v;
+    return err;
+}
+
+/* native.KeyPlan entries -> the type's key table (one key may feed two fields). */
+static int parse_keys(Plan *plan, PyObject *obj, TypeSpec *ts) {
+    PyObject *keys = attr_tuple(obj, "keys", PY_SSIZE_T_MAX);
+    if (keys == NULL) return -1;
     Py_ssize_t nk = PyTuple_GET_SIZE(keys);
+    int err = -1;
     ts->keys = PyMem_Calloc((size_t)(nk ? nk : 1), sizeof(KeyEntry));
-    if (ts->keys == NULL) { PyErr_NoMemory(); return -1; }
+    if (ts->keys == NULL) { PyErr_NoMemory(); goto done; }
     ts->n_keys = 0;
     for (Py_ssize_t i = 0; i < nk; i++) {
-        PyObject *key;
+        PyObject *entry = PyTuple_GET_ITEM(keys, i);
         int field, first;
-        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(keys, i), "Uip", &key, &field, &first))
-            return -1;
-        if (field < 0 || field >= ts->n_fields) {
-            PyErr_SetString(PyExc_ValueError, "plan: key feeds an unknown field");
-            return -1;
-        }
         Slice ks;
-        if (spec_slice(plan, key, &ks) < 0) return -1;
+        if (attr_int(entry, "field", 0, ts->n_fields - 1, &field) < 0 ||
+            attr_flag(entry, "first", &first) < 0 || attr_slice(plan, entry, "key", &ks) < 0)
+            goto done;
         KeyEntry *e = NULL;
         for (int j = 0; j < ts->n_keys; j++)
             if (slice_eq(ts->keys[j].key, ks)) e = &ts->keys[j];
         if (e == NULL) { e = &ts->keys[ts->n_keys++]; e->key = ks; e->n = 0; }
         if (e->n == 2) {
             PyErr_SetString(PyExc_ValueError, "plan: a key feeds at most two fields");
-            return -1;
+            goto done;
         }
         e->field[e->n] = field;
         e->first[e->n] = first;
         e->n++;
     }
-    if (spec_slice(plan, prefix, &ts->prefix) < 0) return -1;
+    err = 0;
+done:
+    Py_DECREF(keys);
+    return err;
+}
+
+/* native.SumPlan entries. */
+static int parse_sums(PyObject *obj, TypeSpec *ts) {
+    PyObject *sums = attr_tuple(obj, "sums", MAX_SUMS);
+    if (sums == NULL) return -1;
+    ts->n_sums = (int)PyTuple_GET_SIZE(sums);
+    for (int i = 0; i < ts->n_sums; i++) {
+        PyObject *rule = PyTuple_GET_ITEM(sums, i);
+        SumSpec *sp = &ts->sums[i];
+        if (attr_int(rule, "total", 0, ts->n_fields - 1, &sp->total) < 0 ||
+            attr_indices(rule, "parts", ts->n_fields, MAX_SUM_PARTS, sp->parts, &sp->n_parts) < 0) {
+            Py_DECREF(sums);
+            return -1;
+        }
+    }
+    Py_DECREF(sums);
+    return 0;
+}
+
+/* native.TypePlan -> TypeSpec. */
+static int parse_type_spec(Plan *plan, PyObject *obj, TypeSpec *ts) {
+    PyObject *header = NULL, *fields = NULL, *known = NULL;
+    int err = -1;
+    if (attr_flag(obj, "native", &ts->native) < 0 ||
+        attr_slice(plan, obj, "event_name", &ts->event_name) < 0 ||
+        attr_str(plan, obj, "event_type", &ts->event_type) < 0 ||
+        spec_slice(plan, ts->event_type, &ts->event_type_utf8) < 0 ||
+        attr_str(plan, obj, "topic", &ts->topic) < 0 ||
+        attr_header(plan, obj, "type_header", &ts->type_header) < 0 ||
+        attr_header(plan, obj, "version_header", &ts->version_header) < 0)
+        goto done;
+    if ((header = PyObject_GetAttrString(obj, "wire_header")) == NULL) goto done;
+    if (!PyBytes_Check(header) || PyBytes_GET_SIZE(header) != 5) {
+        PyErr_SetString(PyExc_ValueError, "plan: the wire-format header is 5 bytes");
+        goto done;
+    }
+    memcpy(ts->header, PyBytes_AS_STRING(header), 5);
+    if ((fields = attr_tuple(obj, "fields", MAX_FIELDS)) == NULL) goto done;
+    ts->n_fields = (int)PyTuple_GET_SIZE(fields);
+    for (int i = 0; i < ts->n_fields; i++)
+        if (parse_field_spec(plan, PyTuple_GET_ITEM(fields, i), &ts->fields[i]) < 0) goto done;
+    if (parse_keys(plan, obj, ts) < 0) goto done;
+    if (attr_slice(plan, obj, "prefix", &ts->prefix) < 0 ||
+        attr_int(obj, "prefix_field", -1, ts->n_fields - 1, &ts->prefix_field) < 0 ||
+        attr_int(obj, "body_field", -1, ts->n_fields - 1, &ts->body_field) < 0)
+        goto done;
+    if ((known = attr_tuple(obj, "known", PY_SSIZE_T_MAX)) == NULL) goto done;
     ts->n_known = (int)PyTuple_GET_SIZE(known);
     ts->known = PyMem_Calloc((size_t)(ts->n_known ? ts->n_known : 1), sizeof(Slice));
-    if (ts->known == NULL) { PyErr_NoMemory(); return -1; }
+    if (ts->known == NULL) { PyErr_NoMemory(); goto done; }
     for (int i = 0; i < ts->n_known; i++)
-        if (spec_slice(plan, PyTuple_GET_ITEM(known, i), &ts->known[i]) < 0) return -1;
-    ts->n_kafka_key = (int)PyTuple_GET_SIZE(kafka_key);
-    for (int i = 0; i < ts->n_kafka_key; i++) {
-        long long v;
-        if (spec_long(PyTuple_GET_ITEM(kafka_key, i), &v) < 0) return -1;
-        if (v < 0 || v >= ts->n_fields) {
-            PyErr_SetString(PyExc_ValueError, "plan: kafka key names an unknown field");
-            return -1;
-        }
-        ts->kafka_key[i] = (int)v;
-    }
-    ts->n_one_of = (int)PyTuple_GET_SIZE(one_of);
-    for (int i = 0; i < ts->n_one_of; i++) {
-        long long v;
-        if (spec_long(PyTuple_GET_ITEM(one_of, i), &v) < 0) return -1;
-        if (v < 0 || v >= ts->n_fields) {
-            PyErr_SetString(PyExc_ValueError, "plan: one_of names an unknown field");
-            return -1;
-        }
-        ts->one_of[i] = (int)v;
-    }
-    if (ts->prefix_field >= ts->n_fields || ts->body_field >= ts->n_fields) {
-        PyErr_SetString(PyExc_ValueError, "plan: field index out of range");
-        return -1;
-    }
-    return 0;
+        if (spec_slice(plan, PyTuple_GET_ITEM(known, i), &ts->known[i]) < 0) goto done;
+    if (attr_indices(obj, "kafka_key", ts->n_fields, 4, ts->kafka_key, &ts->n_kafka_key) < 0 ||
+        attr_indices(obj, "one_of", ts->n_fields, MAX_FIELDS, ts->one_of, &ts->n_one_of) < 0 ||
+        parse_sums(obj, ts) < 0)
+        goto done;
+    err = 0;
+done:
+    Py_XDECREF(header);
+    Py_XDECREF(fields);
+    Py_XDECREF(known);
+    return err;
 }
 
 static void Plan_dealloc(Plan *self) {
@@ -706,21 +843,13 @@ static int gate_byte_set(PyObject *owner, const char *name, const uint8_t **out)
     return 0;
 }
 
-static int gate_flag(PyObject *owner, const char *name, int *out) {
-    PyObject *v = PyObject_GetAttrString(owner, name);
-    if (v == NULL) return -1;
-    *out = PyObject_IsTrue(v);
-    Py_DECREF(v);
-    return *out < 0 ? -1 : 0;
-}
-
 /* native.RedactionGate -> Gate, read by attribute. ``scrubs`` (may be NULL) receives a new
  * reference to ``scrubs_attribute``. */
 static int parse_gate(PyObject *obj, Gate *g, PyObject **scrubs) {
     const uint8_t *any;
     memset(g, 0, sizeof *g);
-    if (gate_flag(obj, "enabled", &g->enabled) < 0) return -1;
-    if (gate_flag(obj, "every_text", &g->every_text) < 0) return -1;
+    if (attr_flag(obj, "enabled", &g->enabled) < 0) return -1;
+    if (attr_flag(obj, "every_text", &g->every_text) < 0) return -1;
     if (gate_byte_set(obj, "any_char", &any) < 0) return -1;
     for (int b = 0; b < 256; b++)
         if (any[b]) g->cls[b] |= G_ANY;
@@ -774,60 +903,76 @@ static int header_name(PyObject *headers, const char *attr, PyObject **out) {
     return 0;
 }
 
+/* native.PlanLimits -> the plan's limits. */
+static int parse_limits(Plan *self, PyObject *limits) {
+    long long future, age;
+    if (attr_ssize(limits, "max_string_length", &self->max_string_length) < 0 ||
+        attr_ssize(limits, "max_attributes", &self->max_attributes) < 0 ||
+        attr_ssize(limits, "max_attribute_value_len", &self->max_attribute_value_len) < 0 ||
+        attr_flag(limits, "strip_control", &self->control) < 0 ||
+        attr_long(limits, "max_future_ns", 0, (long long)1 << 62, &future) < 0 ||
+        attr_long(limits, "max_age_ns", 0, (long long)1 << 62, &age) < 0 ||
+        attr_ssize(limits, "max_value_bytes", &self->max_value_bytes) < 0 ||
+        attr_ssize(limits, "max_text_length", &self->max_text_length) < 0)
+        return -1;
+    self->max_future_ns = future;
+    self->max_age_ns = age;
+    return 0;
+}
+
 static int Plan_init(Plan *self, PyObject *args, PyObject *kwds) {
-    /* Plan(record_class, namespace, limits, redaction, set_aside, evaluation_event, types,
-     *      headers) */
-    PyObject *record_class, *ns, *limits, *redaction, *set_aside, *evaluation, *types, *headers;
-    static char *kwlist[] = {"record_class", "namespace", "limits", "redaction", "set_aside",
-                             "evaluation_event", "types", "headers", NULL};
+    /* Plan(spec): a native.PlanSpec, read by attribute. */
+    PyObject *spec, *attr = NULL;
+    static char *kwlist[] = {"spec", NULL};
+    int err = -1;
     if (self->strings != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Plan is initialised once");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OSO!OO!UO!O", kwlist, &record_class, &ns,
-                                     &PyTuple_Type, &limits, &redaction,
-                                     &PyTuple_Type, &set_aside, &evaluation, &PyTuple_Type,
-                                     &types, &headers))
-        return -1;
-    if (header_name(headers, "event_id", &self->event_id_header) < 0 ||
-        header_name(headers, "trace_id", &self->trace_id_header) < 0 ||
-        header_name(headers, "client_id", &self->client_id_header) < 0)
-        return -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O", kwlist, &spec)) return -1;
     self->strings = PyList_New(0);
     if (self->strings == NULL) return -1;
-    Py_INCREF(record_class);
-    self->record_class = record_class;
-    if (PyBytes_GET_SIZE(ns) != 16) {
+    if ((attr = PyObject_GetAttrString(spec, "headers")) == NULL) goto done;
+    if (header_name(attr, "event_id", &self->event_id_header) < 0 ||
+        header_name(attr, "trace_id", &self->trace_id_header) < 0 ||
+        header_name(attr, "client_id", &self->client_id_header) < 0)
+        goto done;
+    Py_CLEAR(attr);
+    if ((self->record_class = PyObject_GetAttrString(spec, "record_class")) == NULL) goto done;
+    if ((attr = PyObject_GetAttrString(spec, "namespace")) == NULL) goto done;
+    if (!PyBytes_Check(attr) || PyBytes_GET_SIZE(attr) != 16) {
         PyErr_SetString(PyExc_ValueError, "plan: the id namespace is 16 bytes");
-        return -1;
+        goto done;
     }
-    memcpy(self->ns, PyBytes_AS_STRING(ns), 16);
-    long long future, age;
-    if (!PyArg_ParseTuple(limits, "nnnpLLn", &self->max_string_length, &self->max_attributes,
-                          &self->max_attribute_value_len, &self->control, &future, &age,
-                          &self->max_value_bytes))
-        return -1;
-    self->max_future_ns = future;
-    self->max_age_ns = age;
-    if (parse_gate(redaction, &self->gate, &self->scrubs_attribute) < 0) return -1;
-    if (PyTuple_GET_SIZE(set_aside) > 8) {
-        PyErr_SetString(PyExc_ValueError, "plan: too many set-aside keys");
-        return -1;
-    }
-    self->n_set_aside = (int)PyTuple_GET_SIZE(set_aside);
+    memcpy(self->ns, PyBytes_AS_STRING(attr), 16);
+    Py_CLEAR(attr);
+    if ((attr = PyObject_GetAttrString(spec, "limits")) == NULL || parse_limits(self, attr) < 0)
+        goto done;
+    Py_CLEAR(attr);
+    if ((attr = PyObject_GetAttrString(spec, "redaction")) == NULL ||
+        parse_gate(attr, &self->gate, &self->scrubs_attribute) < 0)
+        goto done;
+    Py_CLEAR(attr);
+    if ((attr = attr_tuple(spec, "set_aside", 8)) == NULL) goto done;
+    self->n_set_aside = (int)PyTuple_GET_SIZE(attr);
     for (int i = 0; i < self->n_set_aside; i++)
-        if (spec_slice(self, PyTuple_GET_ITEM(set_aside, i), &self->set_aside[i]) < 0) return -1;
-    if (spec_slice(self, evaluation, &self->evaluation_event) < 0) return -1;
-    if (PyTuple_GET_SIZE(types) > MAX_TYPES) {
-        PyErr_SetString(PyExc_ValueError, "plan: too many event types");
-        return -1;
-    }
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(types); i++) {
+        if (spec_slice(self, PyTuple_GET_ITEM(attr, i), &self->set_aside[i]) < 0) goto done;
+    Py_CLEAR(attr);
+    if (attr_slice(self, spec, "evaluation_event", &self->evaluation_event) < 0 ||
+        attr_slice(self, spec, "event_name_key", &self->event_name_key) < 0 ||
+        attr_slice(self, spec, "service_key", &self->service_key) < 0 ||
+        attr_slice(self, spec, "carrier", &self->carrier) < 0)
+        goto done;
+    if ((attr = attr_tuple(spec, "types", MAX_TYPES)) == NULL) goto done;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(attr); i++) {
         self->n_types = (int)i + 1; /* so dealloc frees what was allocated */
         memset(&self->types[i], 0, sizeof(TypeSpec));
-        if (parse_type_spec(self, PyTuple_GET_ITEM(types, i), &self->types[i]) < 0) return -1;
+        if (parse_type_spec(self, PyTuple_GET_ITEM(attr, i), &self->types[i]) < 0) goto done;
     }
-    return 0;
+    err = 0;
+done:
+    Py_XDECREF(attr);
+    return err;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -923,7 +1068,8 @@ static int may_redact(const Plan *plan, const uint8_t *s, size_t n) {
 /* A string a field may take: length limits, control characters, redaction. */
 static int check_text(const Call *c, const uint8_t *s, size_t n, Py_ssize_t max_len) {
     size_t len = utf8_len(s, n);
-    if ((Py_ssize_t)len > c->plan->max_string_length || len > 65536) return RC_DEFER;
+    if ((Py_ssize_t)len > c->plan->max_string_length || (Py_ssize_t)len > c->plan->max_text_length)
+        return RC_DEFER;
     if (max_len >= 0 && (Py_ssize_t)len > max_len) return RC_DEFER;
     if (c->plan->control && has_control(s, n)) return RC_DEFER;
     return RC_OK;
@@ -1075,10 +1221,9 @@ static int encode_record(Call *c, const TypeSpec *ts, const Record *rec, Parts *
     Merged *attrs_list = c->merged; /* reuse: compacted in place below */
     Merged extra[64];
     Val service = {V_ABSENT};
-    static const char SERVICE_KEY[] = "service.name";
     for (size_t i = 0; i < nm; i++) {
         Merged m = c->merged[i];
-        if (slice_eq_c(m.key, SERVICE_KEY, sizeof SERVICE_KEY - 1)) service = m.val;
+        if (slice_eq(m.key, plan->service_key)) service = m.val;
         const KeyEntry *e = NULL;
         for (int j = 0; j < ts->n_keys; j++)
             if (slice_eq(ts->keys[j].key, m.key)) { e = &ts->keys[j]; break; }
@@ -1123,6 +1268,30 @@ static int encode_record(Call *c, const TypeSpec *ts, const Record *rec, Parts *
         int any = 0;
         for (int i = 0; i < ts->n_one_of; i++) any |= slot[ts->one_of[i]].set != 0;
         if (!any) return RC_DEFER;
+    }
+
+    /* sum_fields: an absent total, every part present, is the parts' sum; a total present that
+     * is not their sum is a rejection, which the Python path words. Else as sent. */
+    for (int k = 0; k < ts->n_sums; k++) {
+        const SumSpec *sp = &ts->sums[k];
+        int64_t sum = 0;
+        int all = 1;
+        for (int j = 0; j < sp->n_parts && all; j++) {
+            const SlotVal *part = &slot[sp->parts[j]];
+            if (!part->set) { all = 0; break; }
+            /* Another type, or a sum past int64: the field check or Python has the answer. */
+            if (part->v.kind != V_INT || __builtin_add_overflow(sum, part->v.i, &sum))
+                return RC_DEFER;
+        }
+        if (!all) continue;
+        SlotVal *total = &slot[sp->total];
+        if (!total->set) {
+            total->set = 2;
+            total->v.kind = V_INT;
+            total->v.i = sum;
+        } else if (total->v.kind != V_INT || total->v.i != sum) {
+            return RC_DEFER;
+        }
     }
 
     /* Timestamps. */
@@ -1226,7 +1395,7 @@ static int encode_record(Call *c, const TypeSpec *ts, const Record *rec, Parts *
         case SRC_CLIENT: {
             Slice s;
             int present = 1;
-            if (f->source == SRC_CARRIER) { s.p = (const uint8_t *)"log_record"; s.n = 10; }
+            if (f->source == SRC_CARRIER) s = plan->carrier;
             else if (f->source == SRC_TRACE) { present = parts->has_trace; s = parts->trace_text; }
             else if (f->source == SRC_SPAN) {
                 present = has_span; s.p = (const uint8_t *)span_hex; s.n = 2 * rec->span.n;
@@ -1267,7 +1436,8 @@ static int encode_record(Call *c, const TypeSpec *ts, const Record *rec, Parts *
                      * split token: redaction.cut_text), which Python applies. */
                     int was_cut = cut < text.n;
                     text.n = cut;
-                    if (utf8_len(key.p, key.n) > 65536 || utf8_len(text.p, text.n) > 65536)
+                    if ((Py_ssize_t)utf8_len(key.p, key.n) > plan->max_text_length ||
+                        (Py_ssize_t)utf8_len(text.p, text.n) > plan->max_text_length)
                         return RC_DEFER;
                     if (plan->control && (has_control(key.p, key.n) || has_control(text.p, text.n)))
                         return RC_DEFER;
@@ -1517,7 +1687,6 @@ static int run_record(Call *c, Slice s, int resource_defer, Out *o) {
     int record_defer = 0, has_body = 0, legacy_found = 0;
     Slice legacy = {(const uint8_t *)"", 0};
     int legacy_is_str = 0;
-    static const char EVENT_NAME_KEY[] = "event.name";
     while (r.p < r.end) {
         if (rd_field(&r, &f, &rec.canon) < 0) return RC_WHOLE;
         if (f.num < last || (f.num == last && f.num != 6)) rec.canon = 0;
@@ -1563,7 +1732,7 @@ static int run_record(Call *c, Slice s, int resource_defer, Out *o) {
             if (f.wt != WT_LEN) return RC_WHOLE;
             Attr a;
             if (parse_kv(f.s, &a, 0, &rec.canon) != RC_OK) return RC_WHOLE;
-            if (!legacy_found && slice_eq_c(a.key, EVENT_NAME_KEY, sizeof EVENT_NAME_KEY - 1)) {
+            if (!legacy_found && slice_eq(a.key, c->plan->event_name_key)) {
                 legacy_found = 1;
                 legacy_is_str = a.val.kind == V_STR;
                 legacy = a.val.s;

@@ -52,13 +52,15 @@ from typing import Any
 
 import annotated_types
 from pydantic.fields import FieldInfo
+from pydantic.types import AllowInfNan
 
 from otlp_feedback.config import ValidationConfig
 from otlp_feedback.encoding import AvroEventSerializer
-from otlp_feedback.encoding.outbound import HEADERS, OutboundRecord, type_headers
-from otlp_feedback.events import EVENT_MODELS, EventType, FeedbackEvent
+from otlp_feedback.encoding.outbound import HEADERS, HeaderNames, OutboundRecord, type_headers
+from otlp_feedback.events import EVENT_MODELS, Carrier, EventType, FeedbackEvent
 from otlp_feedback.mapping import convention as conv
 from otlp_feedback.mapping.records import EVENT_ID_NAMESPACE, FIELD_PLAN, SET_ASIDE_KEYS
+from otlp_feedback.observability.metrics import Telemetry
 from otlp_feedback.validation.detectors import Always, AnyChar, DetectorRule, DigitRun
 from otlp_feedback.validation.redaction import Redactor
 from otlp_feedback.validation.validator import window_ns
@@ -120,10 +122,18 @@ class NativeResult:
 class NativeLogs:
     """One compiled plan. ``export`` returns None when the request must go wholly to Python."""
 
-    def __init__(self, plan: Any, native_types: Sequence[str], gate: RedactionGate) -> None:
+    def __init__(
+        self,
+        plan: Any,
+        native_types: Sequence[str],
+        gate: RedactionGate,
+        python_only: Mapping[str, str] | None = None,
+    ) -> None:
         self._plan = plan
         self.native_types = tuple(native_types)
         self.gate = gate  # the redaction gate C was built with
+        # The types the plan left to Python, with why (what it does not know).
+        self.python_only: Mapping[str, str] = dict(python_only or {})
 
     def export(
         self, payload: bytes, received_ns: int, client_id: str | None
@@ -274,14 +284,177 @@ def redaction_gate(redactor: Redactor) -> RedactionGate:
     )
 
 
+# --- what the plan knows: every option, ClassVar, constraint and construct it compiles ---------
+
+# ValidationConfig options, each with how the plan applies it. An option missing here (new, so
+# of unknown effect) makes every event type Python-only until the plan decides on it.
+KNOWN_VALIDATION_OPTIONS: Mapping[str, str] = {
+    "max_future_skew_s": "PlanLimits.max_future_ns (validator.window_ns)",
+    "max_age_days": "PlanLimits.max_age_ns (validator.window_ns)",
+    "max_attributes": "PlanLimits.max_attributes: the attributes map is cut as Python cuts it",
+    "max_attribute_value_len": "PlanLimits.max_attribute_value_len: values cut, cut ones gated",
+    "max_string_length": "PlanLimits.max_string_length: longer field texts are deferred",
+    "control_characters": "PlanLimits.strip_control: a text holding one is deferred",
+    # Request-level: counted by the pipeline on the batch, before and apart from the plan.
+    "max_rejection_messages": "wording of partial_success; deferred records are worded in Python",
+    "max_feedback_per_request": "admission, decided by the pipeline on the request's count",
+}
+# ClassVars of the event models, each with how the plan compiles it. One missing here (a new
+# rule declared as data) makes the types that declare it Python-only until the plan learns it.
+KNOWN_CLASSVARS: Mapping[str, str] = {
+    "event_type": "TypePlan.event_type, and the feedback event name it is announced by",
+    "kafka_key_fields": "TypePlan.kafka_key: the first of these fields with a text is the key",
+    "needs_one_of": "TypePlan.one_of: a record setting none of them is deferred (rejected)",
+    "sum_fields": "TypePlan.sums: an absent total is the parts' sum; a contradiction defers",
+    "text_fields": "an int sent for a plain string defers (Python writes its decimal text)",
+}
+# pydantic model_config keys; each with the only value the plan implements (None: any value,
+# read into the plan).
+KNOWN_MODEL_CONFIG: Mapping[str, Any] = {
+    "frozen": True,  # no effect on what is accepted
+    "extra": "forbid",  # the mapper sets model fields only
+    "strict": True,  # C accepts exactly the value types strict mode does (and two widenings)
+    "str_max_length": None,  # PlanLimits.max_text_length and each FieldPlan.max_len
+}
+# The models' validators, by name (the rule each is, and how the plan holds it).
+KNOWN_VALIDATORS: Mapping[str, str] = {
+    "_ints_as_text": "text_fields: an int for a plain string defers",
+    "_has_one_of": "needs_one_of: TypePlan.one_of",
+}
+# Field constraints, by exact class (a subclass may check more).
+KNOWN_CONSTRAINTS: Mapping[type, str] = {
+    annotated_types.Ge: "FieldPlan.lo (numbers only)",
+    annotated_types.Le: "FieldPlan.hi (numbers only)",
+    annotated_types.MaxLen: "FieldPlan.max_len (code points, as pydantic counts)",
+    annotated_types.MinLen: "at most 1: an empty attribute is absent, a present one is longer",
+    AllowInfNan: "FieldPlan.finite (and, on a map's values, C's finite check)",
+}
+# Avro constructs: the keys a schema and its fields may carry, and the types C writes.
+KNOWN_AVRO_SCHEMA_KEYS = frozenset({"type", "name", "namespace", "doc", "fields"})
+KNOWN_AVRO_FIELD_KEYS = frozenset({"name", "type", "default", "doc"})
+# Envelope fields not read from attributes: where C takes each from (SRC_* in _native.c). The
+# other envelope fields must be convention keys (ENVELOPE_KEYS).
+_SPECIAL_SOURCES = {
+    "event_id": SRC_EVENT_ID,
+    "timestamp": SRC_TIMESTAMP,
+    "received_at": SRC_RECEIVED,
+    "carrier": SRC_CARRIER,
+    "trace_id": SRC_TRACE,
+    "span_id": SRC_SPAN,
+    "attributes": SRC_ATTRIBUTES,
+    "client_id": SRC_CLIENT,
+    "redacted_fields": SRC_EMPTY,  # set only by redaction, and redacted records are deferred
+}
+# Type fields set only from gen_ai.evaluation.result, whose records C always defers.
+_EVALUATION_ONLY_FIELDS = frozenset({"evaluation_name", "explanation"})
+# The carrier of every record the plan reads (log records; span events stay in Python).
+LOG_RECORD_CARRIER: Carrier = "log_record"
+
+
+# --- the plan as C reads it, by attribute (``Plan_init`` and friends in _native.c) ------------
+
+
+@dataclass(frozen=True, slots=True)
+class PlanLimits:
+    """The configured limits (``ValidationConfig``, ``kafka.message_max_bytes``)."""
+
+    max_string_length: int
+    max_attributes: int
+    max_attribute_value_len: int
+    strip_control: bool  # control_characters != "keep": a text holding one is deferred
+    max_future_ns: int
+    max_age_ns: int
+    max_value_bytes: int
+    max_text_length: int  # the models' str_max_length (the least of them)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldPlan:
+    """One field, in Avro order: where its value comes from and what the model accepts."""
+
+    name: str
+    source: int  # SRC_*
+    kind: int  # K_*
+    nullable: bool
+    required: bool
+    default: int  # D_*: the default of a non-nullable optional field
+    lo: int | float | None
+    hi: int | float | None
+    finite: bool
+    max_len: int
+    literals: tuple[str, ...]
+    redact: bool  # a redactable text (redaction.fields): gated
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPlan:
+    """An attribute key feeding field ``field`` (an index into ``TypePlan.fields``)."""
+
+    key: str
+    field: int
+    first: bool  # the field's first key: beats its second
+
+
+@dataclass(frozen=True, slots=True)
+class SumPlan:
+    """``sum_fields``: ``total`` is the sum of ``parts`` (field indices)."""
+
+    total: int
+    parts: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TypePlan:
+    """One event type. ``native`` False: every record of it is deferred (the rest unused)."""
+
+    native: bool
+    event_name: str
+    event_type: str
+    topic: str
+    wire_header: bytes  # the Confluent magic byte and schema id
+    type_header: tuple[str, bytes]
+    version_header: tuple[str, bytes]
+    fields: tuple[FieldPlan, ...] = ()
+    keys: tuple[KeyPlan, ...] = ()
+    prefix: str = ""
+    prefix_field: int = -1
+    known: tuple[str, ...] = ()  # suffixes under ``prefix`` that are keys of fields
+    body_field: int = -1  # a string body sets it when no attribute does (BODY_FIELDS)
+    kafka_key: tuple[int, ...] = ()
+    one_of: tuple[int, ...] = ()
+    sums: tuple[SumPlan, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PlanSpec:
+    """The whole plan handed to ``_native.Plan``."""
+
+    record_class: type[OutboundRecord]
+    namespace: bytes  # the event id's UUIDv5 namespace
+    limits: PlanLimits
+    redaction: RedactionGate
+    set_aside: tuple[str, ...]
+    evaluation_event: str
+    event_name_key: str  # the legacy event.name attribute
+    service_key: str  # the attribute hashed into a content id
+    carrier: str
+    headers: HeaderNames
+    types: tuple[TypePlan, ...]
+
+
 def build_plan(
     serializers: Mapping[EventType, AvroEventSerializer],
     topics: Mapping[EventType, str],
     validation: ValidationConfig,
     redactor: Redactor,
     max_value_bytes: int,
+    telemetry: Telemetry | None = None,
 ) -> NativeLogs | None:
-    """Compile the native tables, or None when the extension is not built."""
+    """Compile the native tables, or None when the extension is not built.
+
+    A type the plan cannot compile exactly (something not in the allow-lists above) takes the
+    Python path: logged once here, and ``telemetry``'s python-only gauge set for it.
+    """
     if _native is None:
         return None
     gate = redaction_gate(redactor)
@@ -291,36 +464,93 @@ def build_plan(
             "takes the Python path",
             ", ".join(gate.unknown),
         )
+    spec, python_only = compile_plan(serializers, topics, validation, gate, redactor,
+                                     max_value_bytes)  # fmt: skip
+    for event_type, reason in python_only.items():
+        log.warning("native fast path: %s takes the Python path: %s", event_type, reason)
+    if telemetry is not None:
+        telemetry.set_native_python_only({t: t in python_only for t in serializers})
+    plan = _native.Plan(spec)
+    native_types = [t.event_type for t in spec.types if t.native]
+    return NativeLogs(plan, native_types, gate, python_only)
+
+
+def compile_plan(
+    serializers: Mapping[EventType, AvroEventSerializer],
+    topics: Mapping[EventType, str],
+    validation: ValidationConfig,
+    gate: RedactionGate,
+    redactor: Redactor,
+    max_value_bytes: int,
+) -> tuple[PlanSpec, dict[str, str]]:
+    """The plan, and why each type left out of it is (event type -> reason). Pure."""
     future_ns, age_ns = window_ns(validation)
-    type_specs = []
-    native_types = []
+    common = _unknown_options(validation)
+    type_plans = []
+    python_only: dict[str, str] = {}
     for event_type, serializer in serializers.items():
         try:
-            spec = _type_spec(event_type, serializer, topics[event_type], redactor)
-            native_types.append(event_type)
+            if common:
+                raise UnsupportedForNative(common)
+            type_plan = _type_plan(event_type, serializer, topics[event_type], redactor)
         except UnsupportedForNative as exc:
-            log.warning("%s takes the Python path: %s", event_type, exc)
-            spec = _python_only(event_type, serializer, topics[event_type])
-        type_specs.append(spec)
-    plan = _native.Plan(
+            python_only[event_type] = str(exc)
+            type_plan = _python_only(event_type, serializer, topics[event_type])
+        type_plans.append(type_plan)
+    text_caps = [int(m.model_config.get("str_max_length") or 65536) for m in EVENT_MODELS.values()]
+    spec = PlanSpec(
         record_class=OutboundRecord,
         namespace=EVENT_ID_NAMESPACE.bytes,
-        limits=(
-            validation.max_string_length,
-            validation.max_attributes,
-            validation.max_attribute_value_len,
-            validation.control_characters != "keep",
-            min(future_ns, _NS_CAP),
-            min(age_ns, _NS_CAP),
-            max_value_bytes,
+        limits=PlanLimits(
+            max_string_length=validation.max_string_length,
+            max_attributes=validation.max_attributes,
+            max_attribute_value_len=validation.max_attribute_value_len,
+            strip_control=validation.control_characters != "keep",
+            max_future_ns=min(future_ns, _NS_CAP),
+            max_age_ns=min(age_ns, _NS_CAP),
+            max_value_bytes=max_value_bytes,
+            max_text_length=min(text_caps),
         ),
         redaction=gate,
         set_aside=tuple(sorted(SET_ASIDE_KEYS)),
         evaluation_event=conv.GENAI_EVALUATION_EVENT,
-        types=tuple(type_specs),
+        event_name_key=conv.EVENT_NAME_ATTRIBUTE,
+        service_key=conv.SERVICE_KEY,
+        carrier=LOG_RECORD_CARRIER,
         headers=HEADERS,
+        types=tuple(type_plans),
     )
-    return NativeLogs(plan, native_types, gate)
+    return spec, python_only
+
+
+def _unknown_options(validation: ValidationConfig) -> str:
+    """Why no type can be native under ``validation`` ("" when every option is known)."""
+    unknown = [
+        name for name in type(validation).model_fields if name not in KNOWN_VALIDATION_OPTIONS
+    ]
+    return f"validation option(s) {', '.join(unknown)} unknown to the plan" if unknown else ""
+
+
+def _unknown_rules(model: type[FeedbackEvent]) -> list[str]:
+    """The ClassVars, model_config keys and validators of ``model`` the plan does not know."""
+    unknown = [f"ClassVar {n}" for n in sorted(model.__class_vars__) if n not in KNOWN_CLASSVARS]
+    for key, value in model.model_config.items():
+        if key not in KNOWN_MODEL_CONFIG:
+            unknown.append(f"model_config {key}")
+        elif KNOWN_MODEL_CONFIG[key] is not None and value != KNOWN_MODEL_CONFIG[key]:
+            unknown.append(f"model_config {key}={value!r}")
+    decorators = model.__pydantic_decorators__
+    for kind in ("validators", "field_validators", "root_validators", "field_serializers",
+                 "model_serializers", "computed_fields"):  # fmt: skip
+        unknown.extend(
+            f"{kind[:-1].replace('_', ' ')} {name}" for name in getattr(decorators, kind)
+        )
+    unknown.extend(
+        f"model validator {name}"
+        for name in decorators.model_validators
+        if name not in KNOWN_VALIDATORS
+    )
+    return unknown
 
 
 def _event_name(event_type: str) -> str:
@@ -330,71 +560,92 @@ def _event_name(event_type: str) -> str:
     return names[0]
 
 
-def _headers(
-    event_type: str, serializer: AvroEventSerializer
-) -> tuple[bytes, tuple[str, bytes], tuple[str, bytes]]:
-    """The Confluent wire header and the type's two Kafka headers (built where the Python
-    path builds them: ``outbound.type_headers``)."""
-    return (serializer.wire_header, *type_headers(event_type, serializer.schema.version))
-
-
-def _python_only(event_type: str, serializer: AvroEventSerializer, topic: str) -> tuple[Any, ...]:
-    header, type_header, version_header = _headers(event_type, serializer)
-    return (
-        False, _event_name(event_type), event_type, topic, header, type_header, version_header,
-        (), (), "", -1, (), -1, (), (),
+def _python_only(event_type: str, serializer: AvroEventSerializer, topic: str) -> TypePlan:
+    type_header, version_header = type_headers(event_type, serializer.schema.version)
+    return TypePlan(
+        False, _event_name(event_type), event_type, topic, serializer.wire_header,
+        type_header, version_header,
     )  # fmt: skip
 
 
-def _type_spec(
+def _type_plan(
     event_type: EventType, serializer: AvroEventSerializer, topic: str, redactor: Redactor
-) -> tuple[Any, ...]:
+) -> TypePlan:
     model = EVENT_MODELS[event_type]
-    schema_fields = serializer.schema.definition["fields"]
+    unknown = _unknown_rules(model)
+    if unknown:
+        raise UnsupportedForNative(f"the plan does not know {', '.join(unknown)}")
+    definition = serializer.schema.definition
+    if set(definition) - KNOWN_AVRO_SCHEMA_KEYS:
+        raise UnsupportedForNative(
+            f"schema keys {sorted(set(definition) - KNOWN_AVRO_SCHEMA_KEYS)}"
+        )
+    schema_fields = definition["fields"]
+    for f in schema_fields:
+        if set(f) - KNOWN_AVRO_FIELD_KEYS:
+            raise UnsupportedForNative(
+                f"{f['name']}: field keys {sorted(set(f) - KNOWN_AVRO_FIELD_KEYS)}"
+            )
     names = [f["name"] for f in schema_fields]
     if set(names) != set(model.model_fields):
         raise UnsupportedForNative("the schema's fields are not the model's")
     index = {name: i for i, name in enumerate(names)}
     prefix, target = conv.PREFIX_MAPS.get(event_type, ("", ""))
+    keyed = {name for name, _ in FIELD_PLAN[event_type]}
+    for name in model.model_fields:
+        if not (name in _SPECIAL_SOURCES or name in keyed or name == target
+                or name in _EVALUATION_ONLY_FIELDS):  # fmt: skip
+            raise UnsupportedForNative(f"{name}: no source the plan knows")
     redact = set(redactor.config.fields) if redactor.enabled else set()
-    fields = tuple(
-        _field_spec(model, f, target, redact) for f in schema_fields
-    )
+    fields = tuple(_field_plan(model, f, target, redact) for f in schema_fields)
     # The mapper's plan (which holds each field to two keys): a first key beats a second.
-    keys = [
-        (key, index[name], rank == 0)
+    keys = tuple(
+        KeyPlan(key, index[name], rank == 0)
         for name, candidates in FIELD_PLAN[event_type]
         for rank, key in enumerate(candidates)
-    ]
-    if model.sum_fields:  # not compiled yet: the Python validator derives and checks them
-        raise UnsupportedForNative("sum_fields are not supported")
+    )
     one_of = tuple(index[name] for name in model.needs_one_of)
-    if any(fields[i][0] != SRC_ATTR for i in one_of):
+    if any(fields[i].source != SRC_ATTR for i in one_of):
         raise UnsupportedForNative("needs_one_of names a field not read from an attribute")
-    header, type_header, version_header = _headers(event_type, serializer)
-    body_field = index["comment"] if event_type == "user_feedback" else -1
-    return (
-        True,
-        _event_name(event_type),
-        event_type,
-        topic,
-        header,
-        type_header,
-        version_header,
-        fields,
-        tuple(keys),
-        prefix,
-        index[target] if target else -1,
-        tuple(conv.FIELD_KEYS[event_type]),
-        body_field,
-        tuple(index[name] for name in model.kafka_key_fields),
-        one_of,
+    sums = tuple(
+        SumPlan(index[total], tuple(index[p] for p in parts)) for total, parts in model.sum_fields
+    )
+    for rule in sums:
+        if any(
+            fields[i].source != SRC_ATTR or fields[i].kind != K_LONG or not fields[i].nullable
+            for i in (rule.total, *rule.parts)
+        ):
+            raise UnsupportedForNative("sum_fields of other than optional integer attributes")
+    type_header, version_header = type_headers(event_type, serializer.schema.version)
+    body = conv.BODY_FIELDS.get(event_type)
+    if body is not None and (fields[index[body]].source, fields[index[body]].kind) != (
+        SRC_ATTR,
+        K_STRING,
+    ):
+        raise UnsupportedForNative(f"the body feeds {body}, which is not a string attribute")
+    return TypePlan(
+        native=True,
+        event_name=_event_name(event_type),
+        event_type=event_type,
+        topic=topic,
+        wire_header=serializer.wire_header,
+        type_header=type_header,
+        version_header=version_header,
+        fields=fields,
+        keys=keys,
+        prefix=prefix,
+        prefix_field=index[target] if target else -1,
+        known=tuple(conv.FIELD_KEYS[event_type]),
+        body_field=index[body] if body is not None else -1,
+        kafka_key=tuple(index[name] for name in model.kafka_key_fields),
+        one_of=one_of,
+        sums=sums,
     )
 
 
-def _field_spec(
+def _field_plan(
     model: type[FeedbackEvent], avro_field: dict[str, Any], prefix_target: str, redact: set[str]
-) -> tuple[Any, ...]:
+) -> FieldPlan:
     name = avro_field["name"]
     info = model.model_fields[name]
     kind, nullable = _avro_kind(avro_field["type"], name)
@@ -408,10 +659,13 @@ def _field_spec(
         raise UnsupportedForNative(f"{name}: string maps come only from attributes")
     if kind == K_DBL_MAP and source != SRC_PREFIX:
         raise UnsupportedForNative(f"{name}: number maps come only from a prefix")
-    lo = hi = None
+    lo: Any = None
+    hi: Any = None
     finite = False
     max_len = int(model.model_config.get("str_max_length") or 65536)
     for item in metadata:
+        if type(item) not in KNOWN_CONSTRAINTS:
+            raise UnsupportedForNative(f"{name}: constraint {item!r} is not supported")
         if isinstance(item, annotated_types.Ge):
             lo = item.ge
         elif isinstance(item, annotated_types.Le):
@@ -420,7 +674,7 @@ def _field_spec(
             max_len = min(max_len, item.max_length)
         elif isinstance(item, annotated_types.MinLen) and item.min_length <= 1:
             pass  # "" is an absent attribute, so every value present has length >= 1
-        elif type(item).__name__ == "AllowInfNan":
+        elif isinstance(item, AllowInfNan):
             finite = not item.allow_inf_nan
         else:
             raise UnsupportedForNative(f"{name}: constraint {item!r} is not supported")
@@ -440,18 +694,19 @@ def _field_spec(
             raise UnsupportedForNative(f"{name}: default {value!r} is not supported")
     elif not required and info.default is not None:
         raise UnsupportedForNative(f"{name}: a nullable field defaulting to a value")
-    return (
-        source,
-        kind,
-        nullable,
-        required,
-        default,
-        lo,
-        hi,
-        finite,
-        max_len,
-        literals,
-        name in redact and kind == K_STRING,
+    return FieldPlan(
+        name=name,
+        source=source,
+        kind=kind,
+        nullable=nullable,
+        required=required,
+        default=default,
+        lo=lo,
+        hi=hi,
+        finite=finite,
+        max_len=max_len,
+        literals=literals,
+        redact=name in redact and kind == K_STRING,
     )
 
 
@@ -514,7 +769,7 @@ def _model_kind(info: FieldInfo, name: str) -> tuple[int, bool, tuple[str, ...],
             for item in inner:
                 for constraint in item.metadata if isinstance(item, FieldInfo) else [item]:
                     # Finite is what C checks for map values; anything else is not supported.
-                    if type(constraint).__name__ != "AllowInfNan" or constraint.allow_inf_nan:
+                    if type(constraint) is not AllowInfNan or constraint.allow_inf_nan:
                         raise UnsupportedForNative(f"{name}: map value constraint {constraint!r}")
             if value is float:
                 return K_DBL_MAP, nullable, literals, metadata

@@ -25,6 +25,9 @@ FEEDBACK_EVENT_NAMES: Final = MappingProxyType(
 GENAI_EVALUATION_EVENT: Final = "gen_ai.evaluation.result"
 GENAI_OPERATION_KEY: Final = "gen_ai.operation.name"
 EVENT_NAME_ATTRIBUTE: Final = "event.name"
+# The resource attribute naming the sender's service: a field (``service``) and, as sent, part
+# of a record's content id (``records.deterministic_event_id``).
+SERVICE_KEY: Final = "service.name"
 
 # Keys read for every event type. Several keys may feed one field: the first one present wins.
 ENVELOPE_KEYS: Final = MappingProxyType(
@@ -33,7 +36,7 @@ ENVELOPE_KEYS: Final = MappingProxyType(
         "session_id": ("session.id",),
         "user_id": ("user.id",),
         "request_id": ("gen_ai.response.id", "feedback.request_id"),
-        "service": ("service.name",),
+        "service": (SERVICE_KEY,),
         "environment": ("deployment.environment.name", "deployment.environment"),
     }
 )
@@ -114,6 +117,11 @@ FIELD_KEYS: Final[MappingProxyType[EventType, MappingProxyType[str, tuple[str, .
             ),
         }
     )
+)
+
+# A string log body is this field's value when no attribute sets it (the field's key wins).
+BODY_FIELDS: Final[MappingProxyType[EventType, str]] = MappingProxyType(
+    {"user_feedback": "comment"}
 )
 
 # Attribute-key prefixes collected into a map field: prefix -> (event type, field).

@@ -280,17 +280,18 @@ def build_raw(
         explicit = explicit if explicit is not None else {}
         explicit.update({f"{target}.{k}": prefix + k for k in extra})
 
-    if body_text and event_type == "user_feedback" and "comment" not in fields:
-        fields["comment"] = body_text
+    body_field = conv.BODY_FIELDS.get(event_type)
+    if body_text and body_field is not None and body_field not in fields:
+        fields[body_field] = body_text
         explicit = explicit if explicit is not None else {}
-        explicit["comment"] = "body"
+        explicit[body_field] = "body"
 
     if trace_id and any(trace_id):
         fields["trace_id"] = trace_id.hex()
     if span_id and any(span_id):
         fields["span_id"] = span_id.hex()
     if "event_id" not in fields:
-        service = str(merged.get("service.name", ""))
+        service = str(merged.get(conv.SERVICE_KEY, ""))
         fields["event_id"] = deterministic_event_id(
             event_type.encode(), service.encode(), trace_id, span_id, content
         )

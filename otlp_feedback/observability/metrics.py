@@ -74,6 +74,8 @@ INFLIGHT = "otlp_feedback_inflight_events"
 SPOOL_PENDING = "otlp_feedback_spool_pending_records"
 SPOOL_BYTES = "otlp_feedback_spool_bytes"
 CIRCUIT_STATE = "otlp_feedback_circuit_state"
+# -- gauges set by their owner (a value per label set, replaced whole) ------------------------
+NATIVE_PYTHON_ONLY = "otlp_feedback_native_python_only_types"
 
 # Unlabelled keys, built once: the hot path adds to them without building a tuple.
 _REQUESTS, _IGNORED, _DEAD_LETTERED = (REQUESTS,), (IGNORED,), (DEAD_LETTERED,)
@@ -87,6 +89,7 @@ class _Family:
     labels: tuple[str, ...] = ()
     section: str = "pipeline"  # shown once ``attach``-ed; gauges once watched
     gauge: bool = False
+    set_gauge: bool = False  # a labelled gauge its owner sets (``set_native_python_only``)
     always: tuple[Key, ...] = ()  # labelled samples shown at 0 before the first count
 
 
@@ -148,6 +151,14 @@ _FAMILIES = (
     _Family(SPOOL_BYTES, "Bytes of spool segment files.", gauge=True),
     _Family(CIRCUIT_STATE, "Kafka circuit breaker: 0 closed, 1 half-open, 2 open.", gauge=True),
     _Family(CIRCUIT_OPENED, "Times the Kafka circuit opened.", section="breaker"),
+    _Family(
+        NATIVE_PYTHON_ONLY,
+        "1 for an event type the native fast path's plan leaves wholly to the Python path "
+        "(the plan does not know one of its rules or constructs: see the warning logged), 0 "
+        "for a type it compiles; by type. Set at each plan build (start, redaction reload).",
+        ("event_type",),
+        set_gauge=True,
+    ),
 )
 _GAUGES = frozenset(f.name for f in _FAMILIES if f.gauge)
 
@@ -189,6 +200,7 @@ class Telemetry:
         self._counts: Counter[Key] = Counter()
         self._sections = {"pipeline"}
         self._gauges: dict[str, Callable[[], float]] = {}
+        self._set_gauges: dict[str, dict[Key, float]] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         self.export_seconds = Histogram(
             "otlp_feedback_export_duration_seconds",
@@ -245,6 +257,20 @@ class Telemetry:
             raise ValueError(f"unknown gauge {gauge!r}")
         with self._lock:
             self._gauges[gauge] = read
+
+    # -- reports: the native plan's build ----------------------------------------------------
+
+    def set_native_python_only(self, python_only: Mapping[str, bool]) -> None:
+        """Event type -> whether the native plan just built leaves it wholly to Python (once
+        per plan build; replaces what the previous build set)."""
+        values: dict[Key, float] = {(t,): 1.0 if only else 0.0 for t, only in python_only.items()}
+        with self._lock:
+            self._set_gauges[NATIVE_PYTHON_ONLY] = values
+
+    def gauge_values(self, family: str) -> dict[Key, float]:
+        """Label values -> value of a set gauge (empty before its owner set it)."""
+        with self._lock:
+            return dict(self._set_gauges.get(family, {}))
 
     # -- reports: the pipeline ---------------------------------------------------------------
 
@@ -331,6 +357,7 @@ class Telemetry:
             counts = dict(self._counts)
             sections = set(self._sections)
             gauges = dict(self._gauges)
+            set_gauges = {name: dict(values) for name, values in self._set_gauges.items()}
         by_family: dict[str, dict[Key, int]] = {}
         for key, value in counts.items():
             by_family.setdefault(key[0], {})[key[1:]] = value
@@ -339,6 +366,13 @@ class Telemetry:
             received[(event_type,)] += value
         by_family[RECEIVED] = dict(received)
         for family in _FAMILIES:
+            if family.set_gauge:
+                if family.name in set_gauges:  # shown once a plan was built on this telemetry
+                    gauge = GaugeMetricFamily(family.name, family.doc, labels=list(family.labels))
+                    for label_values, level in sorted(set_gauges[family.name].items()):
+                        gauge.add_metric(list(label_values), level)
+                    yield gauge
+                continue
             if family.gauge:
                 read = gauges.get(family.name)
                 if read is not None:  # read outside the lock: it takes its owner's
