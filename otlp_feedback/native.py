@@ -240,6 +240,9 @@ def compile_gate(
             and isinstance(trigger.min_separators, int)
             and trigger.separators.isascii()
             and not any(c.isdigit() for c in trigger.separators)
+            # Under one digit, a run of separators alone fires in Python once the text holds a
+            # digit anywhere: not a per-run rule, so C does not evaluate it.
+            and (trigger.min_digits >= 1 or trigger.min_separators <= 0)
         ):
             unknown.append(f"DigitRun {trigger!r} of {rule.name!r}")
         else:
