@@ -2119,11 +2119,40 @@ static struct PyModuleDef native_module = {
     NULL, NULL, NULL, NULL,
 };
 
+/* The enums a plan's FieldPlan uses (source, kind, default), by name: ``native.py`` takes their
+ * numbers from here, so the numbering exists once. */
+static int add_enum(PyObject *m, const char *name, const char *const *names, int n) {
+    PyObject *d = PyDict_New();
+    if (d == NULL) return -1;
+    for (int i = 0; i < n; i++) {
+        PyObject *v = PyLong_FromLong(i);
+        if (v == NULL || PyDict_SetItemString(d, names[i], v) < 0) {
+            Py_XDECREF(v);
+            Py_DECREF(d);
+            return -1;
+        }
+        Py_DECREF(v);
+    }
+    int err = PyModule_AddObjectRef(m, name, d);
+    Py_DECREF(d);
+    return err;
+}
+
+static const char *const SOURCE_NAMES[] = {"attr", "event_id", "timestamp", "received", "carrier",
+                                           "trace", "span", "attributes", "client", "empty",
+                                           "prefix"};
+static const char *const KIND_NAMES[] = {"string", "long", "double", "bool", "timestamp",
+                                         "str_list", "str_map", "dbl_map"};
+static const char *const DEFAULT_NAMES[] = {"none", "true", "false", "empty"};
+
 PyMODINIT_FUNC PyInit__native(void) {
     if (PyType_Ready(&PlanType) < 0) return NULL;
     PyObject *m = PyModule_Create(&native_module);
     if (m == NULL) return NULL;
     if (PyModule_AddIntConstant(m, "MAX_DIGIT_RUNS", MAX_DIGIT_RUNS) < 0 ||
+        add_enum(m, "SOURCES", SOURCE_NAMES, SRC_PREFIX + 1) < 0 ||
+        add_enum(m, "KINDS", KIND_NAMES, K_DBL_MAP + 1) < 0 ||
+        add_enum(m, "DEFAULTS", DEFAULT_NAMES, D_EMPTY + 1) < 0 ||
         PyModule_AddObjectRef(m, "Plan", (PyObject *)&PlanType) < 0) {
         Py_DECREF(m);
         return NULL;

@@ -7,9 +7,9 @@ tenth of that, and hands everything else back:
 
 - a feedback record it cannot prove the Python path would accept unchanged (a value of another
   type than the field's, out of range, too long, a control character to strip or reject, text
-  that redaction might touch, none of the fields the model ``needs_one_of``,
-  ``gen_ai.evaluation.result``, a key/value body, a record whose
-  bytes are not protobuf's canonical encoding so its content id could differ) is **deferred**:
+  that redaction might touch, none of the fields the model ``needs_one_of``, a contradicted
+  ``sum_fields`` total, ``gen_ai.evaluation.result``, a key/value body, a record whose bytes
+  are not protobuf's canonical encoding so its content id could differ) is **deferred**:
   the pipeline maps, validates, rejects or redacts it with the Python stages, exactly as before;
 - a request it cannot parse exactly as protobuf would (unknown fields, a repeated singular
   field, a wire-type mismatch, bad UTF-8, deep nesting) goes **whole** to the Python path.
@@ -19,10 +19,52 @@ holds the two paths to the same bytes, headers, keys, ids and partial_success me
 
 The C code holds no convention of its own. ``build_plan`` compiles its tables here, once per
 pipeline start and redaction reload, from the same sources the Python stages read: the event
-models (field types, defaults, constraints, Kafka key), the convention (attribute keys,
-precedence, prefix maps), the newest Avro schema of each type (field order, types) and the
-configured limits and redaction rules. A model or schema construct the plan does not know
-makes that event type Python-only (logged), rather than approximated.
+models (field types, defaults, constraints, Kafka key, ``needs_one_of``, ``sum_fields``), the
+convention (attribute keys, precedence, prefix maps, the body's field, the service key), the
+newest Avro schema of each type (field order, types), the header names and the configured
+limits and redaction rules. The plan crosses into C as frozen dataclasses (``PlanSpec`` down to
+``FieldPlan``), which ``_native.c`` reads by attribute name, once per build: names, not
+positions, are the contract, and ``tests/unit/test_native_plan.py`` proves C reads every field.
+
+What the plan compiles is an allow-list (``KNOWN_VALIDATION_OPTIONS``, ``KNOWN_CLASSVARS``,
+``KNOWN_MODEL_CONFIG``, ``KNOWN_VALIDATORS``, ``KNOWN_CONSTRAINTS``, the Avro keys and types,
+the field sources). Whatever it does not know makes that event type (for a validation option:
+every type) take the Python path rather than be approximated: logged once per plan build and
+shown as ``otlp_feedback_native_python_only_types{event_type}`` = 1. The drift guards in
+``test_native_plan.py`` fail when an option, ClassVar, config key or validator is added without
+the allow-list deciding on it.
+
+``sum_fields`` (a total that is the sum of its parts): with every part present, C writes the sum
+when the total is absent, and defers the record when a total is sent that differs (the Python
+validator rejects it, naming the numbers); otherwise the total is as sent.
+
+What remains written twice is behaviour, not data. Each C twin is held to its Python original:
+
+Tests: P = ``tests/property/test_native_equivalence.py`` (any request, both paths, same
+bytes, headers, keys, ids, messages); U = ``tests/unit/test_native_primitives.py``; F =
+``tests/unit/test_native_fast_path.py``; N = ``tests/unit/test_native_plan.py``.
+
+| behaviour                        | Python original           | C twin             | test        |
+|----------------------------------|---------------------------|--------------------|-------------|
+| content event id (SHA-1 UUIDv5)  | deterministic_event_id    | SRC_EVENT_ID, sha1 | U sha1; P; F|
+| canonical record bytes (the id)  | SerializeToString(det.)   | run_record canon   | P non-canon |
+| resource < record merge; first   | records.build_raw         | encode_record      | P           |
+|   key beats second; "" is absent |                           |   merged, KeyEntry |             |
+| event name, else event.name str  | logs.map_logs_request     | run_record         | P           |
+| timestamp fallback and window    | validator.window_ns       | encode_record      | P variants  |
+| datetime rounding ns -> us       | datetime.fromtimestamp    | ns_to_micros       | U micros    |
+| attribute value as text          | validator._to_text        | attr_text          | P           |
+| int for a plain string -> text   | _ints_as_text             | none: defers       | F widened   |
+| code-point lengths; value cut    | pydantic, validator       | utf8_len/_prefix   | P limits    |
+| control characters               | CONTROL_CHARACTERS        | has_control        | U control   |
+| redaction may change a text      | Trigger.fires             | gate_fires         | U gate; P   |
+| trace/span hex; all-zero absent  | bytes.hex, any()          | HEX, all_zero      | P           |
+| bounds, finite, literals, dflts  | the models (pydantic)     | FieldPlan checks   | P           |
+| needs_one_of                     | _has_one_of               | TypePlan.one_of    | F; P        |
+| sum_fields                       | the validator             | TypePlan.sums      | N sums      |
+| Kafka key                        | FeedbackEvent.kafka_key   | TypePlan.kafka_key | P           |
+| header order (names: HEADERS)    | outbound (record, request)| make_record        | P           |
+| Avro binary encoding             | compiled_writer/fastavro  | buf_*              | F loadgen; P|
 
 Redaction: C never decides what a detector finds, only whether the redactor could change a
 text at all. ``compile_gate`` reads the trigger each enabled detector declares
@@ -76,14 +118,32 @@ log = logging.getLogger(__name__)
 AVAILABLE = _native is not None
 """Whether the extension was built (``setup.py`` skips it where no C compiler is found)."""
 
-# Where a field's value comes from (mirrors SRC_* in _native.c).
-SRC_ATTR, SRC_EVENT_ID, SRC_TIMESTAMP, SRC_RECEIVED, SRC_CARRIER = 0, 1, 2, 3, 4
-SRC_TRACE, SRC_SPAN, SRC_ATTRIBUTES, SRC_CLIENT, SRC_EMPTY, SRC_PREFIX = 5, 6, 7, 8, 9, 10
-# Avro/model kinds (K_* in _native.c).
-K_STRING, K_LONG, K_DOUBLE, K_BOOL, K_TIMESTAMP = 0, 1, 2, 3, 4
-K_STR_LIST, K_STR_MAP, K_DBL_MAP = 5, 6, 7
-# Defaults of non-nullable optional fields (D_* in _native.c).
-D_NONE, D_TRUE, D_FALSE, D_EMPTY = 0, 1, 2, 3
+# The numbers of FieldPlan's enums, by name, as _native.c defines them (SRC_*, K_*, D_*): the
+# numbering exists once, in C. (Without the extension no plan is built; any numbers do.)
+_SOURCES: Mapping[str, int] = _native.SOURCES if _native is not None else {}
+_KINDS: Mapping[str, int] = _native.KINDS if _native is not None else {}
+_DEFAULTS: Mapping[str, int] = _native.DEFAULTS if _native is not None else {}
+
+
+def _enum(table: Mapping[str, int], name: str) -> int:
+    return table.get(name, -1) if _native is None else table[name]
+
+
+# Where a field's value comes from.
+SRC_ATTR, SRC_EVENT_ID, SRC_TIMESTAMP, SRC_RECEIVED, SRC_CARRIER, SRC_TRACE, SRC_SPAN = (
+    _enum(_SOURCES, n)
+    for n in ("attr", "event_id", "timestamp", "received", "carrier", "trace", "span")
+)
+SRC_ATTRIBUTES, SRC_CLIENT, SRC_EMPTY, SRC_PREFIX = (
+    _enum(_SOURCES, n) for n in ("attributes", "client", "empty", "prefix")
+)
+# Avro/model kinds.
+K_STRING, K_LONG, K_DOUBLE, K_BOOL, K_TIMESTAMP, K_STR_LIST, K_STR_MAP, K_DBL_MAP = (
+    _enum(_KINDS, n)
+    for n in ("string", "long", "double", "bool", "timestamp", "str_list", "str_map", "dbl_map")
+)
+# Defaults of non-nullable optional fields.
+D_NONE, D_TRUE, D_FALSE, D_EMPTY = (_enum(_DEFAULTS, n) for n in ("none", "true", "false", "empty"))
 
 _SPECIAL_SOURCES = {
     "event_id": SRC_EVENT_ID,

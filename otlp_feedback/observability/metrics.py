@@ -9,6 +9,8 @@ it counts into a private, throwaway one, which is what unit tests of a lone comp
 - the Kafka sink: once per batch, records published by topic, failures by kind, publish latency
   and batch size, producer rebuilds;
 - the failover sink: spooled, replayed, refusals; the circuit breaker: times opened;
+- the native plan's build (``native.build_plan``, at start and each redaction reload): which
+  event types it leaves wholly to Python (``set_native_python_only``, a labelled gauge);
 - gauges of current state (in-flight events, spool records and bytes, circuit state) are
   functions the owner of that state registers with ``watch`` when it is built, read at scrape.
 
