@@ -935,3 +935,25 @@ def test_concurrent_exports_give_what_sequential_python_exports_give(pair: Pair)
     got = Counter(record_facts(r) for r in pair.fast_sink.records)
     assert got == Counter({record: 3 * n for record, n in expected.items()})
     assert pair.fast.stats.native_events == 3 * 8 * 20
+
+
+# Each kind of OTLP scalar kept in ``attributes``, at the edges of its text (C's ``attr_text``
+# twin of ``validator._to_text``): bool words, int extremes, float repr (CPython's, from C),
+# base64 padding of every length class, and the unset value ("null").
+ATTRIBUTE_TEXTS: dict[str, Any] = {
+    "bool": [True, False],
+    "int": [0, -1, 7, 2**63 - 1, -(2**63)],
+    "double": [0.1, -0.0, 5.0, 1e16, 1e-7, 2.5e-300, float("inf"), float("-inf"), float("nan")],
+    "bytes": [b"", b"a", b"ab", b"abc", b"\xff\x00\xfe\x01"],
+    "unset": [None],
+}
+
+
+@pytest.mark.parametrize("values", list(ATTRIBUTE_TEXTS.values()), ids=list(ATTRIBUTE_TEXTS))
+def test_attribute_values_of_every_kind_get_the_python_text_natively(
+    pair: Pair, values: list[Any]
+) -> None:
+    attributes = {f"app.value{i}": value for i, value in enumerate(values)}
+    result = pair.compare(payload_of(record("user_feedback", attributes)))
+    assert (result.outcome["accepted"], result.outcome["rejected"]) == (1, 0)
+    assert (result.native_events, result.native_deferred) == (1, 0)
