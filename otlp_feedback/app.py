@@ -62,8 +62,6 @@ class FeedbackApp:
             sink = self.failover
         self.sink = sink
         self.pipeline = Pipeline(settings, self.registry, sink, telemetry=self.telemetry)
-        if self.failover is not None:
-            self.failover.on_permanent_failure = self.pipeline.dead_letter_refused
         self.receiver = GrpcReceiver(
             settings.receiver,
             self.pipeline,

@@ -1,9 +1,11 @@
 """Admission control for the Export RPCs: authenticate, then rate-limit; audit every refusal.
 
 ``ExportService`` calls ``RequestGuard.check(context, method)`` before it decodes a request
-(``Unauthenticated``/``PermissionDenied`` end the RPC there) and hands ``Caller.admit`` to the
-pipeline, which calls it with the number of feedback records the request carries, before
-validating them (``RateLimited`` refuses the request whole, with RetryInfo).
+(``Unauthenticated``/``PermissionDenied`` end the RPC there) and passes the ``Caller`` to the
+pipeline as the request's ``Admission`` (``pipeline.admission``): the pipeline's admission step
+calls ``Caller.admit`` once, with the number of feedback records the request carries, before
+validating them (``RateLimited`` refuses the request whole, with RetryInfo). Per-token event
+budgets (browser tokens) belong here too, in ``RequestGuard.admit``.
 
 Rate-limit buckets are keyed by the authenticated client id; without authentication by the
 peer's IP address (``peer:<ip>``), or ``anonymous`` when the peer has none. The metrics label of
@@ -30,7 +32,7 @@ ANONYMOUS = "anonymous"
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who sent one request, and the admission check for its events."""
+    """Who sent one request, and the admission check for its events (a ``pipeline.Admission``)."""
 
     client_id: str | None  # authenticated client id; None when auth.mode is none
     peer: str  # as gRPC reports it, e.g. "ipv4:10.0.0.7:51234"

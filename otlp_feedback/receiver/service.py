@@ -1,16 +1,16 @@
-"""The two OTLP Export handlers: authenticate, decode, hand to the pipeline, answer with
-partial_success.
+"""The two OTLP Export handlers: authenticate, hand the bytes to the pipeline's one entry point
+(``Pipeline.export``), answer with partial_success.
 
 Requests arrive as raw bytes (no deserializer registered with gRPC) so that an undecodable
 request is answered INVALID_ARGUMENT by us, not INTERNAL by the framework, and so that the
 pipeline's native fast path reads the logs request straight from the bytes. Credentials are
-checked (``guard``) before anything is decoded; the rate limit applies once the pipeline has
-counted the request's feedback records.
+checked (``guard``) before anything is decoded; the authenticated ``Caller`` is the request's
+``Admission``, which the pipeline asks once it has counted the request's feedback records (the
+rate limit).
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections.abc import Callable
@@ -32,7 +32,7 @@ from otlp_feedback.errors import (
     Unauthenticated,
 )
 from otlp_feedback.observability.metrics import Telemetry
-from otlp_feedback.pipeline import ExportOutcome, Pipeline
+from otlp_feedback.pipeline import ExportOutcome, Pipeline, Signal
 from otlp_feedback.receiver import status
 from otlp_feedback.receiver.guard import Caller, RequestGuard
 
@@ -63,7 +63,7 @@ class ExportService:
         self.guard = guard or RequestGuard.open(self._telemetry)
 
     def export_logs(self, payload: bytes, context: grpc.ServicerContext) -> bytes:
-        outcome = self._export(LOGS_METHOD, self._pipeline.export_logs_payload, payload, context)
+        outcome = self._export("logs", LOGS_METHOD, payload, context)
         response = ExportLogsServiceResponse()
         if outcome.rejected:
             response.partial_success.rejected_log_records = outcome.rejected
@@ -71,9 +71,7 @@ class ExportService:
         return response.SerializeToString()
 
     def export_traces(self, payload: bytes, context: grpc.ServicerContext) -> bytes:
-        outcome = self._export(
-            TRACE_METHOD, self._pipeline.export_traces_payload, payload, context
-        )
+        outcome = self._export("traces", TRACE_METHOD, payload, context)
         response = ExportTraceServiceResponse()
         if outcome.rejected:
             # OTLP counts spans; we count the rejected feedback carriers (span events or spans).
@@ -82,31 +80,12 @@ class ExportService:
         return response.SerializeToString()
 
     def _export(
-        self,
-        method: str,
-        export: Callable[..., ExportOutcome],
-        payload: bytes,
-        context: grpc.ServicerContext,
+        self, signal: Signal, method: str, payload: bytes, context: grpc.ServicerContext
     ) -> ExportOutcome:
-        """Authenticate, run the pipeline (which decodes) as the caller: what both RPCs share."""
+        """Authenticate, then run the pipeline as the caller: what both RPCs share."""
         caller = self._authenticate(context, method)
-        as_caller = functools.partial(export, client_id=caller.client_id, admit=caller.admit)
-        outcome = self._run(as_caller, payload, context)
-        self._telemetry.feedback_per_request.observe(outcome.accepted + outcome.rejected)
-        return outcome
-
-    def _authenticate(self, context: grpc.ServicerContext, method: str) -> Caller:
         try:
-            return self.guard.check(context, method)
-        except (Unauthenticated, PermissionDenied) as exc:
-            status.abort(context, exc)  # audited by the guard; the app log stays quiet
-
-    @staticmethod
-    def _run(
-        fn: Callable[[bytes], ExportOutcome], payload: bytes, context: grpc.ServicerContext
-    ) -> ExportOutcome:
-        try:
-            return fn(payload)
+            outcome = self._pipeline.export(signal, payload, caller.client_id, caller)
         except OtlpFeedbackError as exc:
             # Rate limits are audited by the guard; both may come in floods from one client.
             if not isinstance(exc, RateLimited | InvalidRequest):
@@ -116,6 +95,14 @@ class ExportService:
             # A bug, not bad input: keep serving, tell the client it was us (and it may retry).
             log.exception("unexpected error in export")
             status.abort(context, InternalError(f"internal error: {type(exc).__name__}: {exc}"))
+        self._telemetry.feedback_per_request.observe(outcome.accepted + outcome.rejected)
+        return outcome
+
+    def _authenticate(self, context: grpc.ServicerContext, method: str) -> Caller:
+        try:
+            return self.guard.check(context, method)
+        except (Unauthenticated, PermissionDenied) as exc:
+            status.abort(context, exc)  # audited by the guard; the app log stays quiet
 
     def handlers(self) -> tuple[grpc.GenericRpcHandler, ...]:
         def unary(signal: str, fn: Handler) -> grpc.RpcMethodHandler:
@@ -149,4 +136,3 @@ class ExportService:
                 responses.labels(signal, code).inc()
 
         return handler
-
