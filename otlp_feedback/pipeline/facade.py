@@ -101,7 +101,9 @@ class Pipeline:
         ``SchemaError``/``RegistryUnavailable``."""
         binding = bind_schemas(self._settings, self._registry)
         self._binding = binding
-        self._rules = compile_rules(self._settings, self._rules.redactor.config, binding)
+        self._rules = compile_rules(
+            self._settings, self._rules.redactor.config, binding, self._telemetry
+        )
         self._processor = Processor(
             self._validator, binding.encoder, max_value_bytes(self._settings.kafka)
         )
@@ -143,7 +145,7 @@ class Pipeline:
     def set_redaction(self, config: RedactionConfig) -> None:
         """Swap the redaction rules (config reload). Requests already running keep the old
         pair whole: both are built first, then published by one assignment."""
-        self._rules = compile_rules(self._settings, config, self._binding)
+        self._rules = compile_rules(self._settings, config, self._binding, self._telemetry)
 
     # -- the entry points --------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from otlp_feedback.encoding import AvroEventSerializer, load_schemas
 from otlp_feedback.encoding.outbound import EventEncoder
 from otlp_feedback.events import EVENT_TYPES, EventType
 from otlp_feedback.native import NativeLogs, build_plan
+from otlp_feedback.observability.metrics import Telemetry
 from otlp_feedback.registry.client import SchemaRegistry
 from otlp_feedback.validation.redaction import Redactor
 
@@ -87,15 +88,19 @@ def redactor_for(settings: Settings, config: RedactionConfig) -> Redactor:
 
 
 def compile_rules(
-    settings: Settings, config: RedactionConfig, binding: SchemaBinding | None
+    settings: Settings,
+    config: RedactionConfig,
+    binding: SchemaBinding | None,
+    telemetry: Telemetry | None = None,
 ) -> RedactionRules:
     """A redactor for ``config`` and, once schemas are bound (``binding``), the native plan
-    built from that very redactor, so the plan's gate and the redactor always agree."""
+    built from that very redactor, so the plan's gate and the redactor always agree. The plan
+    reports the types it leaves to Python to ``telemetry``."""
     redactor = redactor_for(settings, config)
     if not settings.receiver.native_fast_path or binding is None:
         return RedactionRules(redactor)
     native = build_plan(
         binding.serializers, binding.topics, settings.validation, redactor,
-        max_value_bytes(settings.kafka),
+        max_value_bytes(settings.kafka), telemetry=telemetry,
     )  # fmt: skip
     return RedactionRules(redactor, native)

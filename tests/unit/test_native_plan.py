@@ -408,3 +408,16 @@ def test_the_body_feeds_the_field_the_convention_names() -> None:
             assert type_plan.body_field == -1
         else:
             assert type_plan.fields[type_plan.body_field].name == body
+
+
+def test_a_started_pipeline_shows_which_types_its_plan_leaves_to_python() -> None:
+    from otlp_feedback.pipeline import Pipeline
+    from otlp_feedback.registry.client import InMemoryRegistry
+    from otlp_feedback.sinks.memory import InMemorySink
+
+    telemetry = Telemetry()
+    pipeline = Pipeline(load_config(), InMemoryRegistry(), InMemorySink(), telemetry=telemetry)
+    pipeline.start()
+    assert telemetry.gauge_values(NATIVE_PYTHON_ONLY) == {(t,): 0.0 for t in EVENT_TYPES}
+    pipeline.set_redaction(RedactionConfig(enabled=False))  # a reload builds the plan again
+    assert telemetry.gauge_values(NATIVE_PYTHON_ONLY) == {(t,): 0.0 for t in EVENT_TYPES}
