@@ -756,6 +756,54 @@ ONE_OF: dict[str, tuple[str, ...]] = {
 }
 
 
+# Per event name: (total key, part keys) of each rule its model's ``sum_fields`` declares, so the
+# totals drawn come from the rules themselves.
+SUMS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
+    name: tuple(
+        (conv.FIELD_KEYS[t][total][0], tuple(conv.FIELD_KEYS[t][part][0] for part in parts))
+        for total, parts in EVENT_MODELS[t].sum_fields
+    )
+    for name, t in cast(dict[str, EventType], conv.FEEDBACK_EVENT_NAMES).items()
+}
+
+
+def _with_sums(
+    draw: st.DrawFn, name: str, pairs: list[tuple[str, Any]], simple: bool
+) -> list[tuple[str, Any]]:
+    """Totals and their parts as a sender might send them: all parts with the total absent,
+    equal to their sum, off by one, past the int64 range, or of another type. A plain request
+    sends a total only equal to its parts' sum (else Python rejects it)."""
+    for total_key, part_keys in SUMS.get(name, ()):
+        if draw(st.booleans()):
+            parts = [
+                draw(st.integers(0, 10**9) if simple else st.one_of(counts, ints))
+                for _ in part_keys
+            ]
+            expected = sum(parts)
+            kinds = ["absent", "sum"] if simple else ["absent", "sum", "off", "text", "double"]
+            kind = draw(st.sampled_from(kinds))
+            sent: Any = {
+                "absent": None,
+                "sum": expected,
+                "off": expected + draw(st.sampled_from([-1, 1])),
+                "text": str(expected),
+                "double": float(expected),
+            }[kind]
+            pairs = [(k, v) for k, v in pairs if k != total_key and k not in part_keys]
+            pairs += list(zip(part_keys, parts, strict=True))
+            if sent is not None and (not isinstance(sent, int) or INT64_MIN <= sent <= INT64_MAX):
+                pairs.append((total_key, sent))
+        elif simple:  # drawn independently: a total only while some part is absent, and
+            # parts whose sum C can hold (past int64 it defers: correct, not native)
+            sent = dict(pairs)
+            if all(k in sent for k in part_keys):
+                overflow = sum(sent[k] for k in part_keys) > INT64_MAX
+                pairs = [
+                    (k, 0 if overflow and k in part_keys else v) for k, v in pairs if k != total_key
+                ]
+    return pairs
+
+
 @st.composite
 def feedback_pairs(draw: st.DrawFn, name: str, simple: bool) -> list[tuple[str, Any]]:
     """Attributes for a record named ``name``: its required keys (mostly), one of the keys it
@@ -773,7 +821,7 @@ def feedback_pairs(draw: st.DrawFn, name: str, simple: bool) -> list[tuple[str, 
     for key in draw(st.lists(st.sampled_from(OPTIONAL[name]), max_size=6, unique=True)):
         valid = table.get(key, plain_text)
         pairs.append((key, draw(valid if simple else st.one_of(mostly(valid), OUT_OF_RANGE))))
-    return pairs
+    return _with_sums(draw, name, pairs, simple)
 
 
 @st.composite
