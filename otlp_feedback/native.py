@@ -378,11 +378,14 @@ KNOWN_MODEL_CONFIG: Mapping[str, Any] = {
     "extra": "forbid",  # the mapper sets model fields only
     "strict": True,  # C accepts exactly the value types strict mode does (and two widenings)
     "str_max_length": None,  # PlanLimits.max_text_length and each FieldPlan.max_len
+    "use_attribute_docstrings": None,  # field descriptions only
 }
 # The models' validators, by name (the rule each is, and how the plan holds it).
 KNOWN_VALIDATORS: Mapping[str, str] = {
     "_ints_as_text": "text_fields: an int for a plain string defers",
     "_has_one_of": "needs_one_of: TypePlan.one_of",
+    # needs_one_of and sum_fields in one validator (as step 6's tokens_total writes them)
+    "_rules": "needs_one_of: TypePlan.one_of; sum_fields: TypePlan.sums",
 }
 # Field constraints, by exact class (a subclass may check more).
 KNOWN_CONSTRAINTS: Mapping[type, str] = {

@@ -192,12 +192,13 @@ def test_every_validation_and_redaction_option_is_decided_by_the_plan() -> None:
 def test_every_model_rule_is_decided_by_the_plan() -> None:
     class_vars = set().union(*(m.__class_vars__ for m in EVENT_MODELS.values()))
     assert class_vars == set(native.KNOWN_CLASSVARS)
+    # Config keys and validators may be known ahead of the models that use them.
     config_keys = set().union(*(m.model_config for m in EVENT_MODELS.values()))
-    assert config_keys == set(native.KNOWN_MODEL_CONFIG)
+    assert config_keys <= set(native.KNOWN_MODEL_CONFIG)
     validators = set().union(
         *(m.__pydantic_decorators__.model_validators for m in EVENT_MODELS.values())
     )
-    assert validators == set(native.KNOWN_VALIDATORS)
+    assert validators <= set(native.KNOWN_VALIDATORS)
     constraints = {
         type(item)
         for model in EVENT_MODELS.values()
