@@ -68,7 +68,15 @@ class FeedbackEvent(BaseModel):
     # bool and so on. Two lossless widenings are kept (README, "Accepted value types"): an int
     # where a double is expected (strict mode allows it) and an int where a plain string is
     # expected, taken as its decimal text (numeric ids: ``_ints_as_text`` below).
-    model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=65536, strict=True)
+    # A docstring under a field is its description: ``schemas new-version`` writes it into the
+    # new field's Avro ``doc``.
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        str_max_length=65536,
+        strict=True,
+        use_attribute_docstrings=True,
+    )
 
     event_type: ClassVar[EventType]
     # The record key keeps related events in one partition: the first of these fields that is
