@@ -5,7 +5,8 @@ models) so that the encoder can hand ``model.__dict__`` straight to fastavro, an
 NEWEST Avro schema of each type in ``schemas/avro/<event_type>/vN.avsc`` mirrors its model one to
 one (``tests/unit/test_schema_alignment.py`` proves they agree). Older versions stay on disk and
 in the registry for consumers still reading them; a field added here needs a new schema version
-with the field appended, optional and defaulting to null (README, "Schema evolution").
+with the field appended, optional and defaulting to null, which ``otlp-feedback schemas
+new-version TYPE`` writes from the model (README, "Schema evolution").
 
 Who uses this: ``validation`` builds these from mapped attributes; ``encoding`` writes them;
 ``consumer``/``tail`` read them back.
@@ -227,7 +228,7 @@ class PerformanceMetrics(FeedbackEvent):
     reasoning_output_tokens: NonNegInt | None = None
     # v4
     tokens_total: NonNegInt | None = None
-    """Input plus output tokens of the call"""
+    """Input plus output tokens of the call."""
 
 
 class ModelResponse(FeedbackEvent):

@@ -120,7 +120,7 @@ def plan(
     ``level`` refuses. Pure.
     """
     newest = history[-1]
-    version = len(history) + 1
+    version = int(newest.label.removeprefix("v")) + 1
     fields: list[dict[str, Any]] = newest.definition["fields"]
     have = {f["name"]: f for f in fields}
     wanted = model.model_fields
