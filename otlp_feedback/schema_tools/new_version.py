@@ -52,7 +52,9 @@ def history_of(schemas: SchemaSet, event_type: EventType) -> list[VersionedSchem
 
 def proto_next_to(schemas_dir: Path) -> Path:
     """Where the repository keeps the .proto relative to its ``schemas/avro`` folder."""
-    return schemas_dir.resolve().parents[1] / "proto" / "otlp_feedback" / "v1" / "events.proto"
+    parents = schemas_dir.resolve().parents
+    root = parents[1] if len(parents) > 1 else parents[0]  # a folder right under / has no repo
+    return root / "proto" / "otlp_feedback" / "v1" / "events.proto"
 
 
 class NewVersionRefused(SchemaError):
