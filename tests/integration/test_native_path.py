@@ -105,6 +105,13 @@ def _comparable(record: dict[str, Any]) -> tuple[Any, ...]:
     return headers["event_type"], record["key"], headers["schema_version"], sorted(value.items())
 
 
+# Since schema v4, performance_metrics has ``sum_fields`` (tokens_total), which the native plan
+# does not compile yet: pm-1 takes the Python path, so the counts below read (4, 3). strict: the
+# mark must go when the plan learns sum_fields.
+@pytest.mark.xfail(
+    reason="native sum_fields pending (step6-b-native): performance_metrics takes the Python path",
+    strict=True,
+)
 def test_sdk_events_take_the_native_path_and_match_the_python_path(
     app: FeedbackApp, python_app: FeedbackApp, settings: Settings, tmp_path: Path
 ) -> None:

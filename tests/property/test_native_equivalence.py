@@ -55,11 +55,12 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from otlp_feedback import _native
 from otlp_feedback.config import load_config
+from otlp_feedback.encoding import AvroEventSerializer, load_schemas
 from otlp_feedback.encoding.outbound import OutboundRecord
 from otlp_feedback.errors import DeliveryFailed, InvalidRequest, RateLimited
 from otlp_feedback.events import EVENT_MODELS, EventType
 from otlp_feedback.mapping import convention as conv
-from otlp_feedback.native import redaction_gate
+from otlp_feedback.native import build_plan, redaction_gate
 from otlp_feedback.pipeline import Pipeline
 from otlp_feedback.registry.client import InMemoryRegistry
 from otlp_feedback.sinks.memory import InMemorySink
@@ -606,6 +607,7 @@ VALID: dict[str, st.SearchStrategy[Any]] = {
     "feedback.cache_hit": st.booleans(),
     "gen_ai.usage.cache_read.input_tokens": counts,
     "gen_ai.usage.reasoning.output_tokens": counts,
+    "gen_ai.usage.total_tokens": counts,  # made to agree in valid records: _agreeing_sums
     "feedback.quality_score": percent,
     "feedback.quality.accuracy": unit,
     "feedback.quality.relevance": unit,
@@ -756,6 +758,31 @@ ONE_OF: dict[str, tuple[str, ...]] = {
 }
 
 
+# Per event name: the keys of its model's ``sum_fields`` as (total key, part keys); a valid record
+# that sends a total and all its parts sends their sum.
+SUMS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
+    name: tuple(
+        (conv.FIELD_KEYS[t][total][0], tuple(conv.FIELD_KEYS[t][p][0] for p in parts))
+        for total, parts in EVENT_MODELS[t].sum_fields
+    )
+    for name, t in conv.FEEDBACK_EVENT_NAMES.items()
+    if EVENT_MODELS[t].sum_fields
+}
+
+
+def _agreeing_sums(name: str, pairs: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """``pairs`` with each total that comes with all its parts replaced by their sum (dropped
+    past the int64 range, where no total is valid)."""
+    for total, parts in SUMS.get(name, ()):
+        sent = dict(pairs)
+        if total in sent and all(part in sent for part in parts):
+            summed = sum(sent[part] for part in parts)
+            pairs = [(k, v) for k, v in pairs if k != total]
+            if summed <= INT64_MAX:
+                pairs.append((total, summed))
+    return pairs
+
+
 @st.composite
 def feedback_pairs(draw: st.DrawFn, name: str, simple: bool) -> list[tuple[str, Any]]:
     """Attributes for a record named ``name``: its required keys (mostly), one of the keys it
@@ -773,7 +800,8 @@ def feedback_pairs(draw: st.DrawFn, name: str, simple: bool) -> list[tuple[str, 
     for key in draw(st.lists(st.sampled_from(OPTIONAL[name]), max_size=6, unique=True)):
         valid = table.get(key, plain_text)
         pairs.append((key, draw(valid if simple else st.one_of(mostly(valid), OUT_OF_RANGE))))
-    return pairs
+    # Plain records must be valid; the others may contradict (Python rejects them either way).
+    return _agreeing_sums(name, pairs) if simple else pairs
 
 
 @st.composite
@@ -934,6 +962,24 @@ ADMIT = st.sampled_from(["none", "count", "refuse"])
 # --- the properties -------------------------------------------------------------------------
 
 
+def _native_types() -> frozenset[EventType]:
+    """The event types the default settings' native plan encodes itself."""
+    settings_ = load_config()
+    schemas = load_schemas()
+    plan = build_plan(
+        {t: AvroEventSerializer(schemas.latest(t), 7) for t in EVENT_MODELS},
+        {t: settings_.kafka.topic_for(t) for t in EVENT_MODELS},
+        settings_.validation,
+        Redactor(settings_.redaction),
+        10**6,
+    )
+    assert plan is not None
+    return frozenset(plan.native_types)
+
+
+NATIVE_TYPES = _native_types()
+
+
 @PROPERTY
 @given(request=requests(simple=True), client_id=CLIENT_IDS)
 def test_valid_plain_requests_are_encoded_natively_and_identically(
@@ -943,7 +989,11 @@ def test_valid_plain_requests_are_encoded_natively_and_identically(
     outcome = native.observed.outcome
     assert outcome is not None and outcome["rejected"] == 0, "the generator made a bad record"
     assert outcome["accepted"] > 0
-    assert native.events > 0, "valid plain feedback never reached the native encoder"
+    # A type the plan keeps in Python cannot reach the native encoder: since schema v4 that is
+    # performance_metrics (sum_fields; native support pending in step6-b-native). Every request
+    # that carries another type must still reach it.
+    if set(native.observed.stats["accepted_by_type"]) & NATIVE_TYPES:
+        assert native.events > 0, "valid plain feedback never reached the native encoder"
     event(f"native share: {native.events / outcome['accepted']:.0%}")
 
 

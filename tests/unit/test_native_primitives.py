@@ -86,9 +86,7 @@ triggers = st.one_of(any_chars, digit_runs, st.just(Always()))
 
 def _alphabet(rules: Sequence[Any]) -> str:
     """The triggers' own characters and separators, digits, letters and non-ASCII text."""
-    own = "".join(
-        getattr(t, "chars", "") + getattr(t, "separators", "") for t in rules
-    )
+    own = "".join(getattr(t, "chars", "") + getattr(t, "separators", "") for t in rules)
     return own + string.digits * 2 + "ab Z" + _NON_ASCII
 
 
@@ -180,6 +178,12 @@ def test_every_control_character_is_found_alone() -> None:
     assert not _native.has_control("tab\tand\nnewline stay, ZWJ \u200d too")
 
 
+# Since schema v4, performance_metrics has ``sum_fields`` (tokens_total), which the plan does not
+# compile yet: that type takes the Python path. strict: remove the mark when the plan learns them.
+@pytest.mark.xfail(
+    reason="native sum_fields pending (step6-b-native): performance_metrics takes the Python path",
+    strict=True,
+)
 def test_the_plan_covers_every_event_type() -> None:
     settings = load_config()
     schemas = load_schemas()
