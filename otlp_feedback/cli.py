@@ -8,7 +8,8 @@
 - ``dlq replay``: re-submit dead letters once their cause is fixed.
 - ``config check FILE``: validate a config file; print the effective settings, secrets masked.
 - ``auth hash-key``: read an API key from stdin, print the SHA-256 that ``auth.api_keys`` stores.
-- ``schemas list|check|register|diff``: the schema evolution workflow (``schema_tools``).
+- ``schemas list|check|register|diff|new-version``: the schema evolution workflow
+  (``schema_tools``); ``new-version TYPE`` writes the next .avsc and proto field from the model.
 
 Exit codes: 0 ok, 2 bad configuration or usage, 1 anything else.
 """
@@ -113,7 +114,9 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--group", default="otlp-feedback-dlq-replay", help="consumer group")
     replay.set_defaults(func=_dlq_replay)
 
-    schemas = sub.add_parser("schemas", help="list, check, register and diff the Avro schemas")
+    schemas = sub.add_parser(
+        "schemas", help="list, check, register, diff and add versions of the Avro schemas"
+    )
     schemas_sub = schemas.add_subparsers(required=True, metavar="ACTION")
     where = argparse.ArgumentParser(add_help=False)
     where.add_argument("--config", type=Path, help="YAML config file")
@@ -141,6 +144,22 @@ def _parser() -> argparse.ArgumentParser:
     diff.add_argument("a", metavar="A", help="<event_type>:vN (e.g. model_response:v1) or a file")
     diff.add_argument("b", metavar="B", help="the same, for the newer side")
     diff.set_defaults(func=_schemas_diff)
+    new_version = schemas_sub.add_parser(
+        "new-version",
+        parents=[where],
+        help="write the next vN.avsc (and proto field) with the model's new fields appended",
+    )
+    new_version.add_argument("event_type", metavar="TYPE", choices=EVENT_TYPES)
+    new_version.add_argument(
+        "--proto",
+        type=Path,
+        help="the .proto to append to (default: proto/otlp_feedback/v1/events.proto next to "
+        "the schemas folder's schemas/avro, if there is one)",
+    )
+    new_version.add_argument(
+        "--dry-run", action="store_true", help="print what would be written; write nothing"
+    )
+    new_version.set_defaults(func=_schemas_new_version)
 
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(required=True, metavar="ACTION")
@@ -423,6 +442,44 @@ def _schemas_diff(args: argparse.Namespace) -> int:
 
     _, schemas, _ = _schemas_context(args)
     _print_lines(diff(resolve(args.a, schemas), resolve(args.b, schemas)).lines())
+    return 0
+
+
+def _schemas_new_version(args: argparse.Namespace) -> int:
+    from otlp_feedback.encoding.schemas import default_schemas_dir
+    from otlp_feedback.events import EVENT_MODELS
+    from otlp_feedback.mapping.convention import FIELD_KEYS
+    from otlp_feedback.schema_tools import level_of
+    from otlp_feedback.schema_tools.new_version import (
+        append_to_proto,
+        history_of,
+        plan,
+        proto_next_to,
+        write,
+    )
+
+    settings, schemas, _ = _schemas_context(args)
+    event_type: EventType = args.event_type
+    history = history_of(schemas, event_type)
+    level = level_of(settings.registry.compatibility)
+    new = plan(EVENT_MODELS[event_type], history, FIELD_KEYS[event_type], level)
+    if new is None:
+        print(f"{event_type}: v{len(history)} already has every field of the model; nothing to do")
+        return 0
+    folder = args.schemas_dir or settings.registry.schemas_dir or default_schemas_dir()
+    proto = args.proto or proto_next_to(folder)
+    proto_path = proto if proto.is_file() else None
+    if args.dry_run:
+        print(f"would write {folder / event_type / f'v{new.version}.avsc'}:")
+        print(new.text, end="")
+        if proto_path is not None:
+            _, block = append_to_proto(proto_path.read_text(), new.definition["name"], new)
+            print(f"would append to message {new.definition['name']} in {proto_path}:")
+            _print_lines(block or ["  (it already has these fields)"])
+        return 0
+    _print_lines(write(new, folder, proto_path))
+    if proto_path is None:
+        print(f"no .proto at {proto}: pass --proto to append the protobuf field(s)")
     return 0
 
 

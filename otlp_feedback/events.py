@@ -5,7 +5,8 @@ models) so that the encoder can hand ``model.__dict__`` straight to fastavro, an
 NEWEST Avro schema of each type in ``schemas/avro/<event_type>/vN.avsc`` mirrors its model one to
 one (``tests/unit/test_schema_alignment.py`` proves they agree). Older versions stay on disk and
 in the registry for consumers still reading them; a field added here needs a new schema version
-with the field appended, optional and defaulting to null (README, "Schema evolution").
+with the field appended, optional and defaulting to null, which ``otlp-feedback schemas
+new-version TYPE`` writes from the model (README, "Schema evolution").
 
 Who uses this: ``validation`` builds these from mapped attributes; ``encoding`` writes them;
 ``consumer``/``tail`` read them back.
@@ -33,7 +34,8 @@ Carrier = Literal["log_record", "span_event", "genai_span"]
 
 UnitInterval = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 NonNegFloat = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
-NonNegInt = Annotated[int, Field(ge=0, le=2**63 - 1)]
+_MAX_LONG: Final = 2**63 - 1  # Avro long
+NonNegInt = Annotated[int, Field(ge=0, le=_MAX_LONG)]
 Percent = Annotated[float, Field(ge=0.0, le=100.0, allow_inf_nan=False)]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
@@ -41,7 +43,7 @@ FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 READ_BACK_KEY: Final = "read_back"
 READ_BACK: Final = MappingProxyType({READ_BACK_KEY: True})
 """Validation context for events read back from Kafka: a rule added after an event was written
-(``needs_one_of``) must not make it unreadable."""
+(``needs_one_of``, ``sum_fields``) must not make it unreadable."""
 
 
 def _is_plain_str(annotation: Any) -> bool:
@@ -68,7 +70,15 @@ class FeedbackEvent(BaseModel):
     # bool and so on. Two lossless widenings are kept (README, "Accepted value types"): an int
     # where a double is expected (strict mode allows it) and an int where a plain string is
     # expected, taken as its decimal text (numeric ids: ``_ints_as_text`` below).
-    model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=65536, strict=True)
+    # A docstring under a field is its description: ``schemas new-version`` writes it into the
+    # new field's Avro ``doc``.
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        str_max_length=65536,
+        strict=True,
+        use_attribute_docstrings=True,
+    )
 
     event_type: ClassVar[EventType]
     # The record key keeps related events in one partition: the first of these fields that is
@@ -120,18 +130,50 @@ class FeedbackEvent(BaseModel):
         return data
 
     @model_validator(mode="after")
-    def _has_one_of(self, info: ValidationInfo) -> Self:
-        names = self.needs_one_of
-        if (
-            names
-            and all(self.__dict__[name] is None for name in names)
-            and not (info.context and info.context.get(READ_BACK_KEY))
+    def _rules(self, info: ValidationInfo) -> Self:
+        """``needs_one_of`` and ``sum_fields``, for events being received.
+
+        Neither applies to events read back (``READ_BACK``): one written before a rule existed
+        must stay readable as written.
+        """
+        if (not self.needs_one_of and not self.sum_fields) or (
+            info.context and info.context.get(READ_BACK_KEY)
         ):
+            return self
+        values = self.__dict__
+        names = self.needs_one_of
+        if names and all(values[name] is None for name in names):
             raise PydanticCustomError(
                 "needs_one_of",
                 "needs at least one of {fields}",
                 {"fields": ", ".join(names)},
             )
+        for total, parts in self.sum_fields:
+            numbers = [values[part] for part in parts]
+            if None in numbers:
+                continue  # a total sent without all its parts is kept as sent
+            expected = sum(numbers)
+            sent = values[total]
+            if sent is None:
+                # Derived once while the (frozen) event is being built; a sum past the Avro
+                # long range is left out rather than made up.
+                if expected <= _MAX_LONG:
+                    values[total] = expected
+                    self.__pydantic_fields_set__.add(total)
+            elif sent != expected:
+                raise PydanticCustomError(
+                    "sum_fields",
+                    "{total} {sent} is not {parts} (= {expected})",
+                    {
+                        "total": total,
+                        "sent": sent,
+                        "parts": " + ".join(
+                            f"{p} {n}" for p, n in zip(parts, numbers, strict=True)
+                        ),
+                        "expected": expected,
+                        "numbers": {total: sent, **dict(zip(parts, numbers, strict=True))},
+                    },
+                )
         return self
 
     def kafka_key(self) -> str | None:
@@ -161,11 +203,13 @@ class UserFeedback(FeedbackEvent):
     tags: list[str] = Field(default_factory=list)
 
 
-
 class PerformanceMetrics(FeedbackEvent):
     """Latency, tokens, cost and outcome of one model call."""
 
     event_type: ClassVar[EventType] = "performance_metrics"
+    sum_fields: ClassVar[tuple[tuple[str, tuple[str, ...]], ...]] = (
+        ("tokens_total", ("input_tokens", "output_tokens")),
+    )
 
     model: Annotated[str, Field(min_length=1)]
     response_model: str | None = None
@@ -182,6 +226,9 @@ class PerformanceMetrics(FeedbackEvent):
     # v2
     cache_read_input_tokens: NonNegInt | None = None
     reasoning_output_tokens: NonNegInt | None = None
+    # v4
+    tokens_total: NonNegInt | None = None
+    """Input plus output tokens of the call."""
 
 
 class ModelResponse(FeedbackEvent):
@@ -228,7 +275,6 @@ class SystemHealth(FeedbackEvent):
     active_requests: NonNegInt | None = None
 
 
-
 class ExperimentResult(FeedbackEvent):
     """The outcome of one arm of an experiment (A/B test, bandit, parameter sweep)."""
 
@@ -243,7 +289,6 @@ class ExperimentResult(FeedbackEvent):
     quality: FiniteFloat | None = None
     latency_ms: NonNegFloat | None = None
     user_satisfaction: FiniteFloat | None = None
-
 
 
 EVENT_MODELS: dict[EventType, type[FeedbackEvent]] = {

@@ -32,6 +32,7 @@ KEY_FIELDS: dict[EventType, tuple[str, ...]] = {
         "latency_ms",
         "input_tokens",
         "output_tokens",
+        "tokens_total",
         "cost_usd",
         "success",
         "error_type",

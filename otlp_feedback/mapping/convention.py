@@ -67,6 +67,10 @@ FIELD_KEYS: Final[MappingProxyType[EventType, MappingProxyType[str, tuple[str, .
                     "cache_hit": ("feedback.cache_hit",),
                     "cache_read_input_tokens": ("gen_ai.usage.cache_read.input_tokens",),
                     "reasoning_output_tokens": ("gen_ai.usage.reasoning.output_tokens",),
+                    # Not an OTel semantic-conventions key (they define input and output
+                    # only), but instrumentations send it; absent, the model derives the total
+                    # from input + output (``PerformanceMetrics.sum_fields``). Schema v4.
+                    "tokens_total": ("gen_ai.usage.total_tokens",),
                 }
             ),
             "model_response": MappingProxyType(

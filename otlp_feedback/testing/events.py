@@ -68,6 +68,7 @@ def sample_events(n: int = 1, service: str = "support-bot") -> dict[EventType, F
             custom_metrics={"ttft_ms": 95.0},
             cache_read_input_tokens=64,
             reasoning_output_tokens=12,
+            tokens_total=168,
         ),
         "model_response": ModelResponse(
             **_envelope("model_response", n, service),

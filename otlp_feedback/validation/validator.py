@@ -208,8 +208,7 @@ class Validator:
     @staticmethod
     def _key(raw: RawFeedback, field: str) -> str:
         """The attribute key a field was read from, as a rejection names it."""
-        key = raw.keys.get(field) or _FIELD_TO_KEY[raw.event_type].get(field, field)
-        return _clip(key, _MAX_SHOWN_KEY)
+        return _clip(_key_of(raw, field), _MAX_SHOWN_KEY)
 
 
 class _ControlCharacter(ValueError):
@@ -227,9 +226,7 @@ def _explain(exc: ValidationError, raw: RawFeedback, redactor: Redactor) -> str:
         field = str(loc[0]) if loc else "?"
         # The key the mapper read the value from, else the convention's first key for the field.
         key = _clip(
-            (len(loc) > 1 and raw.keys.get(f"{field}.{loc[1]}"))
-            or raw.keys.get(field)
-            or _FIELD_TO_KEY[raw.event_type].get(field, field),
+            (len(loc) > 1 and raw.keys.get(f"{field}.{loc[1]}")) or _key_of(raw, field),
             _MAX_SHOWN_KEY,
         )
         if err["type"] == "missing":
@@ -239,6 +236,16 @@ def _explain(exc: ValidationError, raw: RawFeedback, redactor: Redactor) -> str:
             names = EVENT_MODELS[raw.event_type].needs_one_of
             keys = ", ".join(_FIELD_TO_KEY[raw.event_type].get(n, n) for n in names)
             parts.append(f"{raw.event_type} needs at least one of {keys}")
+            continue
+        if err["type"] == "sum_fields":
+            # The model's message, in the sender's keys: "gen_ai.usage.total_tokens 30 is not
+            # gen_ai.usage.input_tokens 10 + gen_ai.usage.output_tokens 15 (= 25)".
+            ctx = err.get("ctx") or {}
+            total, *summed = (
+                f"{_clip(_key_of(raw, name), _MAX_SHOWN_KEY)} {number}"
+                for name, number in ctx["numbers"].items()
+            )
+            parts.append(f"{total} is not {' + '.join(summed)} (= {ctx['expected']})")
             continue
         expected = _EXPECTED.get(err["type"])
         if expected is not None:
@@ -254,6 +261,11 @@ def _explain(exc: ValidationError, raw: RawFeedback, redactor: Redactor) -> str:
         shown = redactor.quote(err.get("input"), _MAX_SHOWN_VALUE)
         parts.append(f"{key}: {err['msg']} (got {shown})")
     return "; ".join(parts)
+
+
+def _key_of(raw: RawFeedback, field: str) -> str:
+    """The key the mapper read ``field`` from, else the convention's first key for it."""
+    return raw.keys.get(field) or _FIELD_TO_KEY[raw.event_type].get(field, field)
 
 
 # Strict type errors -> what the field takes (README, "Accepted value types").

@@ -1,7 +1,8 @@
 """Schema evolution against the real broker and registry.
 
 performance_metrics and model_response moved to v2 (two optional fields each, null default),
-then to v3 (the envelope's client_id and redacted_fields). A producer still on v1 and the
+then to v3 (the envelope's client_id and redacted_fields); performance_metrics then to v4
+(tokens_total). A producer still on v1 and the
 receiver on the newest version write into the same topic; consumers pinned to v1 or v2 read
 everything in it, ignoring fields their version lacks and filling missing ones with defaults.
 ``otlp-feedback schemas`` checks and registers against the same registry, and the registry itself
@@ -43,8 +44,10 @@ pytestmark = pytest.mark.integration
 
 SCHEMAS = load_schemas()
 EVOLVED: tuple[EventType, ...] = ("performance_metrics", "model_response")
-NEWEST = 3  # what the receiver writes for both EVOLVED types
-assert {SCHEMAS.latest(t).version for t in EVOLVED} == {NEWEST}
+# What the receiver writes for each EVOLVED type: the newest local version, derived rather than
+# pinned, so that the next version does not mean editing this file.
+NEWEST: dict[EventType, int] = {t: SCHEMAS.latest(t).version for t in EVOLVED}
+assert min(NEWEST.values()) >= 3
 NEW_FIELDS: dict[EventType, dict[str, Any]] = {
     "performance_metrics": {"cache_read_input_tokens": 512, "reasoning_output_tokens": 64},
     "model_response": {"score_label": "pass", "evaluator": "human:ana"},
@@ -96,7 +99,7 @@ class MixedTopics:
     """Per evolved type: the record the v1 producer wrote and the one the receiver wrote."""
 
     v1: dict[EventType, Written]
-    newest: dict[EventType, Written]  # written by the receiver under NEWEST
+    newest: dict[EventType, Written]  # written by the receiver under NEWEST[type]
     ids: dict[tuple[EventType, int], int]  # (type, version) -> registry id
 
 
@@ -127,7 +130,7 @@ def produce_with_v1(settings: Settings, ids: dict[tuple[EventType, int], int]) -
 
 
 def send_to_receiver(app: FeedbackApp) -> None:
-    """The receiver writes NEWEST, the newest version."""
+    """The receiver writes NEWEST[type], the newest version."""
     records = [
         make_log_record(f"feedback.{t}", {"event.id": f"{t}-v2", **V2_ATTRIBUTES[t]})
         for t in EVOLVED
@@ -146,12 +149,15 @@ def mixed(
     send_to_receiver(app)
     records = kafka_reader(2 * len(EVOLVED))
     assert len(records) == 2 * len(EVOLVED)
-    by_version: dict[int, dict[EventType, Written]] = {1: {}, NEWEST: {}}
+    v1: dict[EventType, Written] = {}
+    newest: dict[EventType, Written] = {}
     for r in records:
         event_type = cast(EventType, r["headers"]["event_type"].decode())
         version = int(r["headers"]["schema_version"])
-        by_version[version][event_type] = Written(r["topic"], r["raw"], r["headers"])
-    return MixedTopics(by_version[1], by_version[NEWEST], ids)
+        assert version in (1, NEWEST[event_type]), (event_type, version)
+        side = v1 if version == 1 else newest
+        side[event_type] = Written(r["topic"], r["raw"], r["headers"])
+    return MixedTopics(v1, newest, ids)
 
 
 def read_as(
@@ -185,8 +191,8 @@ def test_receiver_writes_the_newest_and_the_v1_producer_v1_into_the_same_topic(
         old, new = mixed.v1[event_type], mixed.newest[event_type]
         assert old.topic == new.topic == settings.kafka.topic_for(event_type)
         assert old.schema_id == mixed.ids[event_type, 1]
-        assert new.schema_id == mixed.ids[event_type, NEWEST] != old.schema_id
-        assert new.headers["schema_version"] == str(NEWEST).encode()
+        assert new.schema_id == mixed.ids[event_type, NEWEST[event_type]] != old.schema_id
+        assert new.headers["schema_version"] == str(NEWEST[event_type]).encode()
 
 
 def test_consumer_following_the_writer_schema_decodes_both_versions(
@@ -200,7 +206,7 @@ def test_consumer_following_the_writer_schema_decodes_both_versions(
         )
         assert old["event_id"] == f"{event_type}-v1"
         assert not set(NEW_FIELDS[event_type]) & set(old)
-        new = read_as(settings, mixed.newest[event_type], NEWEST, event_type)
+        new = read_as(settings, mixed.newest[event_type], NEWEST[event_type], event_type)
         assert {k: new[k] for k in NEW_FIELDS[event_type]} == NEW_FIELDS[event_type]
         assert (new["client_id"], new["redacted_fields"]) == (None, [])
 
@@ -220,7 +226,8 @@ def test_consumer_pinned_to_v1_reads_the_newest_data_without_the_new_fields(
         assert value["event_id"] == f"{event_type}-v2"
         assert value["model"] == "gpt-4o"
 
-        assert fastavro_read(written, writer=NEWEST, reader=1, event_type=event_type) == value
+        newest = NEWEST[event_type]
+        assert fastavro_read(written, writer=newest, reader=1, event_type=event_type) == value
 
 
 def test_consumer_pinned_to_v1_still_reads_v1_data(mixed: MixedTopics, settings: Settings) -> None:
@@ -299,14 +306,20 @@ def test_incompatible_version_fails_schemas_check_and_the_registry_refuses_it(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     schemas_dir = Path(shutil.copytree(default_schemas_dir(), tmp_path / "avro"))
-    v4 = json.loads((schemas_dir / "performance_metrics" / "v3.avsc").read_text())
-    v4["fields"] = [f for f in v4["fields"] if f["name"] != "model"]
-    (schemas_dir / "performance_metrics" / "v4.avsc").write_text(json.dumps(v4))
+    newest = NEWEST["performance_metrics"]
+    folder = schemas_dir / "performance_metrics"
+    bad = json.loads((folder / f"v{newest}.avsc").read_text())
+    bad["fields"] = [f for f in bad["fields"] if f["name"] != "model"]
+    (folder / f"v{newest + 1}.avsc").write_text(json.dumps(bad))
 
     args = ["--config", cli_config, "--schemas-dir", schemas_dir]
     code, out = run(capsys, "schemas", "check", *args)
     assert code == 1
-    assert "field `model` removed without default: consumers on v1, v2, v3 cannot read v4" in out
+    older = ", ".join(f"v{n}" for n in range(1, newest + 1))
+    assert (
+        f"field `model` removed without default: consumers on {older} cannot read v{newest + 1}"
+        in out
+    )
     code, out = run(capsys, "schemas", "register", *args)
     assert code == 1
     assert out.rstrip().endswith("nothing registered")
@@ -315,6 +328,6 @@ def test_incompatible_version_fails_schemas_check_and_the_registry_refuses_it(
     subject = subject_for(settings.kafka.topic_for("performance_metrics"))
     registry = ConfluentRegistry(settings.registry.client_config())
     with pytest.raises(SchemaError, match="model"):
-        registry.register(subject, json.dumps(v4))
-    assert len(registry.subject_versions(subject)) == 3
+        registry.register(subject, json.dumps(bad))
+    assert len(registry.subject_versions(subject)) == newest
     assert registry.subject_compatibility(subject) == "FULL_TRANSITIVE"

@@ -27,7 +27,7 @@ RESOURCE = Resource.create({"service.name": "chatbot", "deployment.environment.n
 # The newest schema version of each type, which producers write (and name in a header).
 SCHEMA_VERSION = {
     "user_feedback": b"2",
-    "performance_metrics": b"3",
+    "performance_metrics": b"4",
     "model_response": b"3",
     "system_health": b"2",
     "experiment_result": b"2",

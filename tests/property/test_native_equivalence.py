@@ -606,6 +606,7 @@ VALID: dict[str, st.SearchStrategy[Any]] = {
     "feedback.cache_hit": st.booleans(),
     "gen_ai.usage.cache_read.input_tokens": counts,
     "gen_ai.usage.reasoning.output_tokens": counts,
+    "gen_ai.usage.total_tokens": counts,  # made to agree in valid records: _with_sums
     "feedback.quality_score": percent,
     "feedback.quality.accuracy": unit,
     "feedback.quality.relevance": unit,

@@ -109,12 +109,22 @@ def _field_values(info: FieldInfo) -> st.SearchStrategy[Any]:
 def events_of(model: type[FeedbackEvent]) -> st.SearchStrategy[FeedbackEvent]:
     required = {n: _field_values(f) for n, f in model.model_fields.items() if f.is_required()}
     optional = {n: _field_values(f) for n, f in model.model_fields.items() if not f.is_required()}
-    # An event the model refuses as a whole (user feedback without a rating, thumbs or comment)
-    # is not one the encoder ever sees.
+    # An event the model refuses as a whole (user feedback without a rating, thumbs or comment;
+    # a total that is not the sum of its parts) is not one the encoder ever sees.
     names = model.needs_one_of
+
+    def sums_agree(d: dict[str, Any]) -> bool:
+        return all(
+            d.get(total) is None
+            or any(d.get(p) is None for p in parts)
+            or d[total] == sum(d[p] for p in parts)
+            for total, parts in model.sum_fields
+        )
+
     return (
         st.fixed_dictionaries(required, optional=optional)
         .filter(lambda d: not names or any(d.get(n) is not None for n in names))
+        .filter(sums_agree)
         .map(model.model_validate)
     )
 

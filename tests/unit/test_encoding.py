@@ -19,6 +19,7 @@ from otlp_feedback.errors import EncodingError
 from otlp_feedback.events import (
     EVENT_MODELS,
     EVENT_TYPES,
+    READ_BACK,
     EventType,
     ExperimentResult,
     FeedbackEvent,
@@ -75,6 +76,7 @@ GOLDEN_EVENTS: dict[EventType, FeedbackEvent] = {
         custom_metrics={"ttft_ms": 95.0},
         cache_read_input_tokens=96,
         reasoning_output_tokens=7,
+        tokens_total=168,
     ),
     "model_response": ModelResponse(
         **ENVELOPE,
@@ -117,7 +119,7 @@ GOLDEN_EVENTS: dict[EventType, FeedbackEvent] = {
 # (and come with a new schema version).
 GOLDEN_VERSION: dict[EventType, int] = {
     "user_feedback": 2,
-    "performance_metrics": 3,
+    "performance_metrics": 4,
     "model_response": 3,
     "system_health": 2,
     "experiment_result": 2,
@@ -136,7 +138,7 @@ GOLDEN_HEX: dict[EventType, str] = {
         "333831336663363063022065656531396237656333633162313734021463686174636d706c2d3100"
         "000000000c6770742d346f00020c6f70656e616902086368617402000000000064894002f0010260"
         "021361c3d32b65693f00020e74696d656f75740201020e747466745f6d730000000000c057400002"
-        "c001020e"
+        "c001020e02d002"
     ),
     "model_response": (
         "0000000007106576742d6d722d318089f2a0b7a69506809cffd9b7a69506147370616e5f6576656e"
@@ -157,8 +159,15 @@ GOLDEN_HEX: dict[EventType, str] = {
     ),
 }
 
-# The same events as pinned when the version before GOLDEN_VERSION was the newest (the envelope's
-# client_id and redacted_fields did not exist yet). Data written then is still in Kafka.
+# The same events as pinned when the version before the envelope's client_id and redacted_fields
+# (the version in BEFORE_ENVELOPE_VERSION) was the newest. Data written then is still in Kafka.
+BEFORE_ENVELOPE_VERSION: dict[EventType, int] = {
+    "user_feedback": 1,
+    "performance_metrics": 2,
+    "model_response": 2,
+    "system_health": 1,
+    "experiment_result": 1,
+}
 PREVIOUS_GOLDEN_HEX: dict[EventType, str] = {
     "user_feedback": (
         "0000000007106576742d75662d318089f2a0b7a69506809cffd9b7a69506146c6f675f7265636f7264"
@@ -191,6 +200,19 @@ PREVIOUS_GOLDEN_HEX: dict[EventType, str] = {
         "0000000007106576742d65722d318089f2a0b7a69506809cffd9b7a69506146c6f675f7265636f72"
         "640216737570706f72742d626f74000000000000000c6578702d34320e61625f7465737402420200"
         "0000000000f03f000002000000000000844000"
+    ),
+}
+
+# performance_metrics as pinned when v3 was the newest version (v4's tokens_total did not exist
+# yet): the same bytes without the trailing total.
+V3_GOLDEN_HEX: dict[EventType, str] = {
+    "performance_metrics": (
+        "0000000007106576742d706d2d318089f2a0b7a69506809cffd9b7a695061467656e61695f737061"
+        "6e0216737570706f72742d626f740002403562386566666637393830333831303364323639623633"
+        "333831336663363063022065656531396237656333633162313734021463686174636d706c2d3100"
+        "000000000c6770742d346f00020c6f70656e616902086368617402000000000064894002f0010260"
+        "021361c3d32b65693f00020e74696d656f75740201020e747466745f6d730000000000c057400002"
+        "c001020e"
     ),
 }
 
@@ -279,8 +301,11 @@ def test_golden_bytes_decode_to_the_golden_event(event_type: EventType) -> None:
 
 @pytest.mark.parametrize("event_type", EVENT_TYPES)
 def test_previous_schema_version_still_writes_its_golden_bytes(event_type: EventType) -> None:
-    # client_id and redacted_fields are simply not in it: a producer pinned to it is unchanged.
-    previous = AvroEventSerializer(SCHEMAS.version(event_type, GOLDEN_VERSION[event_type] - 1), 7)
+    # client_id and redacted_fields (and later fields) are simply not in it: a producer pinned to
+    # it is unchanged.
+    previous = AvroEventSerializer(
+        SCHEMAS.version(event_type, BEFORE_ENVELOPE_VERSION[event_type]), 7
+    )
     assert previous(GOLDEN_EVENTS[event_type]).hex() == PREVIOUS_GOLDEN_HEX[event_type]
 
 
@@ -288,7 +313,7 @@ def test_previous_schema_version_still_writes_its_golden_bytes(event_type: Event
 def test_previous_golden_bytes_decode_with_the_newest_schema_to_envelope_defaults(
     event_type: EventType,
 ) -> None:
-    writer = SCHEMAS.version(event_type, GOLDEN_VERSION[event_type] - 1).parsed
+    writer = SCHEMAS.version(event_type, BEFORE_ENVELOPE_VERSION[event_type]).parsed
     reader = SCHEMAS.latest(event_type).parsed
     body = BytesIO(bytes.fromhex(PREVIOUS_GOLDEN_HEX[event_type])[5:])
     record = schemaless_reader(body, writer, reader)
@@ -297,6 +322,22 @@ def test_previous_golden_bytes_decode_with_the_newest_schema_to_envelope_default
     assert record["redacted_fields"] == []
     expected = with_(event_type, client_id=None, redacted_fields=[])
     assert EVENT_MODELS[event_type](**record) == expected
+
+
+def test_v3_schema_still_writes_the_v3_golden_bytes() -> None:
+    v3 = AvroEventSerializer(SCHEMAS.version("performance_metrics", 3), 7)
+    assert v3(GOLDEN_EVENTS["performance_metrics"]).hex() == V3_GOLDEN_HEX["performance_metrics"]
+
+
+def test_v3_golden_bytes_read_back_with_the_newest_schema_without_a_derived_total() -> None:
+    # What a consumer does (consumer/decoder.py): an event written before tokens_total existed
+    # reads back as written, with no total, though its input and output tokens are both set.
+    writer = SCHEMAS.version("performance_metrics", 3).parsed
+    body = BytesIO(bytes.fromhex(V3_GOLDEN_HEX["performance_metrics"])[5:])
+    record = schemaless_reader(body, writer, SCHEMAS.latest("performance_metrics").parsed)
+    assert isinstance(record, dict) and record["tokens_total"] is None
+    event = PerformanceMetrics.model_validate(record, context=READ_BACK)
+    assert event == with_("performance_metrics", tokens_total=None)
 
 
 @pytest.mark.parametrize("event_type", sorted(V1_GOLDEN_HEX))

@@ -255,8 +255,18 @@ def test_a_loadgen_request_is_encoded_wholly_natively_and_byte_for_byte(
     assert len(result.observed.records) == records
 
 
-@pytest.mark.parametrize("event_type", sorted(MINIMAL))
-@pytest.mark.parametrize("legacy_name", [False, True], ids=["event_name", "event.name"])
+@pytest.mark.parametrize(
+    ("event_type", "legacy_name"),
+    [
+        pytest.param(
+            t,
+            legacy,
+            id=f"{'event.name' if legacy else 'event_name'}-{t}",
+        )
+        for legacy in (False, True)
+        for t in sorted(MINIMAL)
+    ],
+)
 def test_a_minimal_valid_record_of_each_type_is_encoded_natively(
     pair: Pair, event_type: str, legacy_name: bool
 ) -> None:
@@ -706,14 +716,17 @@ ACCEPTED: dict[str, tuple[Callable[[], LogRecord], bool]] = {
     "an int rating": (lambda: record("user_feedback", {"feedback.rating": 5}), True),
     "an int custom score": (lambda: record("model_response", {"feedback.quality.tone": 1}), True),
     "an int where a double is, bounded": (
-        lambda: record("system_health", {"feedback.health.cpu_percent": 100}), True
+        lambda: record("system_health", {"feedback.health.cpu_percent": 100}),
+        True,
     ),
     "an int user.id (its text: Python)": (lambda: record("user_feedback", {"user.id": 42}), False),
     "thumbs alone": (
-        lambda: user_feedback_without({"session.id": "s", "feedback.thumbs": "up"}), True
+        lambda: user_feedback_without({"session.id": "s", "feedback.thumbs": "up"}),
+        True,
     ),
     "comment alone": (
-        lambda: user_feedback_without({"session.id": "s", "feedback.comment": "ok"}), True
+        lambda: user_feedback_without({"session.id": "s", "feedback.comment": "ok"}),
+        True,
     ),
     "a string body alone": (lambda: user_feedback_without({"session.id": "s"}, body="ok"), True),
 }

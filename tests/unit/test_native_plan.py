@@ -17,17 +17,16 @@ from typing import Annotated, Any, ClassVar
 
 import fastavro
 import pytest
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 from pydantic.fields import FieldInfo
 
 from otlp_feedback import native
 from otlp_feedback.config import RedactionConfig, ValidationConfig, load_config
 from otlp_feedback.encoding import AvroEventSerializer, load_schemas
 from otlp_feedback.encoding.schemas import LocalSchema
-from otlp_feedback.events import EVENT_MODELS, EVENT_TYPES, NonNegInt, PerformanceMetrics
+from otlp_feedback.events import EVENT_MODELS, EVENT_TYPES, PerformanceMetrics
 from otlp_feedback.events import SystemHealth as _SystemHealth
 from otlp_feedback.mapping import convention as conv
-from otlp_feedback.mapping.records import FIELD_PLAN
 from otlp_feedback.observability.metrics import NATIVE_PYTHON_ONLY, Telemetry
 from otlp_feedback.testing.otlp import logs_request, make_log_record
 from otlp_feedback.validation.redaction import Redactor
@@ -283,45 +282,16 @@ def test_c_reads_every_field_of_the_plan() -> None:
 
 # --- sum_fields: C derives an absent total and defers a contradicted one ----------------------
 
-_TOTAL_KEY = "gen_ai.usage.total_tokens"
-
-
-class _Metrics(PerformanceMetrics):
-    """PerformanceMetrics with a derived total (as step 6 adds it): a test-only model."""
-
-    sum_fields: ClassVar[tuple[tuple[str, tuple[str, ...]], ...]] = (
-        ("tokens_total", ("input_tokens", "output_tokens")),
-    )
-    tokens_total: NonNegInt | None = None
+# PerformanceMetrics.tokens_total = input_tokens + output_tokens, read from the convention.
+_TOTAL_KEY = conv.FIELD_KEYS["performance_metrics"]["tokens_total"][0]
 
 
 @pytest.fixture
-def sum_plan(monkeypatch: pytest.MonkeyPatch) -> tuple[native.NativeLogs, dict[str, Any]]:
-    if "tokens_total" in PerformanceMetrics.model_fields:
-        model: type[BaseModel] = PerformanceMetrics  # on main: the real one
-        serializer = AvroEventSerializer(load_schemas().latest("performance_metrics"), 7)
-    else:
-        model = _Metrics
-        monkeypatch.setitem(native.EVENT_MODELS, "performance_metrics", _Metrics)
-        plan = dict(FIELD_PLAN)
-        plan["performance_metrics"] = (
-            *FIELD_PLAN["performance_metrics"],
-            ("tokens_total", (_TOTAL_KEY,)),
-        )
-        monkeypatch.setattr(native, "FIELD_PLAN", plan)
-        latest = load_schemas().latest("performance_metrics")
-        definition = json.loads(latest.text)
-        definition["fields"].append(
-            {"name": "tokens_total", "type": ["null", "long"], "default": None}
-        )
-        serializer = AvroEventSerializer(
-            LocalSchema(latest.event_type, latest.version + 1, latest.path, json.dumps(definition)),
-            7,
-        )
-    assert model.model_fields["tokens_total"]
-    built = _build(serializers={"performance_metrics": serializer})
+def sum_plan() -> tuple[native.NativeLogs, dict[str, Any]]:
+    assert PerformanceMetrics.sum_fields == (("tokens_total", ("input_tokens", "output_tokens")),)
+    built = _build()
     assert "performance_metrics" in built.native_types
-    return built, serializer.schema.definition
+    return built, load_schemas().latest("performance_metrics").definition
 
 
 def _metrics(**attributes: Any) -> Any:

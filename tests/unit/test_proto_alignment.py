@@ -191,13 +191,24 @@ def test_shape_helpers_refuse_what_they_cannot_map() -> None:
 
 
 @pytest.mark.parametrize("event_type", EVENT_TYPES)
-def test_envelope_fields_added_later_took_new_numbers(
+def test_each_version_appended_its_fields_with_the_next_numbers(
     proto_file: descriptor_pb2.FileDescriptorProto, event_type: EventType
 ) -> None:
-    # Renumbering would make old protobuf bytes decode into the wrong fields: the envelope keeps
-    # 1-12, and client_id / redacted_fields, declared after attributes, were numbered last.
+    # proto/README: "a field appended in a new Avro version is appended here with the next
+    # number". Renumbering would make old protobuf bytes decode into the wrong fields, so the
+    # numbers ascend with the version that added each field, then with its place in the Avro
+    # record, wherever that place is (v3 put client_id and redacted_fields after attributes).
     numbers = {f.name: f.number for f in message(proto_file, event_type).field}
-    assert numbers["attributes"] == 12
-    others = [n for name, n in numbers.items() if name not in ("client_id", "redacted_fields")]
-    assert numbers["client_id"] == max(others) + 1
-    assert numbers["redacted_fields"] == max(others) + 2
+    history = SCHEMAS.versions[event_type]
+    position = {f["name"]: i for i, f in enumerate(history[-1].definition["fields"])}
+    added_in = {
+        name: next(
+            s.version for s in history if name in {f["name"] for f in s.definition["fields"]}
+        )
+        for name in numbers
+    }
+    by_age = sorted(numbers, key=lambda name: (added_in[name], position[name]))
+    assert [numbers[name] for name in by_age] == sorted(numbers.values()), [
+        (name, f"v{added_in[name]}", numbers[name]) for name in by_age
+    ]
+    assert numbers["attributes"] == 12  # the envelope keeps 1-12 in every message

@@ -146,6 +146,7 @@ PINNED_VERSIONS: dict[tuple[EventType, int], str] = {
     ("performance_metrics", 1): "21561e5eb527776179b1b66258878d24096efc6dc92539fbaed60e710b6ed8b3",
     ("performance_metrics", 2): "ea641d29be17c3bc040bbdc174c22fc6135b90d6d41b0a561e15eec3fc3d3cfb",
     ("performance_metrics", 3): "93c1eaf9c6e623dc2662b0c5885b80fee4c9216615708b4a3c582cc9f7171e78",
+    ("performance_metrics", 4): "4d3b6ef01e77de817bf7f8ba7c50f3304dadc576c7dbc1bee21b174e71eb21ea",
     ("model_response", 1): "4085961b64d47b28c013266f067b54c079b5bd5316c33e689401b6cb10465958",
     ("model_response", 2): "b02ad3a6c9eda41a7816f47a46ce6595b3740da4524bbc431e72d21a591615d3",
     ("model_response", 3): "0685df9473bd6d12a344e9c455ba1f2ca5a33984a900f55fb8f9df67e2a492a1",

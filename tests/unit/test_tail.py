@@ -121,7 +121,8 @@ def test_table_row_shows_the_key_fields_of_each_type() -> None:
         'session_id=sess-1 rating=4.5 thumbs=up comment="Clear and correct." tags=helpful,fast'
     )
     assert rows["performance_metrics"].endswith(
-        "model=gpt-4o latency_ms=812.5 input_tokens=120 output_tokens=48 cost_usd=0.0031 "
+        "model=gpt-4o latency_ms=812.5 input_tokens=120 output_tokens=48 tokens_total=168 "
+        "cost_usd=0.0031 "
         "success=false error_type=timeout"
     )
     assert rows["model_response"].endswith(
@@ -140,7 +141,9 @@ def test_table_row_leaves_out_unset_fields_and_a_plain_success() -> None:
     event = EVENTS["performance_metrics"].model_copy(
         update={"latency_ms": None, "cost_usd": None, "success": True, "error_type": None}
     )
-    assert table_row(event).endswith("model=gpt-4o input_tokens=120 output_tokens=48")
+    assert table_row(event).endswith(
+        "model=gpt-4o input_tokens=120 output_tokens=48 tokens_total=168"
+    )
 
 
 def test_table_row_escapes_unprintable_characters_and_cuts_long_values() -> None:
