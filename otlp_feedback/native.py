@@ -60,8 +60,8 @@ bytes, headers, keys, ids, messages); U = ``tests/unit/test_native_primitives.py
 | redaction may change a text      | Trigger.fires             | gate_fires         | U gate; P   |
 | trace/span hex; all-zero absent  | bytes.hex, any()          | HEX, all_zero      | P           |
 | bounds, finite, literals, dflts  | the models (pydantic)     | FieldPlan checks   | P           |
-| needs_one_of                     | _has_one_of               | TypePlan.one_of    | F; P        |
-| sum_fields                       | the validator             | TypePlan.sums      | N sums      |
+| needs_one_of                     | FeedbackEvent._rules      | TypePlan.one_of    | F; P        |
+| sum_fields (tokens_total)        | FeedbackEvent._rules      | TypePlan.sums      | N sums; P   |
 | Kafka key                        | FeedbackEvent.kafka_key   | TypePlan.kafka_key | P           |
 | header order (names: HEADERS)    | outbound (record, request)| make_record        | P           |
 | Avro binary encoding             | compiled_writer/fastavro  | buf_*              | F loadgen; P|
