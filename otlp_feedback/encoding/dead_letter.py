@@ -32,6 +32,7 @@ from otlp_feedback.encoding.outbound import OutboundRecord
 from otlp_feedback.errors import InvalidRequest
 from otlp_feedback.events import EVENT_TYPES
 from otlp_feedback.mapping.attributes import AttrValue
+from otlp_feedback.mapping.convention import SERVICE_KEY
 from otlp_feedback.mapping.records import SourceRecord
 from otlp_feedback.validation.redaction import Redactor, cut_text
 
@@ -59,7 +60,7 @@ class DeadLetter:
 
     @property
     def service(self) -> str:
-        value = self.source.resource_attributes.get("service.name")
+        value = self.source.resource_attributes.get(SERVICE_KEY)
         return value if isinstance(value, str) else ""
 
 
