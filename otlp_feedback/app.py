@@ -1,4 +1,5 @@
-"""Assemble a running receiver from settings: registry client + sinks + pipeline + gRPC server.
+"""Assemble a running receiver from settings: registry client + sinks + pipeline + the OTLP/gRPC
+and OTLP/HTTP servers (one pipeline, one guard behind both).
 
 The sink chain is Kafka behind a ``FailoverSink`` (circuit breaker, in-flight budget and, when
 ``spool.enabled``, the disk spool). ``FeedbackApp`` is what ``otlp-feedback serve``/``dev`` run
@@ -24,6 +25,7 @@ from otlp_feedback.observability.metrics import Telemetry
 from otlp_feedback.pipeline import Pipeline
 from otlp_feedback.receiver import GrpcReceiver
 from otlp_feedback.receiver.guard import RequestGuard
+from otlp_feedback.receiver.http import HttpReceiver
 from otlp_feedback.registry.client import ConfluentRegistry, SchemaRegistry
 from otlp_feedback.sinks.base import Sink
 from otlp_feedback.sinks.failover import FailoverSink
@@ -72,6 +74,18 @@ class FeedbackApp:
             tls=settings.tls,
             guard=guard,
         )
+        # The gRPC receiver owns the guard in force (a SIGHUP reload replaces it there); the
+        # HTTP port reads it per request, so both share one set of credentials and buckets.
+        self.otlp_http: HttpReceiver | None = None
+        if settings.receiver.http.enabled:
+            self.otlp_http = HttpReceiver(
+                settings.receiver,
+                self.pipeline,
+                settings.validation.max_rejection_messages,
+                self.telemetry,
+                tls=settings.tls,
+                guard=lambda: self.receiver.guard,
+            )
         self.http: BackgroundHttpServer | None = None
 
     @property
@@ -80,16 +94,27 @@ class FeedbackApp:
             raise RuntimeError("not started")
         return self.receiver.port
 
+    @property
+    def http_port(self) -> int:
+        """The OTLP/HTTP port. Raises ``RuntimeError`` before start or when it is disabled."""
+        if self.otlp_http is None or self.otlp_http.port is None:
+            raise RuntimeError("OTLP/HTTP is not serving")
+        return self.otlp_http.port
+
     def start(self) -> None:
-        """Resolve schemas, open the spool, start Kafka, then open the port."""
+        """Resolve schemas, open the spool, start Kafka, then open the ports."""
         self.pipeline.start()
         try:
             obs = self.settings.observability
             if obs.enabled:
                 self._start_http(*obs.host_port)
             self.receiver.start()
+            if self.otlp_http is not None:
+                self.otlp_http.start()
         except BaseException:
-            self.pipeline.shutdown(1.0)
+            if self.otlp_http is not None:
+                self.otlp_http.shutdown(1.0)
+            self.receiver.shutdown(1.0)  # also shuts the pipeline down; safe before start
             if self.http is not None:
                 self.http.shutdown(1.0)
             raise
@@ -146,7 +171,13 @@ class FeedbackApp:
         return applied
 
     def shutdown(self, grace: float = 10.0) -> None:
-        """Health NOT_SERVING, finish in-flight RPCs, flush Kafka, keep the rest spooled."""
+        """Health NOT_SERVING, finish in-flight requests, flush Kafka, keep the rest spooled.
+
+        The HTTP port closes and drains first, then the gRPC port, whose shutdown flushes the
+        pipeline: no request on either port is still running when the pipeline shuts down.
+        """
+        if self.otlp_http is not None:
+            self.otlp_http.shutdown(grace)
         self.receiver.shutdown(grace)  # also shuts the pipeline and its sinks down
         if self.http is not None:
             self.http.shutdown(2.0)

@@ -110,6 +110,11 @@ class GrpcReceiver:
                 "clear text. Enable tls unless a TLS proxy or sidecar terminates it."
             )
 
+    @property
+    def guard(self) -> RequestGuard:
+        """The guard in force (replaced whole by ``reload``); the OTLP/HTTP port reads it too."""
+        return self._service.guard
+
     def reload(self, settings: Settings) -> None:
         """Apply new ``auth`` and ``rate_limit`` settings to requests that start from now on
         (rate-limit buckets start full). Raises ``ConfigError`` (the old settings stay)."""

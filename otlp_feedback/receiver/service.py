@@ -14,6 +14,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable
+from typing import Literal
 
 import grpc
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
@@ -44,6 +45,43 @@ LOGS_METHOD = f"/{LOGS_SERVICE}/Export"
 TRACE_METHOD = f"/{TRACE_SERVICE}/Export"
 
 Handler = Callable[[bytes, grpc.ServicerContext], bytes]
+Signal = Literal["logs", "traces"]
+
+
+def export_response(
+    signal: Signal, outcome: ExportOutcome, max_messages: int
+) -> ExportLogsServiceResponse | ExportTraceServiceResponse:
+    """The Export*ServiceResponse for ``outcome``, whichever transport carries it: empty when
+    everything was taken, else partial_success with the count and the first problems."""
+    response: ExportLogsServiceResponse | ExportTraceServiceResponse
+    if signal == "logs":
+        response = ExportLogsServiceResponse()
+        if outcome.rejected:
+            response.partial_success.rejected_log_records = outcome.rejected
+    else:
+        response = ExportTraceServiceResponse()
+        if outcome.rejected:
+            # OTLP counts spans; we count the rejected feedback carriers (span events or spans).
+            response.partial_success.rejected_spans = outcome.rejected
+    if outcome.rejected:
+        response.partial_success.error_message = outcome.message(max_messages)
+    return response
+
+
+def run_export(fn: Callable[[bytes], ExportOutcome], payload: bytes) -> ExportOutcome:
+    """Run one export, whichever transport: our errors pass through (logged unless expected);
+    anything else is a bug, logged and raised as ``InternalError`` (the server keeps serving,
+    the client is told it was us and may retry)."""
+    try:
+        return fn(payload)
+    except OtlpFeedbackError as exc:
+        # Rate limits are audited by the guard; both may come in floods from one client.
+        if not isinstance(exc, RateLimited | InvalidRequest):
+            log.warning("export failed: %s", exc)
+        raise
+    except Exception as exc:
+        log.exception("unexpected error in export")
+        raise InternalError(f"internal error: {type(exc).__name__}: {exc}") from exc
 
 
 class ExportService:
@@ -64,22 +102,13 @@ class ExportService:
 
     def export_logs(self, payload: bytes, context: grpc.ServicerContext) -> bytes:
         outcome = self._export(LOGS_METHOD, self._pipeline.export_logs_payload, payload, context)
-        response = ExportLogsServiceResponse()
-        if outcome.rejected:
-            response.partial_success.rejected_log_records = outcome.rejected
-            response.partial_success.error_message = outcome.message(self._max_messages)
-        return response.SerializeToString()
+        return export_response("logs", outcome, self._max_messages).SerializeToString()
 
     def export_traces(self, payload: bytes, context: grpc.ServicerContext) -> bytes:
         outcome = self._export(
             TRACE_METHOD, self._pipeline.export_traces_payload, payload, context
         )
-        response = ExportTraceServiceResponse()
-        if outcome.rejected:
-            # OTLP counts spans; we count the rejected feedback carriers (span events or spans).
-            response.partial_success.rejected_spans = outcome.rejected
-            response.partial_success.error_message = outcome.message(self._max_messages)
-        return response.SerializeToString()
+        return export_response("traces", outcome, self._max_messages).SerializeToString()
 
     def _export(
         self,
@@ -106,16 +135,9 @@ class ExportService:
         fn: Callable[[bytes], ExportOutcome], payload: bytes, context: grpc.ServicerContext
     ) -> ExportOutcome:
         try:
-            return fn(payload)
+            return run_export(fn, payload)
         except OtlpFeedbackError as exc:
-            # Rate limits are audited by the guard; both may come in floods from one client.
-            if not isinstance(exc, RateLimited | InvalidRequest):
-                log.warning("export failed: %s", exc)
             status.abort(context, exc)
-        except Exception as exc:
-            # A bug, not bad input: keep serving, tell the client it was us (and it may retry).
-            log.exception("unexpected error in export")
-            status.abort(context, InternalError(f"internal error: {type(exc).__name__}: {exc}"))
 
     def handlers(self) -> tuple[grpc.GenericRpcHandler, ...]:
         def unary(signal: str, fn: Handler) -> grpc.RpcMethodHandler:
@@ -132,7 +154,7 @@ class ExportService:
 
     def _measured(self, signal: str, fn: Handler) -> Handler:
         """Time the RPC and count its status code (ingestion latency and error rate)."""
-        latency = self._telemetry.export_seconds.labels(signal)
+        latency = self._telemetry.export_seconds.labels(signal, "grpc")
         responses = self._telemetry.export_responses
 
         def handler(payload: bytes, context: grpc.ServicerContext) -> bytes:
@@ -146,7 +168,7 @@ class ExportService:
                 raise
             finally:
                 latency.observe(time.perf_counter() - started)
-                responses.labels(signal, code).inc()
+                responses.labels(signal, code, "grpc").inc()
 
         return handler
 
