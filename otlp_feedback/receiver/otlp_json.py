@@ -46,9 +46,7 @@ _PATHS: dict[Signal, tuple[tuple[str, ...], ...]] = {
     "traces": (("resourceSpans", "resource_spans"), ("scopeSpans", "scope_spans"),
                ("spans",)),
 }  # fmt: skip
-_ID_KEYS = frozenset(
-    ("traceId", "trace_id", "spanId", "span_id", "parentSpanId", "parent_span_id")
-)
+_ID_KEYS = frozenset(("traceId", "trace_id", "spanId", "span_id", "parentSpanId", "parent_span_id"))
 _LINKS = ("links",)
 
 # protobuf's JSON parser refuses deeper messages (its default is 100, as its binary parser's).
@@ -63,7 +61,9 @@ def to_protobuf(signal: Signal, body: bytes) -> bytes:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InvalidRequest(f"the JSON body is not UTF-8: {exc.reason} at byte {exc.start}") from exc
+        raise InvalidRequest(
+            f"the JSON body is not UTF-8: {exc.reason} at byte {exc.start}"
+        ) from exc
     try:
         data = json.loads(text)
     except RecursionError as exc:

@@ -105,9 +105,7 @@ class ExportService:
         return export_response("logs", outcome, self._max_messages).SerializeToString()
 
     def export_traces(self, payload: bytes, context: grpc.ServicerContext) -> bytes:
-        outcome = self._export(
-            TRACE_METHOD, self._pipeline.export_traces_payload, payload, context
-        )
+        outcome = self._export(TRACE_METHOD, self._pipeline.export_traces_payload, payload, context)
         return export_response("traces", outcome, self._max_messages).SerializeToString()
 
     def _export(
@@ -171,4 +169,3 @@ class ExportService:
                 responses.labels(signal, code, "grpc").inc()
 
         return handler
-

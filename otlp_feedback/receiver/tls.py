@@ -182,7 +182,9 @@ def _ssl_context(config: TlsConfig) -> ssl.SSLContext:
             context.load_verify_locations(cafile=config.client_ca_file)
             context.verify_mode = ssl.CERT_REQUIRED
     except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"tls: cannot load {config.cert_file} / {config.key_file}: {exc}") from exc
+        raise ConfigError(
+            f"tls: cannot load {config.cert_file} / {config.key_file}: {exc}"
+        ) from exc
     context.set_alpn_protocols(["http/1.1"])
     return context
 
