@@ -161,8 +161,11 @@ class Answer:
     retry_after_s: int | None = None
 
 
+_TEXT = b"text/plain; charset=utf-8"
+
+
 def _text(status: int, message: str) -> Answer:
-    return Answer(status, b"text/plain; charset=utf-8", message.encode(), "")
+    return Answer(status, _TEXT, message.encode(), "")
 
 
 class ExportHandler:
@@ -192,11 +195,16 @@ class ExportHandler:
         body: bytes,
     ) -> Answer:
         signal = ROUTES[path]
-        try:
-            caller = self._guard().check(context, path)
-            raw = inflate(body, self.max_body_bytes) if gzipped else body
+
+        def decode_and_export(sent: bytes) -> ExportOutcome:
+            raw = inflate(sent, self.max_body_bytes) if gzipped else sent
             payload = otlp_json.to_protobuf(signal, raw) if encoding == "json" else raw
-            outcome = run_export(lambda p: export(self._pipeline, signal, p, caller), payload)
+            return export(self._pipeline, signal, payload, caller)
+
+        try:
+            # Refusals are audited by the guard; the application log stays quiet, as for gRPC.
+            caller = self._guard().check(context, path)
+            outcome = run_export(decode_and_export, body)  # a bug becomes InternalError (500)
         except OtlpFeedbackError as exc:
             return error_answer(exc, encoding)
         self._telemetry.feedback_per_request.observe(outcome.accepted + outcome.rejected)
@@ -265,9 +273,15 @@ class OtlpHttpApp:
         media = headers.get("content-type", "").partition(";")[0].strip().lower()
         encoding = _MEDIA_TYPES.get(media)
         if encoding is None:
-            supported = f"[{PROTOBUF}, {JSON}]"
-            answer = _text(415, f"415 unsupported media type {media!r}, supported: {supported}")
-            return Answer(answer.status, answer.content_type, answer.body, "INVALID_ARGUMENT")
+            # Refused by the table's row like any error, but in plain text: there is no
+            # encoding the client is known to read a Status in.
+            refused = http_status_for(
+                UnsupportedMediaType(
+                    f"unsupported media type {media!r}, supported: [{PROTOBUF}, {JSON}]"
+                )
+            )
+            text = f"{refused.status} {refused.body.message}"
+            return Answer(refused.status, _TEXT, text.encode(), refused.grpc_code.name)
         if self._in_progress >= self._max_concurrent:
             busy = BackpressureError(
                 f"{self._max_concurrent} requests in progress "
