@@ -560,6 +560,18 @@ def test_requests_without_or_with_bad_credentials_are_401_and_good_ones_pass(
     assert "unknown API key" in status_of(wrong).message
 
 
+def test_two_authorization_headers_are_refused_as_two_metadata_entries_are(
+    pipeline: Pipeline, executor: ThreadPoolExecutor
+) -> None:
+    auth = {"mode": "api_key", "api_keys": [{"client_id": "a", "key_sha256": hash_api_key(KEY)}]}
+    settings, guard = _guarded(auth)
+    client = client_for(pipeline, executor, settings, guard=guard)
+    headers = [*PROTOBUF.items(), ("authorization", f"Bearer {KEY}"), ("authorization", "x")]
+    response = client.post("/v1/logs", content=VALID, headers=headers)
+    assert response.status_code == 401
+    assert "more than one authorization" in status_of(response).message
+
+
 def test_a_token_without_the_scope_is_403(pipeline: Pipeline, executor: ThreadPoolExecutor) -> None:
     jwt_config = {"secret": HS_SECRET, "issuer": "https://idp.test", "audience": "otlp-feedback"}
     settings, guard = _guarded({"mode": "jwt", "jwt": jwt_config})
