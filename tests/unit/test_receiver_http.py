@@ -11,6 +11,7 @@ import os
 import shutil
 import ssl
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -773,3 +774,37 @@ def test_the_sink_received_nothing_from_refused_requests(
 def test_an_app_without_http_opens_no_http_port() -> None:
     with run_receiver(receiver={"http": {"enabled": False}}) as app:
         assert app.otlp_http is None
+
+
+class _GatedSink(InMemorySink):
+    """Holds each delivery until ``release``; refuses one that resumes after shutdown."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def deliver(self, records: Any, timeout: float) -> None:
+        self.entered.set()
+        assert self.release.wait(30)
+        if not self.started:
+            raise SinkUnavailable("shut down under a request in progress")
+        super().deliver(records, timeout)
+
+
+def test_app_shutdown_finishes_an_http_request_in_progress_before_the_pipeline_stops() -> None:
+    sink = _GatedSink()
+    with run_receiver(sink=sink, validation={"max_age_days": 36500}) as app:
+        url = f"{app.otlp_http.url}/v1/logs"
+        with ThreadPoolExecutor(2) as pool:
+            request = pool.submit(httpx.post, url, content=VALID, headers=PROTOBUF, timeout=30)
+            assert sink.entered.wait(30)
+            stopping = pool.submit(app.shutdown, 10.0)
+            deadline = time.monotonic() + 30
+            while app.otlp_http.serving:  # until shutdown began: the HTTP port is closing
+                assert time.monotonic() < deadline and not stopping.done()
+                threading.Event().wait(0.01)
+            sink.release.set()
+            assert request.result().status_code == 200
+            stopping.result()
+    assert len(event_records(sink)) == 1
