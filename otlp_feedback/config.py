@@ -37,7 +37,11 @@ class _Section(BaseModel):
 
 
 class HttpReceiverConfig(_Section):
-    """The OTLP/HTTP server (``receiver/http.py``); size limit, TLS and auth as for gRPC."""
+    """The OTLP/HTTP server (``receiver/http.py``); size limit, TLS and auth as for gRPC.
+
+    The default endpoint binds every interface, as ``receiver.endpoint``'s ``0.0.0.0:4317``
+    does: both doors are reachable from the same places (a container's published ports, a pod
+    IP); narrow them together."""
 
     enabled: bool = True
     endpoint: str = Field(
