@@ -4,7 +4,7 @@ A 15 MiB text full of items every detector matches (``a@b.c 4111 1111 1111 1111`
 the comment attribute, as the string body (both rejected: over ``validation.max_string_length``,
 then dead-lettered) and as a covered attribute (``app.prompt``: cut at
 ``validation.max_attribute_value_len``, the event accepted). Each case runs in-process through
-``Pipeline.export_logs_payload`` into the in-memory sink, on the native and the Python path;
+``Pipeline.export("logs", payload)`` into the in-memory sink, on the native and the Python path;
 the median of ``--rounds`` process-CPU times is printed. Before Step 5 the same request cost
 seconds (the whole value was scrubbed before the dead letter cut it).
 
@@ -59,7 +59,7 @@ def main() -> None:
                 times = []
                 for _ in range(args.rounds):
                     started = time.process_time()
-                    outcome = pipeline.export_logs_payload(payload)
+                    outcome = pipeline.export("logs", payload)
                     times.append(time.process_time() - started)
                     sink.records.clear()
                 path = "native" if native else "python"

@@ -6,7 +6,7 @@ the difference by ``N * records``. ``instructions.sh`` does exactly that.
 
 ``--stage map`` runs only the mapper; ``export`` the whole Python pipeline into the in-memory
 sink; ``native`` the native fast path's C call alone (``NativeLogs.export``: map, validate,
-redaction gate, encode); ``payload`` ``Pipeline.export_logs_payload`` (C, then Python for the
+redaction gate, encode); ``payload`` ``Pipeline.export("logs", payload)`` (C, then Python for the
 records it defers) into the in-memory sink.
 """
 
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
             if args.stage == "native":
                 plan.export(payload, time.time_ns(), None)
             else:
-                pipeline.export_logs_payload(payload)
+                pipeline.export("logs", payload)
                 sink.records.clear()
         return
     for _ in range(args.iterations):

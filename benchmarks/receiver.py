@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     app.start()
     settle_process_heap()  # as `otlp-feedback serve` does
     if args.fastavro:
-        encoder = app.pipeline._encoder
+        encoder = app.pipeline.encoder
         assert encoder is not None
         for serializer in encoder._serializers.values():
             serializer._writer = None  # benchmark-only: measure the fastavro path

@@ -4,7 +4,7 @@ Decodes the loadgen's 512-record request, then times each stage on its own (best
 ``--repeat`` rounds): protobuf parse, mapping, validation, Avro encoding with the fast encoder
 and with fastavro, the whole ``EventEncoder.encode`` (headers + key), the whole
 ``Pipeline.export_logs`` into the in-memory sink, the native fast path's C call alone, and the
-whole ``Pipeline.export_logs_payload`` (native) into the in-memory sink. ``--profile`` prints
+whole ``Pipeline.export("logs", payload)`` (native) into the in-memory sink. ``--profile`` prints
 a cProfile of the pipeline instead.
 
 Run: ``.venv/bin/python benchmarks/stages.py``.
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     events: list[FeedbackEvent] = [e for e in validate_all() if isinstance(e, FeedbackEvent)]
     schemas = load_schemas()
     fast = {t: AvroEventSerializer(schemas.latest(t), 1) for t in schemas.versions}
-    encoder = pipeline._encoder
+    encoder = pipeline.encoder
     assert encoder is not None
 
     def fastavro_all() -> None:
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
         native.export(payload, now_ns, None)
 
     def export_payload() -> None:
-        pipeline.export_logs_payload(payload)
+        pipeline.export("logs", payload)
         sink.records.clear()
 
     n, r = args.records, args.repeat
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
         ),
         ("Pipeline.export_logs, in-memory sink", best_us_per_record(export, n, r)),
         ("native: map+validate+encode (C)", best_us_per_record(native_all, n, r)),
-        ("Pipeline.export_logs_payload (native)", best_us_per_record(export_payload, n, r)),
+        ("Pipeline.export logs payload (native)", best_us_per_record(export_payload, n, r)),
     ]
     print(f"machine speed index: {speed_index()} (see machine.py)")
     print(f"events: {len(events)} of {n} records; compiled writer: {fast['user_feedback'].is_fast}")

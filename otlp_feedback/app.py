@@ -35,9 +35,11 @@ from otlp_feedback.sinks.spool import Spool
 log = logging.getLogger(__name__)
 
 # What can change while serving; the rest (sockets, producer, spool, schemas) is set up once
-# and needs a restart. A receiver that can take some of its settings live names their key
-# prefixes in ``reloadable_keys`` and applies them in ``reload(settings)``.
-_RELOADABLE = ("log_level", "redaction")
+# and needs a restart. ``auth`` and ``rate_limit`` make a new guard, given to both ports. A
+# receiver that can take some of its settings live names their key prefixes in
+# ``reloadable_keys`` and applies them in ``reload(settings)``.
+_GUARDED = ("auth", "rate_limit")
+_RELOADABLE = ("log_level", "redaction", *_GUARDED)
 
 
 class FeedbackApp:
@@ -51,7 +53,9 @@ class FeedbackApp:
     ) -> None:
         self.settings = settings
         self.telemetry = Telemetry()
-        guard = RequestGuard.from_settings(settings, self.telemetry)  # ConfigError: bad key file
+        # One guard behind both ports (same credentials, same rate-limit buckets), replaced
+        # whole on a reload. ConfigError: a key file that cannot be used.
+        self.guard = RequestGuard.from_settings(settings, self.telemetry)
         self.registry = registry or ConfluentRegistry(settings.registry.client_config())
         self.kafka: KafkaSink | None = None
         self.failover: FailoverSink | None = None
@@ -64,18 +68,14 @@ class FeedbackApp:
             sink = self.failover
         self.sink = sink
         self.pipeline = Pipeline(settings, self.registry, sink, telemetry=self.telemetry)
-        if self.failover is not None:
-            self.failover.on_permanent_failure = self.pipeline.dead_letter_refused
         self.receiver = GrpcReceiver(
             settings.receiver,
             self.pipeline,
             settings.validation.max_rejection_messages,
             self.telemetry,
             tls=settings.tls,
-            guard=guard,
+            guard=self.guard,
         )
-        # The gRPC receiver owns the guard in force (a SIGHUP reload replaces it there); the
-        # HTTP port reads it per request, so both share one set of credentials and buckets.
         self.otlp_http: HttpReceiver | None = None
         if settings.receiver.http.enabled:
             self.otlp_http = HttpReceiver(
@@ -84,7 +84,7 @@ class FeedbackApp:
                 settings.validation.max_rejection_messages,
                 self.telemetry,
                 tls=settings.tls,
-                guard=lambda: self.receiver.guard,
+                guard=self.guard,
             )
         self.http: BackgroundHttpServer | None = None
 
@@ -157,8 +157,19 @@ class FeedbackApp:
             log.warning("config reload: needs a restart, not applied: %s", ", ".join(restart))
         applied = [*ours, *theirs]
         effective = _take(self.settings, new, applied) if applied else self.settings
+        # What may refuse (ConfigError) goes first, before anything has changed.
+        guard = (
+            RequestGuard.from_settings(effective, self.telemetry)
+            if any(_under(k, _GUARDED) for k in ours)
+            else None
+        )
         if theirs and receiver_reload is not None:
-            receiver_reload(effective)  # first: it may refuse (ConfigError) before anything changed
+            receiver_reload(effective)
+        if guard is not None:
+            self.guard = guard
+            self.receiver.set_guard(guard)
+            if self.otlp_http is not None:
+                self.otlp_http.set_guard(guard)
         if any(_under(k, ("redaction",)) for k in ours):
             self.pipeline.set_redaction(effective.redaction)
         if "log_level" in ours:

@@ -3,7 +3,8 @@
 ``otlp-feedback dlq replay`` reads the dead-letter topic from the replay group's committed
 offsets up to the end offsets seen at start (so letters that fail again, and are dead-lettered
 again at the end of the topic, are not re-read in the same run), maps each stored source record
-again with its original event id, and runs it through the pipeline. Offsets are committed only
+again with its original event id, and runs it through the pipeline (``export_events``: the
+entry for records that arrive already mapped). Offsets are committed only
 after the batch's outcome is confirmed: replayed events are in Kafka, still-failing ones are
 back on the dead-letter topic with the new reason.
 """
@@ -20,7 +21,7 @@ from confluent_kafka import Consumer, Message, TopicPartition
 from otlp_feedback.config import Settings
 from otlp_feedback.encoding.dead_letter import from_value
 from otlp_feedback.errors import ConfigError, InvalidRequest
-from otlp_feedback.mapping.records import MappedRequest, raw_from_source
+from otlp_feedback.mapping.records import RawFeedback, raw_from_source
 from otlp_feedback.pipeline import Pipeline
 from otlp_feedback.registry.client import ConfluentRegistry
 from otlp_feedback.sinks.kafka import KafkaSink
@@ -97,7 +98,7 @@ def replay_dead_letters(
 
 
 def _replay_batch(pipeline: Pipeline, batch: list[Message], report: ReplayReport) -> None:
-    mapped = MappedRequest()
+    feedback: list[RawFeedback] = []
     for msg in batch:
         report.read += 1
         try:
@@ -106,8 +107,8 @@ def _replay_batch(pipeline: Pipeline, batch: list[Message], report: ReplayReport
             log.warning("skipping unreadable dead letter at offset %d: %s", msg.offset(), exc)
             report.unreadable += 1
             continue
-        mapped.feedback.append(raw_from_source(letter.source, letter.location, letter.event_id))
-    outcome = pipeline.process(mapped)
+        feedback.append(raw_from_source(letter.source, letter.location, letter.event_id))
+    outcome = pipeline.export_events(feedback)
     report.replayed += outcome.accepted
     report.still_failing += outcome.rejected
 

@@ -25,7 +25,8 @@ def map_logs_request(
     """Find the feedback records in a logs export request. Pure; never raises on content.
 
     ``only``: map just the records at these (resource, scope, record) indices (the ones the
-    native fast path deferred); ``ignored`` then counts only among them.
+    native fast path deferred, or whose sources a refusal needs); ``ignored`` then counts only
+    among them.
     """
     out = MappedRequest()
     for ri, resource_logs in enumerate(request.resource_logs):
@@ -34,9 +35,7 @@ def map_logs_request(
             for li, record in enumerate(scope_logs.log_records):
                 if only is not None and (ri, si, li) not in only:
                     continue
-                event_name = record.event_name or find_string(
-                    record.attributes, conv.EVENT_NAME_ATTRIBUTE
-                )
+                event_name = _event_name(record)
                 event_type = conv.event_type_for(event_name)
                 if event_type is None or event_name is None:
                     out.ignored += 1
@@ -58,6 +57,25 @@ def map_logs_request(
                     )
                 )
     return out
+
+
+def feedback_locations(request: ExportLogsServiceRequest) -> list[tuple[int, int, int]]:
+    """The (resource, scope, record) indices of the request's feedback records, in request
+    order: what ``map_logs_request`` would map, without mapping anything. The native fast path
+    numbers its records in this order, so position ``n`` of its result is ``locations[n]``."""
+    return [
+        (ri, si, li)
+        for ri, resource_logs in enumerate(request.resource_logs)
+        for si, scope_logs in enumerate(resource_logs.scope_logs)
+        for li, record in enumerate(scope_logs.log_records)
+        if conv.event_type_for(_event_name(record)) is not None
+    ]
+
+
+def _event_name(record: LogRecord) -> str | None:
+    """The name a record announces itself by: ``event_name``, or for older SDKs its
+    ``event.name`` attribute. Whether it is feedback is ``conv.event_type_for`` of it."""
+    return record.event_name or find_string(record.attributes, conv.EVENT_NAME_ATTRIBUTE)
 
 
 def _record_attributes(record: LogRecord) -> tuple[dict[str, AttrValue], str | None]:

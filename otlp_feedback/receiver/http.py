@@ -17,11 +17,12 @@ as sent (a ``Content-Length`` over it is refused before reading; a body streamin
 cut off) and to the body after gzip, which is inflated with ``max_length`` so a gzip bomb costs
 at most the cap before it is refused 413.
 
-Authentication, rate limits and the audit log are the gRPC port's: the request's headers are
-handed to ``RequestGuard.check`` as gRPC metadata would be (``_CallContext``), so the same
-``Authorization: Bearer`` rules, buckets and audit lines apply to both transports; the guard is
-read through a callable at each request, so a SIGHUP reload of ``auth``/``rate_limit`` applied to
-the gRPC receiver reaches this one too. TLS uses ``tls.*`` and the same certificate reloader.
+Authentication, rate limits and the audit log are the gRPC port's: ``FeedbackApp`` gives both
+ports one ``RequestGuard``, which takes the request's header pairs and peer as gRPC hands them
+over, so the same ``Authorization: Bearer`` rules, buckets and audit lines apply to both
+transports; a SIGHUP reload of ``auth``/``rate_limit`` gives both the same new guard
+(``set_guard``). The caller is the pipeline's admission, as over gRPC. TLS uses ``tls.*`` and
+the same certificate reloader.
 
 Threads: uvicorn's event loop (one thread, ``BackgroundHttpServer``) parses HTTP and reads bodies;
 everything that costs CPU or blocks (authentication, gunzip, JSON, the pipeline and its wait for
@@ -65,10 +66,10 @@ from otlp_feedback.errors import (
 )
 from otlp_feedback.httpserve import BackgroundHttpServer
 from otlp_feedback.observability.metrics import Telemetry
-from otlp_feedback.pipeline import ExportOutcome, Pipeline
+from otlp_feedback.pipeline import ExportOutcome, Pipeline, Signal
 from otlp_feedback.receiver import otlp_json
 from otlp_feedback.receiver.guard import Caller, RequestGuard
-from otlp_feedback.receiver.service import Signal, export_response, run_export
+from otlp_feedback.receiver.service import export_response, run_export
 from otlp_feedback.receiver.status import http_status_for
 from otlp_feedback.receiver.tls import CertificateReloader, server_ssl_context
 
@@ -81,36 +82,15 @@ Encoding = Literal["protobuf", "json"]
 _MEDIA_TYPES: dict[str, Encoding] = {PROTOBUF: "protobuf", JSON: "json"}
 _CONTENT_TYPES: dict[Encoding, bytes] = {"protobuf": PROTOBUF.encode(), "json": JSON.encode()}
 
+Headers = tuple[tuple[str, str], ...]
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 def export(pipeline: Pipeline, signal: Signal, payload: bytes, caller: Caller) -> ExportOutcome:
-    """The one call from this transport into the pipeline (protobuf bytes, as gRPC hands it).
-
-    What ``ExportService`` calls today; Step 6's single ingest entry point replaces both lines.
-    """
-    if signal == "logs":
-        return pipeline.export_logs_payload(payload, client_id=caller.client_id, admit=caller.admit)
-    return pipeline.export_traces_payload(payload, client_id=caller.client_id, admit=caller.admit)
-
-
-class _CallContext:
-    """What ``RequestGuard.check`` reads of a gRPC call, taken from an HTTP request: the peer
-    as gRPC spells it and the headers as metadata (lower-case names, ``str`` values)."""
-
-    __slots__ = ("_metadata", "_peer")
-
-    def __init__(self, peer: str, metadata: tuple[tuple[str, str], ...]) -> None:
-        self._peer = peer
-        self._metadata = metadata
-
-    def peer(self) -> str:
-        return self._peer
-
-    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
-        return self._metadata
+    """The one call from this transport into the pipeline: protobuf bytes, as gRPC hands them."""
+    return pipeline.export(signal, payload, caller.client_id, caller)
 
 
 def peer_of(client: tuple[str, int] | list[Any] | None) -> str:
@@ -178,20 +158,21 @@ class ExportHandler:
         max_body_bytes: int,
         max_rejection_messages: int,
         telemetry: Telemetry,
-        guard: Callable[[], RequestGuard],
+        guard: RequestGuard,
     ) -> None:
         self._pipeline = pipeline
         self.max_body_bytes = max_body_bytes
         self._max_messages = max_rejection_messages
         self._telemetry = telemetry
-        self._guard = guard
+        self.guard = guard  # replaced whole on a reload; each request reads it once
 
     def handle(
         self,
         path: str,
         encoding: Encoding,
         gzipped: bool,
-        context: _CallContext,
+        headers: Headers,
+        peer: str,
         body: bytes,
     ) -> Answer:
         signal = ROUTES[path]
@@ -203,7 +184,7 @@ class ExportHandler:
 
         try:
             # Refusals are audited by the guard; the application log stays quiet, as for gRPC.
-            caller = self._guard().check(context, path)
+            caller = self.guard.check(headers, peer, path)
             outcome = run_export(decode_and_export, body)  # a bug becomes InternalError (500)
         except OtlpFeedbackError as exc:
             return error_answer(exc, encoding)
@@ -299,11 +280,11 @@ class OtlpHttpApp:
         except _Disconnected:
             self._in_progress -= 1
             return Answer(499, b"", b"", "CANCELLED")  # nobody to answer; counted as gRPC does
-        context = _CallContext(peer_of(scope.get("client")), metadata)
+        peer = peer_of(scope.get("client"))
         try:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(
-                self._executor, self._handler.handle, path, encoding, gzipped, context, body
+                self._executor, self._handler.handle, path, encoding, gzipped, metadata, peer, body
             )
         finally:
             self._in_progress -= 1
@@ -313,8 +294,8 @@ class _Disconnected(Exception):
     """The client went away before the body was complete."""
 
 
-def _metadata(raw: list[tuple[bytes, bytes]]) -> tuple[tuple[str, str], ...]:
-    """ASGI headers (names already lower-case) as gRPC metadata: every entry kept, so the
+def _metadata(raw: list[tuple[bytes, bytes]]) -> Headers:
+    """ASGI headers (names already lower-case) as ``str`` pairs: every entry kept, so the
     authenticator sees a repeated ``authorization`` and refuses it as it does over gRPC."""
     return tuple((name.decode("latin-1"), value.decode("latin-1")) for name, value in raw)
 
@@ -390,16 +371,17 @@ class HttpReceiver:
         telemetry: Telemetry | None = None,
         *,
         tls: TlsConfig | None = None,
-        guard: Callable[[], RequestGuard] | None = None,
+        guard: RequestGuard | None = None,
     ) -> None:
         self._config = config
         self._tls = tls or TlsConfig()
         self._telemetry = telemetry or Telemetry()
-        if guard is None:
-            open_guard = RequestGuard.open(self._telemetry)
-            guard = lambda: open_guard  # noqa: E731
         self._handler = ExportHandler(
-            pipeline, config.max_recv_msg_bytes, max_rejection_messages, self._telemetry, guard
+            pipeline,
+            config.max_recv_msg_bytes,
+            max_rejection_messages,
+            self._telemetry,
+            guard or RequestGuard.open(self._telemetry),
         )
         self._executor: ThreadPoolExecutor | None = None
         self._server: BackgroundHttpServer | None = None
@@ -447,6 +429,15 @@ class HttpReceiver:
             self.port,
             "TLS" if context is not None else "plaintext",
         )
+
+    @property
+    def guard(self) -> RequestGuard:
+        """The guard in force (``FeedbackApp`` gives both ports the same one)."""
+        return self._handler.guard
+
+    def set_guard(self, guard: RequestGuard) -> None:
+        """Use ``guard`` for the requests that start from now on (a config reload)."""
+        self._handler.guard = guard
 
     @property
     def serving(self) -> bool:

@@ -1,11 +1,12 @@
-"""The two OTLP Export handlers: authenticate, decode, hand to the pipeline, answer with
-partial_success.
+"""The two OTLP Export handlers: authenticate, hand the bytes to the pipeline's one entry point
+(``Pipeline.export``), answer with partial_success.
 
 Requests arrive as raw bytes (no deserializer registered with gRPC) so that an undecodable
 request is answered INVALID_ARGUMENT by us, not INTERNAL by the framework, and so that the
 pipeline's native fast path reads the logs request straight from the bytes. Credentials are
-checked (``guard``) before anything is decoded; the rate limit applies once the pipeline has
-counted the request's feedback records.
+checked (``guard``) before anything is decoded; the authenticated ``Caller`` is the request's
+``Admission``, which the pipeline asks once it has counted the request's feedback records (the
+rate limit).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import functools
 import logging
 import time
 from collections.abc import Callable
-from typing import Literal
 
 import grpc
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
@@ -33,7 +33,7 @@ from otlp_feedback.errors import (
     Unauthenticated,
 )
 from otlp_feedback.observability.metrics import Telemetry
-from otlp_feedback.pipeline import ExportOutcome, Pipeline
+from otlp_feedback.pipeline import ExportOutcome, Pipeline, Signal
 from otlp_feedback.receiver import status
 from otlp_feedback.receiver.guard import Caller, RequestGuard
 
@@ -45,7 +45,6 @@ LOGS_METHOD = f"/{LOGS_SERVICE}/Export"
 TRACE_METHOD = f"/{TRACE_SERVICE}/Export"
 
 Handler = Callable[[bytes, grpc.ServicerContext], bytes]
-Signal = Literal["logs", "traces"]
 
 
 def export_response(
@@ -101,41 +100,33 @@ class ExportService:
         self.guard = guard or RequestGuard.open(self._telemetry)
 
     def export_logs(self, payload: bytes, context: grpc.ServicerContext) -> bytes:
-        outcome = self._export(LOGS_METHOD, self._pipeline.export_logs_payload, payload, context)
+        outcome = self._export("logs", LOGS_METHOD, payload, context)
         return export_response("logs", outcome, self._max_messages).SerializeToString()
 
     def export_traces(self, payload: bytes, context: grpc.ServicerContext) -> bytes:
-        outcome = self._export(TRACE_METHOD, self._pipeline.export_traces_payload, payload, context)
+        outcome = self._export("traces", TRACE_METHOD, payload, context)
         return export_response("traces", outcome, self._max_messages).SerializeToString()
 
     def _export(
-        self,
-        method: str,
-        export: Callable[..., ExportOutcome],
-        payload: bytes,
-        context: grpc.ServicerContext,
+        self, signal: Signal, method: str, payload: bytes, context: grpc.ServicerContext
     ) -> ExportOutcome:
-        """Authenticate, run the pipeline (which decodes) as the caller: what both RPCs share."""
+        """Authenticate, then run the pipeline as the caller: what both RPCs share."""
         caller = self._authenticate(context, method)
-        as_caller = functools.partial(export, client_id=caller.client_id, admit=caller.admit)
-        outcome = self._run(as_caller, payload, context)
+        try:
+            as_caller = functools.partial(
+                self._pipeline.export, signal, client_id=caller.client_id, admission=caller
+            )
+            outcome = run_export(as_caller, payload)
+        except OtlpFeedbackError as exc:
+            status.abort(context, exc)
         self._telemetry.feedback_per_request.observe(outcome.accepted + outcome.rejected)
         return outcome
 
     def _authenticate(self, context: grpc.ServicerContext, method: str) -> Caller:
         try:
-            return self.guard.check(context, method)
+            return self.guard.check(context.invocation_metadata(), context.peer(), method)
         except (Unauthenticated, PermissionDenied) as exc:
             status.abort(context, exc)  # audited by the guard; the app log stays quiet
-
-    @staticmethod
-    def _run(
-        fn: Callable[[bytes], ExportOutcome], payload: bytes, context: grpc.ServicerContext
-    ) -> ExportOutcome:
-        try:
-            return run_export(fn, payload)
-        except OtlpFeedbackError as exc:
-            status.abort(context, exc)
 
     def handlers(self) -> tuple[grpc.GenericRpcHandler, ...]:
         def unary(signal: str, fn: Handler) -> grpc.RpcMethodHandler:

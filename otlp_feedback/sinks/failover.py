@@ -11,8 +11,10 @@
 
 The replayer thread drains the spool oldest first, commits only what Kafka confirmed, backs off
 with jitter (``2**n * uniform(0.8, 1.2)``) on failure, and sleeps on the stop event so shutdown
-interrupts it. Records Kafka refuses for good during replay go to ``on_permanent_failure`` (the
-dead-letter path).
+interrupts it. Records Kafka refuses for good during replay are logged and counted as dead-letter
+failures (``otlp_feedback_dead_letter_failures_total``) and the replay moves past them: only the
+encoded event is left by then, not the OTLP source a dead letter needs. Rare: oversized events
+are refused before they are spooled.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from otlp_feedback.config import DeliveryConfig
 from otlp_feedback.encoding.outbound import OutboundRecord
@@ -47,8 +49,6 @@ from otlp_feedback.sinks.spool import Spool
 
 log = logging.getLogger(__name__)
 
-PermanentFailureHandler = Callable[[list[OutboundRecord], DeliveryFailed], None]
-
 
 class FailoverSink:
     """Thread-safe. Lifecycle: ``start``; ``shutdown`` idempotent and safe before start."""
@@ -59,7 +59,6 @@ class FailoverSink:
         spool: Spool | None,
         config: DeliveryConfig,
         breaker: CircuitBreaker | None = None,
-        on_permanent_failure: PermanentFailureHandler | None = None,
         telemetry: Telemetry | None = None,
     ) -> None:
         self._primary = primary
@@ -71,7 +70,6 @@ class FailoverSink:
             config.breaker_reset_timeout_s,
             telemetry=self._telemetry,
         )
-        self.on_permanent_failure = on_permanent_failure
         self._mode_lock = threading.Lock()
         self._backlog = False
         self._inflight = 0
@@ -283,14 +281,12 @@ class FailoverSink:
         try:
             self._primary.deliver(batch.records, self._config.attempt_timeout_s * 2)
         except DeliveryFailed as exc:
-            # Some records can never be delivered: hand them to the dead-letter path and
-            # move on, or the spool would be stuck behind them forever.
+            # Some records can never be delivered: count them and move on, or the spool would
+            # be stuck behind them forever.
             self.breaker.record_success()
-            refused = [r for r in batch.records if r.event_id in exc.failed]
-            if self.on_permanent_failure is not None:
-                self.on_permanent_failure(refused, exc)
-            else:
-                log.error("Kafka refused %d spooled events for good: %s", len(refused), exc)
+            refused = sum(1 for r in batch.records if r.event_id in exc.failed)
+            log.error("Kafka refused %d spooled events for good: %s", refused, exc)
+            self._telemetry.count_dead_letter_failures(refused)
         except RetryableError as exc:
             self.breaker.record_failure()
             delay = self._backoff(failures + 1)

@@ -72,7 +72,7 @@ PYTHON.start()
 def _export_as_sent(pipeline: Pipeline, sink: InMemorySink, payload: bytes) -> Any:
     sink.records.clear()
     try:
-        out = pipeline.export_logs_payload(payload)
+        out = pipeline.export("logs", payload)
     except OtlpFeedbackError as exc:
         return type(exc).__name__, str(exc)
     records = [(r.topic, r.key, r.value, r.headers, r.event_id, r.event_type) for r in sink.records]
@@ -128,7 +128,7 @@ def test_one_input(data: bytes) -> None:
     found = len(mapped.feedback)
 
     SINK.records.clear()
-    outcome = PIPELINE.process(mapped)
+    outcome = PIPELINE.export_events(mapped.feedback)
 
     assert outcome.accepted + outcome.rejected == found, (outcome, found)
     assert all(rejection.reason.strip() for rejection in outcome.rejections), outcome

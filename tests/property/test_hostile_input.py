@@ -62,7 +62,7 @@ def process(
         mapped = map_logs_request(case.request)
     else:
         mapped = map_traces_request(case.request)
-    return mapped, pipeline.process(mapped)
+    return mapped, pipeline.export_events(mapped.feedback)
 
 
 def assert_delivered_or_rejected(

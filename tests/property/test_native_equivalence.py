@@ -250,16 +250,22 @@ class Observed:
 AdmitMode = str  # "none" | "count" | "refuse"
 
 
-def _admit(mode: AdmitMode, seen: list[int]) -> Callable[[int], None] | None:
-    if mode == "none":
-        return None
+@dataclass(frozen=True)
+class _Admission:
+    """The caller's admission (``pipeline.Admission``): notes each count it is asked, and
+    refuses when ``refuse``."""
 
-    def admit(count: int) -> None:
-        seen.append(count)
-        if mode == "refuse":
+    seen: list[int]
+    refuse: bool
+
+    def admit(self, count: int) -> None:
+        self.seen.append(count)
+        if self.refuse:
             raise RateLimited(f"{count} events over the limit", retry_after=0.25)
 
-    return admit
+
+def _admit(mode: AdmitMode, seen: list[int]) -> _Admission | None:
+    return None if mode == "none" else _Admission(seen, refuse=mode == "refuse")
 
 
 def observe(
@@ -275,7 +281,7 @@ def observe(
     before = _stats(pipeline)
     observed = Observed(admitted=seen)
     try:
-        outcome = pipeline.export_logs_payload(payload, client_id, _admit(admit, seen))
+        outcome = pipeline.export("logs", payload, client_id, _admit(admit, seen))
     except Exception as exc:  # compared, not swallowed: both modes must raise the same
         observed.raised = (type(exc).__qualname__, str(exc), getattr(exc, "retry_after", None))
     else:

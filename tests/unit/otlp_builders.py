@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -232,3 +233,14 @@ EVENT_TOPICS = frozenset(f"feedback.{t}" for t in EVENT_TYPES)
 def event_records(sink: InMemorySink) -> list[OutboundRecord]:
     """What the sink got on the event topics (dead letters travel the same way; left out)."""
     return [record for record in sink.records if record.topic in EVENT_TOPICS]
+
+
+@dataclass(frozen=True)
+class Admit:
+    """A caller's admission (``pipeline.Admission``) that hands each count to ``check``, which
+    records it or raises to refuse the request."""
+
+    check: Callable[[int], None]
+
+    def admit(self, events: int) -> None:
+        self.check(events)

@@ -108,7 +108,7 @@ def test_an_attribute_value_cut_at_the_limit_leaves_no_fragment(item: str, nativ
                 "feedback.user_feedback",
                 {"session.id": "s", "feedback.rating": 4, "app.prompt": value, "app.id": value},
             )
-            outcome = pipeline.export_logs_payload(logs_request([record]).SerializeToString())
+            outcome = pipeline.export("logs", logs_request([record]).SerializeToString())
             assert outcome.accepted == 1
             attributes = decode_event(sink.records.pop(), registry)["attributes"]
             prompt = attributes["app.prompt"]  # covered by redaction.attribute_keys

@@ -8,6 +8,7 @@ stay open get a fake clock; the replayer thread is awaited with ``wait_until``, 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -28,6 +29,7 @@ from otlp_feedback.errors import (
     SinkUnavailable,
     SpoolFull,
 )
+from otlp_feedback.observability.metrics import DEAD_LETTER_FAILURES, Telemetry
 from otlp_feedback.sinks.breaker import CircuitBreaker
 from otlp_feedback.sinks.failover import FailoverSink
 from otlp_feedback.sinks.spool import Spool
@@ -462,36 +464,29 @@ def test_a_batch_larger_than_the_budget_goes_direct_when_nothing_is_in_flight(
 # -- permanent refusals during replay ------------------------------------------------------------
 
 
-def test_replay_hands_permanently_refused_records_to_the_handler_and_moves_on(
-    kafka: FakeKafka, spool: Spool
+def test_replay_counts_permanently_refused_records_as_dead_letter_failures_and_moves_on(
+    kafka: FakeKafka, spool: Spool, caplog: pytest.LogCaptureFixture
 ) -> None:
-    handled: list[tuple[list[OutboundRecord], DeliveryFailed]] = []
-    records = make_records("a", 5)
+    # Only the encoded event is left in the spool, not the source a dead letter needs: the
+    # sink logs and counts them itself (no call back up into the pipeline).
+    caplog.set_level(logging.ERROR, logger="otlp_feedback.sinks.failover")
+    telemetry = Telemetry()
     kafka.fail_with = SinkUnavailable("broker down")
-    sink = FailoverSink(
-        kafka,
-        spool,
-        delivery_config(replay_batch_records=2),
-        on_permanent_failure=lambda refused, exc: handled.append((refused, exc)),
-    )
+    sink = FailoverSink(kafka, spool, delivery_config(replay_batch_records=2), telemetry=telemetry)
     with running(sink):
-        sink.deliver(records, timeout=5.0)
+        sink.deliver(make_records("a", 5), timeout=5.0)
         kafka.refuse = {"a-1": "MSG_SIZE_TOO_LARGE", "a-2": "MSG_SIZE_TOO_LARGE"}
         kafka.fail_with = None
         assert sink.force_flush(WAIT_S)  # the refused records do not block the spool
 
-    assert [refused for refused, _ in handled] == [[records[1]], [records[2]]]
-    assert [exc.failed for _, exc in handled] == [
-        {"a-1": "MSG_SIZE_TOO_LARGE"},
-        {"a-2": "MSG_SIZE_TOO_LARGE"},
-    ]
+    assert telemetry.value(DEAD_LETTER_FAILURES) == 2
+    refusals = [r.getMessage() for r in caplog.records if "spooled events" in r.getMessage()]
+    assert refusals == ["Kafka refused 1 spooled events for good: Kafka refused 1 events"] * 2
     assert ids(kafka.delivered) == ["a-0", "a-3", "a-4"]
     assert spool.pending_records == 0
 
 
-def test_replay_without_a_handler_still_moves_past_refused_records(
-    kafka: FakeKafka, spool: Spool
-) -> None:
+def test_replay_moves_past_refused_records(kafka: FakeKafka, spool: Spool) -> None:
     kafka.fail_with = SinkUnavailable("broker down")
     with running(FailoverSink(kafka, spool, delivery_config())) as sink:
         sink.deliver(make_records("a", 3), timeout=5.0)

@@ -22,6 +22,12 @@ STAGES = ["mapping", "validation", "encoding", "sinks"]
 # telemetry object the sinks count into.
 BASE = ["config", "errors", "events", "observability.metrics"]
 
+# The pipeline package's modules, in stage order, and the ones every stage may use.
+PIPELINE_STAGES = ["startup", "ingest", "admission", "process", "deliver", "facade"]
+PIPELINE_BASE = ["outcome"]
+# What pipeline modules may import from the rest of the package.
+PIPELINE_USES = [*STAGES, *BASE, "native", "registry"]
+
 # Known violations, each with why it is not fixed yet. The tests fail on any import not
 # listed here, and on an entry that no longer happens (so the list only shrinks).
 ALLOWED_VIOLATIONS: set[tuple[str, str]] = set()
@@ -96,9 +102,63 @@ def test_base_modules_import_only_base_modules() -> None:
     assert found - ALLOWED_VIOLATIONS == set()
 
 
+def _pipeline_file(module: str) -> Path:
+    return PACKAGE / "pipeline" / f"{module}.py"
+
+
+def _pipeline_allowed(modules: list[str]) -> list[str]:
+    return [f"otlp_feedback.{m}" for m in PIPELINE_USES] + [
+        f"otlp_feedback.pipeline.{m}" for m in modules
+    ]
+
+
+@pytest.mark.parametrize("index", range(len(PIPELINE_STAGES)), ids=PIPELINE_STAGES)
+def test_a_pipeline_stage_imports_no_later_stage_and_nothing_above_the_pipeline(
+    index: int,
+) -> None:
+    allowed = _pipeline_allowed([*PIPELINE_STAGES[: index + 1], *PIPELINE_BASE])
+    found = _violations([_pipeline_file(PIPELINE_STAGES[index])], allowed)
+    assert found - ALLOWED_VIOLATIONS == set()
+
+
+def test_the_pipelines_shared_values_import_no_pipeline_stage() -> None:
+    found = _violations([_pipeline_file(m) for m in PIPELINE_BASE], _pipeline_allowed([]))
+    assert found - ALLOWED_VIOLATIONS == set()
+
+
+def test_every_pipeline_module_has_a_place_in_the_stage_order() -> None:
+    modules = {p.stem for p in (PACKAGE / "pipeline").glob("*.py")} - {"__init__"}
+    assert modules == {*PIPELINE_STAGES, *PIPELINE_BASE}
+
+
+def test_the_pipeline_order_forbids_what_the_split_removed(tmp_path: Path) -> None:
+    # Ingest must not reach process or delivery; process must not reach delivery.
+    # (Each probe a file of its own: ``from otlp_feedback.pipeline import x`` would make the
+    # checker read ``pipeline.process`` as a name imported from the package.)
+    probes = {
+        "stages.py": "from otlp_feedback.pipeline.process import Processor\n"
+        "from otlp_feedback.pipeline.deliver import Delivery\n"
+        "from otlp_feedback.pipeline.startup import RedactionRules\n"
+        "from otlp_feedback.receiver.guard import Caller\n",
+        "package.py": "from otlp_feedback.pipeline import Pipeline\n",
+    }
+    for name, text in probes.items():
+        (tmp_path / name).write_text(text)
+    allowed = _pipeline_allowed([*PIPELINE_STAGES[:2], *PIPELINE_BASE])  # as ingest
+    files = [tmp_path / name for name in probes]
+    found = _violations(files, allowed, module="otlp_feedback.pipeline.ingest")
+    assert {name for _, name in found} == {
+        "otlp_feedback.pipeline.process",
+        "otlp_feedback.pipeline.deliver",
+        "otlp_feedback.receiver.guard",
+        "otlp_feedback.pipeline",
+    }
+
+
 def test_every_allowed_violation_still_happens() -> None:
     files = [p for s in STAGES for p in _stage_files(s)]
     files += [PACKAGE / f"{m.replace('.', '/')}.py" for m in BASE]
+    files += [_pipeline_file(m) for m in [*PIPELINE_STAGES, *PIPELINE_BASE]]
     imports = {(_module_name(p), name) for p in files for name in _imports(p)}
     assert ALLOWED_VIOLATIONS - imports == set(), "fixed: remove it from ALLOWED_VIOLATIONS"
 

@@ -33,6 +33,7 @@ from otlp_feedback.events import (
     UserFeedback,
 )
 from otlp_feedback.mapping import map_logs_request
+from otlp_feedback.mapping.logs import feedback_locations
 from otlp_feedback.mapping.records import EVENT_ID_NAMESPACE, deterministic_event_id
 from otlp_feedback.validation import Rejection
 
@@ -667,3 +668,17 @@ def test_deterministic_event_ids_are_the_uuid5_of_the_content() -> None:
         digest = hashlib.sha1(EVENT_ID_NAMESPACE.bytes + b"\x00".join(parts)).digest()
         expected = uuid.UUID(bytes=digest[:16], version=5)
         assert deterministic_event_id(*parts) == str(expected)
+
+
+def test_feedback_locations_name_the_records_the_mapper_maps_in_order(
+    logs_fixture: ExportLogsServiceRequest,
+) -> None:
+    # Records the native path encoded are found by position among these: mapping just one
+    # location must give the very record a full mapping gives at that position.
+    mapped = map_logs_request(logs_fixture).feedback
+    locations = feedback_locations(logs_fixture)
+    assert len(locations) == len(mapped) > 1
+    for position, location in enumerate(locations):
+        (alone,) = map_logs_request(logs_fixture, only={location}).feedback
+        assert alone.location == mapped[position].location
+        assert alone.fields == mapped[position].fields

@@ -25,7 +25,7 @@ import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs
-from otlp_builders import RECEIVED_NS, T0_NS
+from otlp_builders import RECEIVED_NS, T0_NS, Admit
 
 from otlp_feedback.config import RedactionConfig, load_config
 from otlp_feedback.encoding.outbound import OutboundRecord
@@ -145,7 +145,7 @@ class Pair:
         observed = Observed(admitted=seen)
         try:
             observed.outcome = outcome_facts(
-                pipeline.export_logs_payload(payload, client_id, admit)
+                pipeline.export("logs", payload, client_id, Admit(admit))
             )
         except Exception as exc:  # compared below: both modes must raise the same
             observed.raised = (type(exc).__qualname__, str(exc))
@@ -915,14 +915,14 @@ def test_concurrent_exports_give_what_sequential_python_exports_give(pair: Pair)
     payloads += [payload_of(record("user_feedback", {"feedback.comment": "jane@example.com"}))]
     expected: Counter[tuple[Any, ...]] = Counter()
     for payload in payloads:
-        pair.slow.export_logs_payload(payload, "tenant-a")
+        pair.slow.export("logs", payload, "tenant-a")
     expected.update(record_facts(r) for r in pair.slow_sink.records)
     errors: list[BaseException] = []
 
     def export(payload: bytes) -> None:
         try:
             for _ in range(3):
-                pair.fast.export_logs_payload(payload, "tenant-a")
+                pair.fast.export("logs", payload, "tenant-a")
         except BaseException as exc:  # reported below, in the test's thread
             errors.append(exc)
 

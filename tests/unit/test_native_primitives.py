@@ -267,7 +267,7 @@ def test_records_needing_python_mid_walk_are_finished_with_the_gil(release_bytes
                 clock_ns=lambda: fixed,
             )
             pipeline.start()
-            outcome = pipeline.export_logs_payload(payload)
+            outcome = pipeline.export("logs", payload)
             outputs.append(
                 (
                     [(r.topic, r.key, r.value, r.headers, r.event_id) for r in sink.records],

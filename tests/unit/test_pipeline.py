@@ -327,13 +327,13 @@ def test_a_reload_between_a_requests_reads_cannot_pair_old_and_new_rules(
     ).SerializeToString()  # fmt: skip
 
     pipeline.armed = True
-    outcome = pipeline.export_logs_payload(payload)
+    outcome = pipeline.export("logs", payload)
     assert not pipeline.armed, "the reload did not happen mid-request"
     assert (outcome.native, outcome.deferred) == (1, 1)
     assert outcome.redacted_by_type == {}, "old plan paired with the new redactor"
 
     sink.records.clear()
-    outcome = pipeline.export_logs_payload(payload)  # the next request: the new rules, whole
+    outcome = pipeline.export("logs", payload)  # the next request: the new rules, whole
     assert outcome.redacted_by_type == {"user_feedback": 2}
     assert (outcome.native, outcome.deferred) == (0, 2)
     pipeline.shutdown(1.0)

@@ -110,10 +110,8 @@ class _Raising:
     def __init__(self, exc: BaseException) -> None:
         self.exc = exc
 
-    def export_logs_payload(self, payload: bytes, **_: Any) -> ExportOutcome:
+    def export(self, signal: str, payload: bytes, *_: Any) -> ExportOutcome:
         raise self.exc
-
-    export_traces_payload = export_logs_payload
 
 
 @pytest.fixture
@@ -132,13 +130,12 @@ def client_for(
 ) -> TestClient:
     settings = settings or load_config()
     telemetry = telemetry or Telemetry()
-    chosen = guard or RequestGuard.open(telemetry)
     receiver = HttpReceiver(
         settings.receiver,
         pipeline,
         settings.validation.max_rejection_messages,
         telemetry,
-        guard=lambda: chosen,
+        guard=guard or RequestGuard.open(telemetry),
     )
     return TestClient(receiver.app(executor), base_url="http://otlp")
 
@@ -631,12 +628,10 @@ class _Blocking:
         self.entered = threading.Event()
         self.release = threading.Event()
 
-    def export_logs_payload(self, payload: bytes, **_: Any) -> ExportOutcome:
+    def export(self, signal: str, payload: bytes, *_: Any) -> ExportOutcome:
         self.entered.set()
         assert self.release.wait(30)
         return ExportOutcome()
-
-    export_traces_payload = export_logs_payload
 
     def shutdown(self, timeout: float = 10.0) -> None:
         self.release.set()

@@ -19,6 +19,7 @@ from grpc_status import rpc_status
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
+from otlp_builders import Admit
 
 from otlp_feedback.app import FeedbackApp
 from otlp_feedback.config import AuditConfig, load_config
@@ -321,7 +322,7 @@ def test_the_pipeline_admits_the_count_of_feedback_records_before_validating(
     counted: list[int] = []
     request = feedback(2)
     request.resource_logs[0].scope_logs[0].log_records.append(make_log_record("not.feedback"))
-    pipeline.export_logs(request, client_id="c", admit=counted.append)
+    pipeline.export_logs(request, client_id="c", admission=Admit(counted.append))
     assert counted == [2]
 
 
@@ -330,7 +331,7 @@ def test_an_admission_refusal_delivers_nothing(pipeline: Pipeline, sink: InMemor
         raise RuntimeError("over the limit")
 
     with pytest.raises(RuntimeError):
-        pipeline.export_logs(feedback(2), admit=refuse)
+        pipeline.export_logs(feedback(2), admission=Admit(refuse))
     assert sink.records == []
 
 

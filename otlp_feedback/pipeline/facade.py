@@ -1,0 +1,216 @@
+"""The ``Pipeline``: composes the stages, and is what every receiver calls.
+
+    start-up ──SchemaBinding, RedactionRules──► (held; rules re-read once per request)
+
+    export(signal, payload) ─┐
+    export_events(feedback) ─┴► ingest ──Batch──► admission ──Batch──► process ──Processed──►
+                                 deliver ──ExportOutcome──► telemetry (once per request)
+
+``export`` is the one entry point for OTLP requests as sent (gRPC today, OTLP/HTTP next):
+``signal`` says which request message the bytes are. ``export_events`` is the entry for typed
+events that arrive already mapped (the events API, dead-letter replay); they enter the same
+stages after mapping. ``export_logs``/``export_traces`` take a decoded request (in-process
+callers: tests, benchmarks). Each returns an ``ExportOutcome`` once every accepted event (and
+every dead letter) is confirmed by the sink, or raises: ``InvalidRequest`` (undecodable),
+``RequestTooLarge`` or the admission's refusal (nothing validated), or a ``RetryableError`` so
+the client retries the whole request.
+
+Lifecycle: ``start`` once (binds schemas, compiles the native plan, starts the sink; raises
+``SchemaError``/``RegistryUnavailable``); ``shutdown`` idempotent and safe before ``start``.
+Requests before ``start`` or after ``shutdown`` raise ``SinkUnavailable`` (retryable).
+
+Redaction reload (``set_redaction``): the redactor and the native plan compiled from it are one
+immutable ``RedactionRules``, swapped by one assignment and read once per request, so a request
+never pairs one rule set's C gate with another's redactor.
+
+Thread-safe after ``start``: any number of request threads may call the entry points.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from otlp_feedback.config import RedactionConfig, Settings
+from otlp_feedback.encoding.outbound import EventEncoder
+from otlp_feedback.errors import SinkUnavailable
+from otlp_feedback.events import EventType
+from otlp_feedback.mapping import RawFeedback
+from otlp_feedback.observability.metrics import Telemetry
+from otlp_feedback.pipeline.admission import Admission, admit
+from otlp_feedback.pipeline.deliver import Delivery
+from otlp_feedback.pipeline.ingest import (
+    Batch,
+    Signal,
+    events_batch,
+    ingest_payload,
+    logs_batch,
+    traces_batch,
+)
+from otlp_feedback.pipeline.outcome import ExportOutcome, PipelineStats
+from otlp_feedback.pipeline.process import Processor
+from otlp_feedback.pipeline.startup import (
+    RedactionRules,
+    SchemaBinding,
+    bind_schemas,
+    compile_rules,
+    max_value_bytes,
+    topics_of,
+)
+from otlp_feedback.registry.client import SchemaRegistry
+from otlp_feedback.sinks.base import Sink
+from otlp_feedback.validation import Validator
+from otlp_feedback.validation.redaction import Redactor
+
+log = logging.getLogger(__name__)
+
+
+class Pipeline:
+    """The processing pipeline of one receiver process. Thread-safe after ``start``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: SchemaRegistry,
+        sink: Sink,
+        clock_ns: Callable[[], int] = time.time_ns,
+        telemetry: Telemetry | None = None,
+    ) -> None:
+        self._settings = settings
+        self._telemetry = telemetry or Telemetry()
+        self._registry = registry
+        self._clock_ns = clock_ns
+        self._validator = Validator(settings.validation)
+        # Read once per request (``self._rules``), replaced by one assignment on reload.
+        self._rules = compile_rules(settings, settings.redaction, None)
+        self._binding: SchemaBinding | None = None
+        self._processor: Processor | None = None  # set by ``start``: it needs the encoder
+        self._delivery = Delivery(sink, settings, self._telemetry)
+        self._max_per_request = settings.validation.max_feedback_per_request
+        self._shut_down = False
+        self.started = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Bind schema ids, compile the native plan, start the sink. Raises
+        ``SchemaError``/``RegistryUnavailable``."""
+        binding = bind_schemas(self._settings, self._registry)
+        self._binding = binding
+        self._rules = compile_rules(self._settings, self._rules.redactor.config, binding)
+        self._processor = Processor(
+            self._validator, binding.encoder, max_value_bytes(self._settings.kafka)
+        )
+        self._delivery.start()
+        self.started = True
+        log.info("pipeline started; schema ids %s", binding.encoder.schema_ids())
+
+    def force_flush(self, timeout: float) -> bool:
+        return self._delivery.force_flush(timeout)
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop taking requests and flush the sink. Idempotent; safe before start."""
+        if self._shut_down:
+            return
+        self._shut_down = True
+        self._delivery.shutdown(timeout)
+
+    # -- what the pipeline holds -------------------------------------------------------------
+
+    @property
+    def stats(self) -> PipelineStats:
+        """The counters since start (a copy, read from the telemetry)."""
+        return PipelineStats.of(self._telemetry)
+
+    @property
+    def topics(self) -> dict[EventType, str]:
+        return topics_of(self._settings.kafka)
+
+    @property
+    def encoder(self) -> EventEncoder | None:
+        """The event encoder bound at start (None before)."""
+        return self._binding.encoder if self._binding is not None else None
+
+    @property
+    def rules(self) -> RedactionRules:
+        """The rule set the next request will use."""
+        return self._rules
+
+    def set_redaction(self, config: RedactionConfig) -> None:
+        """Swap the redaction rules (config reload). Requests already running keep the old
+        pair whole: both are built first, then published by one assignment."""
+        self._rules = compile_rules(self._settings, config, self._binding)
+
+    # -- the entry points --------------------------------------------------------------------
+
+    def export(
+        self,
+        signal: Signal,
+        payload: bytes,
+        client_id: str | None = None,
+        admission: Admission | None = None,
+    ) -> ExportOutcome:
+        """One OTLP request as sent: what every transport calls.
+
+        ``client_id`` (the authenticated sender) goes on every event record as the Kafka
+        header ``client_id``; ``admission`` (the caller's, e.g. its rate limit) is asked once,
+        with the request's count of feedback records, before any is validated. Raises
+        ``InvalidRequest`` if ``payload`` is not a ``signal`` request.
+        """
+        rules = self._rules  # the one read: this request's plan and redactor
+        native = rules.native if self._processor is not None and not self._shut_down else None
+        batch = ingest_payload(signal, payload, native, self._clock_ns(), client_id)
+        return self._run(batch, rules.redactor, client_id, admission)
+
+    def export_events(
+        self,
+        feedback: Sequence[RawFeedback],
+        client_id: str | None = None,
+        admission: Admission | None = None,
+    ) -> ExportOutcome:
+        """Typed events that arrive already mapped (the events API builds them from JSON;
+        dead-letter replay from letters): admission, process and deliver as for ``export``.
+        The records are the pipeline's from here on (``client_id`` is written into them)."""
+        batch = events_batch(feedback, self._clock_ns())
+        return self._run(batch, self._rules.redactor, client_id, admission)
+
+    def export_logs(
+        self,
+        request: ExportLogsServiceRequest,
+        client_id: str | None = None,
+        admission: Admission | None = None,
+    ) -> ExportOutcome:
+        """``export`` for a logs request already decoded (the Python path)."""
+        batch = logs_batch(request, self._clock_ns())
+        return self._run(batch, self._rules.redactor, client_id, admission)
+
+    def export_traces(
+        self,
+        request: ExportTraceServiceRequest,
+        client_id: str | None = None,
+        admission: Admission | None = None,
+    ) -> ExportOutcome:
+        """``export`` for a traces request already decoded."""
+        batch = traces_batch(request, self._clock_ns())
+        return self._run(batch, self._rules.redactor, client_id, admission)
+
+    def _run(
+        self,
+        batch: Batch,
+        redactor: Redactor,
+        client_id: str | None,
+        admission: Admission | None,
+    ) -> ExportOutcome:
+        """admission -> process -> deliver, then the request is counted (once)."""
+        processor = self._processor
+        if processor is None or self._shut_down:
+            raise SinkUnavailable("pipeline is not running", retry_after=1.0)
+        admit(batch, self._max_per_request, admission)
+        processed = processor.process(batch, redactor, client_id)
+        outcome = self._delivery.deliver(batch, processed, redactor)
+        self._telemetry.count_request(outcome)
+        return outcome
