@@ -1,4 +1,8 @@
-"""The OTLP/HTTP receiver: ``POST /v1/logs`` and ``POST /v1/traces`` on ``receiver.http.endpoint``.
+"""The OTLP/HTTP receiver: ``POST /v1/logs`` and ``POST /v1/traces`` on ``receiver.http.endpoint``,
+and on the same server the events API, ``POST /api/v1/events`` (typed events as plain JSON:
+``events_api.py`` holds its wire format, ``mapping/events_api.py`` its mapping; it enters the
+pipeline at ``Pipeline.export_events`` with the same guard, caps, gzip and status table, and
+answers every error in JSON).
 
 What the OTLP spec ("OTLP/HTTP") asks of a server, and what this one does:
 
@@ -65,9 +69,11 @@ from otlp_feedback.errors import (
     UnsupportedMediaType,
 )
 from otlp_feedback.httpserve import BackgroundHttpServer
+from otlp_feedback.mapping import RawFeedback
+from otlp_feedback.mapping.events_api import Refused, location_of, map_event
 from otlp_feedback.observability.metrics import Telemetry
-from otlp_feedback.pipeline import ExportOutcome, Pipeline, Signal
-from otlp_feedback.receiver import otlp_json
+from otlp_feedback.pipeline import ExportOutcome, Pipeline, Signal, check_count
+from otlp_feedback.receiver import events_api, otlp_json
 from otlp_feedback.receiver.guard import Caller, RequestGuard
 from otlp_feedback.receiver.service import export_response, run_export
 from otlp_feedback.receiver.status import http_status_for
@@ -76,6 +82,8 @@ from otlp_feedback.receiver.tls import CertificateReloader, server_ssl_context
 log = logging.getLogger(__name__)
 
 ROUTES: dict[str, Signal] = {"/v1/logs": "logs", "/v1/traces": "traces"}
+EVENTS_PATH = events_api.EVENTS_PATH
+PATHS = (*ROUTES, EVENTS_PATH)
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 Encoding = Literal["protobuf", "json"]
@@ -175,6 +183,8 @@ class ExportHandler:
         peer: str,
         body: bytes,
     ) -> Answer:
+        if path == EVENTS_PATH:
+            return self._events(gzipped, headers, peer, body)
         signal = ROUTES[path]
 
         def decode_and_export(sent: bytes) -> ExportOutcome:
@@ -191,6 +201,27 @@ class ExportHandler:
         self._telemetry.feedback_per_request.observe(outcome.accepted + outcome.rejected)
         response = export_response(signal, outcome, self._max_messages)
         return Answer(200, _CONTENT_TYPES[encoding], _encode(response, encoding), "OK")
+
+    def _events(self, gzipped: bool, headers: Headers, peer: str, body: bytes) -> Answer:
+        """``POST /api/v1/events``: the OTLP path's steps, with typed JSON events mapped here
+        (each on its own: a bad one never costs the others) instead of decoded by the
+        pipeline."""
+
+        def map_and_export(sent: bytes) -> tuple[list[RawFeedback | Refused], ExportOutcome]:
+            raw = inflate(sent, self.max_body_bytes) if gzipped else sent
+            items = events_api.parse(raw)
+            check_count(len(items), self._pipeline.max_per_request)  # before any mapping
+            mapped = [map_event(item, location_of(i)) for i, item in enumerate(items)]
+            records = [m for m in mapped if isinstance(m, RawFeedback)]
+            return mapped, self._pipeline.export_events(records, caller.client_id, caller)
+
+        try:
+            caller = self.guard.check(headers, peer, EVENTS_PATH)
+            mapped, outcome = run_export(map_and_export, body)
+        except OtlpFeedbackError as exc:
+            return error_answer(exc, "json")
+        self._telemetry.feedback_per_request.observe(len(mapped))
+        return Answer(200, _CONTENT_TYPES["json"], events_api.answer(mapped, outcome), "OK")
 
 
 def error_answer(exc: OtlpFeedbackError, encoding: Encoding) -> Answer:
@@ -234,9 +265,9 @@ class OtlpHttpApp:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
-        if path not in ROUTES:
-            await _send(send, _text(404, f"404 page not found: {path}; OTLP/HTTP serves "
-                                         f"POST {' and POST '.join(ROUTES)}"))  # fmt: skip
+        if path not in PATHS:
+            await _send(send, _text(404, f"404 page not found: {path}; this port serves "
+                                         f"POST {', POST '.join(PATHS)}"))  # fmt: skip
             return
         if scope["method"] != "POST":
             await _send(send, _text(405, "405 method not allowed, supported: [POST]"), allow=True)
@@ -244,7 +275,7 @@ class OtlpHttpApp:
         started = time.perf_counter()
         answer = await self._export(scope, receive, path)
         await _send(send, answer)
-        signal = ROUTES[path]
+        signal = ROUTES.get(path, "events")
         self._telemetry.export_seconds.labels(signal, "http").observe(time.perf_counter() - started)
         self._telemetry.export_responses.labels(signal, answer.code, "http").inc()
 
@@ -253,6 +284,14 @@ class OtlpHttpApp:
         headers = dict(metadata)  # a repeated header: the last one (authorization aside)
         media = headers.get("content-type", "").partition(";")[0].strip().lower()
         encoding = _MEDIA_TYPES.get(media)
+        if path == EVENTS_PATH and encoding != "json":
+            # The events API speaks JSON only, so its clients read a JSON Status.
+            return error_answer(
+                UnsupportedMediaType(
+                    f"unsupported media type {media!r}, the events API takes {JSON}"
+                ),
+                "json",
+            )
         if encoding is None:
             # Refused by the table's row like any error, but in plain text: there is no
             # encoding the client is known to read a Status in.

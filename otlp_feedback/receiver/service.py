@@ -15,6 +15,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 import grpc
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
@@ -45,6 +46,7 @@ LOGS_METHOD = f"/{LOGS_SERVICE}/Export"
 TRACE_METHOD = f"/{TRACE_SERVICE}/Export"
 
 Handler = Callable[[bytes, grpc.ServicerContext], bytes]
+T = TypeVar("T")
 
 
 def export_response(
@@ -67,7 +69,7 @@ def export_response(
     return response
 
 
-def run_export(fn: Callable[[bytes], ExportOutcome], payload: bytes) -> ExportOutcome:
+def run_export(fn: Callable[[bytes], T], payload: bytes) -> T:
     """Run one export, whichever transport: our errors pass through (logged unless expected);
     anything else is a bug, logged and raised as ``InternalError`` (the server keeps serving,
     the client is told it was us and may retry)."""
