@@ -2,7 +2,7 @@
 and on the same server the events API, ``POST /api/v1/events`` (typed events as plain JSON:
 ``events_api.py`` holds its wire format, ``mapping/events_api.py`` its mapping; it enters the
 pipeline at ``Pipeline.export_events`` with the same guard, caps, gzip and status table, and
-answers every error in JSON).
+answers in JSON, a wrong content type included; only a 405 is plain text there too).
 
 What the OTLP spec ("OTLP/HTTP") asks of a server, and what this one does:
 
