@@ -298,10 +298,15 @@ def _print_banner(settings: Settings, port: int, http_port: int | None = None) -
         if http_port is not None
         else ""
     )
+    bearer = ' -H "Authorization: Bearer <your token>"' if settings.auth.mode != "none" else ""
     http_sdk = (
         "or, over OTLP/HTTP (protobuf; http/json works too):\n"
         f"  export OTEL_EXPORTER_OTLP_ENDPOINT={scheme}://127.0.0.1:{http_port}\n"
         "  export OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf\n"
+        "Or send typed events as plain JSON (the events API, no SDK needed):\n"
+        f"  curl -sS -X POST {scheme}://127.0.0.1:{http_port}/api/v1/events{bearer} "
+        "-H 'Content-Type: application/json' "
+        """-d '{"event_type": "user_feedback", "session_id": "s-1", "thumbs": "up"}'\n"""
         if http_port is not None
         else ""
     )

@@ -3,6 +3,7 @@ accepts feedback, and stops cleanly on SIGTERM."""
 
 from __future__ import annotations
 
+import json
 import queue
 import signal
 import subprocess
@@ -83,6 +84,7 @@ def test_dev_runs_everything_accepts_feedback_and_stops_on_sigterm(tmp_path: Pat
         _wait_for(lines, f"OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:{receiver}", timeout=5)
         _wait_for(lines, f"OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:{http}", timeout=5)
         _wait_for(lines, "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf", timeout=5)
+        curl = _wait_for(lines, f"curl -sS -X POST http://127.0.0.1:{http}/api/v1/events", 5)
 
         stub = LogsServiceStub(grpc.insecure_channel(f"127.0.0.1:{receiver}"))
         record = make_log_record(
@@ -100,6 +102,9 @@ def test_dev_runs_everything_accepts_feedback_and_stops_on_sigterm(tmp_path: Pat
             timeout=30,
         )
         assert posted.status_code == 200
+        # The banner's events API example, run as printed.
+        done = subprocess.run(["bash", "-c", curl.strip()], capture_output=True, timeout=60)
+        assert json.loads(done.stdout) == {"accepted": 1, "rejected": []}, done
 
         settings = load_config(
             kafka={"bootstrap_servers": f"127.0.0.1:{broker}"},
@@ -107,10 +112,11 @@ def test_dev_runs_everything_accepts_feedback_and_stops_on_sigterm(tmp_path: Pat
         )
         with FeedbackConsumer(settings, from_beginning=True) as consumer:
             events = consumer.events(idle_timeout=20)
-            received = [next(events), next(events)]
+            received = [next(events), next(events), next(events)]
         assert {(e.event_type, e.session_id, e.thumbs) for e in received} == {  # type: ignore[attr-defined]
             ("user_feedback", "dev-1", "up"),
             ("user_feedback", "dev-2", "down"),
+            ("user_feedback", "s-1", "up"),
         }
         assert (tmp_path / "data" / "registry.db").is_file()
 
