@@ -149,6 +149,8 @@ def _record(event_type: EventType, item: dict[str, Any], location: str) -> RawFe
         problems.append(f"attributes: expected a JSON object, got {_json_type(attributes)}")
         attributes = {}
     fields["attributes"] = attributes
+    # The model's rule (its data), said here in JSON names: the validator's own message names
+    # the OTLP attribute keys, which this sender never wrote.
     needs = EVENT_MODELS[event_type].needs_one_of
     if needs and not any(name in fields for name in needs):
         problems.append(f"{event_type} needs at least one of {', '.join(needs)}")
