@@ -8,7 +8,9 @@ seconds (user+system, all threads) and the bytes the producer sent (librdkafka s
 
 Everything it starts is stopped on exit, on errors and on Ctrl-C; every wait is bounded.
 Ports: broker ``--base-port + 1``, receivers ``--base-port + 2`` (default 18201 and 18202),
-receiver N's metrics endpoint ``--base-port + 10 + N``.
+their OTLP/HTTP port ``--base-port + 3``, receiver N's metrics endpoint ``--base-port + 10 + N``.
+``--transport http`` (protobuf) or ``http-json`` drives the OTLP/HTTP port instead of gRPC
+(warm-up included); the receivers are the same either way.
 
 Run: ``.venv/bin/python benchmarks/e2e.py --duration 15 --procs 2 --concurrency 4``.
 """
@@ -112,6 +114,7 @@ def receiver(args: argparse.Namespace, index: int, workdir: Path) -> Iterator[di
         PYTHON,
         str(HERE / "receiver.py"),
         f"--port={args.base_port + 2}",
+        f"--http-port={args.base_port + 3}",
         f"--bootstrap=127.0.0.1:{args.base_port + 1}",
         f"--compression={args.compression}",
         f"--workers={args.workers}",
@@ -183,6 +186,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     broker_port, receiver_port = args.base_port + 1, args.base_port + 2
     bootstrap = f"127.0.0.1:{broker_port}"
     target = f"127.0.0.1:{receiver_port}"
+    if args.transport != "grpc":
+        target = f"127.0.0.1:{args.base_port + 3}"
     speed = speed_index()
     workdir = Path(tempfile.mkdtemp(prefix="otlp-feedback-e2e-"))
     with ExitStack() as stack:
@@ -193,7 +198,14 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         ]
         pids = [r["proc"].pid for r in receivers]
         # Warm-up: topic metadata, producer connections, interpreter caches.
-        run(target, procs=1, concurrency=2, duration_s=3, requests=4 * args.receiver_procs)
+        run(
+            target,
+            procs=1,
+            concurrency=2,
+            duration_s=3,
+            requests=4 * args.receiver_procs,
+            transport=args.transport,
+        )
         time.sleep(1.0)  # let librdkafka write a statistics snapshot after the warm-up
         stats_before = read_stats([r["stats_file"] for r in receivers])
         kafka_before = events_in_kafka(bootstrap)
@@ -207,6 +219,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             concurrency=args.concurrency,
             duration_s=args.duration,
             records=args.records,
+            transport=args.transport,
         )
 
         cpu = sum(cpu_seconds(p) for p in pids) - cpu_before
@@ -232,6 +245,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         "linger_ms": args.linger_ms,
         "encoder": "fastavro" if args.fastavro else "compiled",
         "path": "python" if args.python_path else "native",
+        "transport": args.transport,
         **result.summary(),
         "events_in_kafka": delivered,
         "events_per_s_in_kafka": round(delivered / elapsed, 1) if elapsed else 0.0,
@@ -269,6 +283,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fastavro", action="store_true", help="receivers use fastavro")
     parser.add_argument(
         "--python-path", action="store_true", help="receivers run without the native fast path"
+    )
+    parser.add_argument(
+        "--transport",
+        default="grpc",
+        choices=["grpc", "http", "http-json"],
+        help="OTLP/gRPC, or OTLP/HTTP with protobuf or JSON bodies",
     )
     parser.add_argument("--base-port", type=int, default=18200)
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")

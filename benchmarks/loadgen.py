@@ -1,9 +1,11 @@
-"""Load generator for the OTLP/gRPC logs Export RPC.
+"""Load generator for OTLP logs Export: over gRPC (the default) or OTLP/HTTP (``--transport``).
 
 Builds a few realistic ``ExportLogsServiceRequest``s of feedback log records (all five event
 types, with the attributes real senders put on them), serialises them to bytes once, then runs
 ``--procs`` processes with ``--concurrency`` threads each, every thread keeping one blocking
-Export call in flight over a raw bytes channel. The run is bounded by ``--duration`` and, if
+Export call in flight over a raw bytes channel (``http``: one keep-alive ``http.client``
+connection per thread, ``POST /v1/logs`` with ``application/x-protobuf``; ``http-json``: the
+same requests as OTLP/JSON, encoded once up front). The run is bounded by ``--duration`` and, if
 given, ``--requests``; every call has a deadline. Prints requests, records, errors by status
 code, throughput and Export latency p50/p99.
 
@@ -14,6 +16,8 @@ Run: ``.venv/bin/python benchmarks/loadgen.py --target 127.0.0.1:18202 --duratio
 from __future__ import annotations
 
 import argparse
+import base64
+import http.client
 import json
 import multiprocessing as mp
 import random
@@ -24,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import grpc
+from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
     ExportLogsServiceResponse,
@@ -178,9 +183,54 @@ def build_request(records: int, seed: int, now_ns: int | None = None) -> ExportL
     )
 
 
-def build_payloads(count: int, records: int) -> list[bytes]:
-    """``count`` distinct serialised requests (different seeds, so event ids differ)."""
-    return [build_request(records, seed).SerializeToString() for seed in range(count)]
+def build_payloads(count: int, records: int, transport: str = "grpc") -> list[bytes]:
+    """``count`` distinct serialised requests (different seeds, so event ids differ), as
+    protobuf, or as OTLP/JSON (hex ids) for ``http-json``."""
+    requests = [build_request(records, seed) for seed in range(count)]
+    if transport != "http-json":
+        return [r.SerializeToString() for r in requests]
+    return [_otlp_json(r) for r in requests]
+
+
+def _otlp_json(request: ExportLogsServiceRequest) -> bytes:
+    data = json_format.MessageToDict(request)
+    for resource in data.get("resourceLogs", []):
+        for scope in resource.get("scopeLogs", []):
+            for record in scope.get("logRecords", []):
+                for key in ("traceId", "spanId"):
+                    if key in record:
+                        record[key] = base64.b64decode(record[key]).hex()
+    return json.dumps(data).encode()
+
+
+class _HttpExport:
+    """``POST /v1/logs`` on one keep-alive connection; raises ``_HttpError`` on a non-200."""
+
+    def __init__(self, target: str, content_type: str, timeout: float) -> None:
+        host, _, port = target.rpartition(":")
+        self._connection = http.client.HTTPConnection(host, int(port), timeout=timeout)
+        self._headers = {"Content-Type": content_type}
+        self._json = content_type == "application/json"
+
+    def __call__(self, payload: bytes) -> int:
+        """The rejected records of the response's partial_success."""
+        try:
+            self._connection.request("POST", "/v1/logs", payload, self._headers)
+            response = self._connection.getresponse()
+            body = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            self._connection.close()
+            raise _HttpError(type(exc).__name__) from exc
+        if response.status != 200:
+            raise _HttpError(str(response.status))
+        if self._json:
+            partial = json.loads(body).get("partialSuccess", {})
+            return int(partial.get("rejectedLogRecords", 0))
+        return ExportLogsServiceResponse.FromString(body).partial_success.rejected_log_records
+
+
+class _HttpError(Exception):
+    pass
 
 
 @dataclass
@@ -232,6 +282,7 @@ def _worker(
     max_requests: int | None,
     call_timeout_s: float,
     out: Any,
+    transport: str = "grpc",
 ) -> None:
     """One load process: ``concurrency`` threads, each with one call in flight."""
     channel = grpc.insecure_channel(
@@ -242,6 +293,7 @@ def _worker(
         request_serializer=None,
         response_deserializer=ExportLogsServiceResponse.FromString,
     )
+    content_type = "application/json" if transport == "http-json" else "application/x-protobuf"
     lock = threading.Lock()
     result = LoadResult()
     budget = [max_requests]
@@ -258,20 +310,28 @@ def _worker(
     def loop(index: int) -> None:
         mine = LoadResult()
         n = index
+        post = _HttpExport(target, content_type, call_timeout_s) if transport != "grpc" else None
         while time.time() < deadline_wall and take():
             payload = payloads[n % len(payloads)]
             n += concurrency
             started = time.perf_counter()
             try:
-                response = export(payload, timeout=call_timeout_s)
+                if post is not None:
+                    rejected = post(payload)
+                else:
+                    response = export(payload, timeout=call_timeout_s)
+                    rejected = response.partial_success.rejected_log_records
             except grpc.RpcError as exc:
                 code = exc.code().name if exc.code() else "UNKNOWN"
                 mine.errors[code] = mine.errors.get(code, 0) + 1
                 continue
+            except _HttpError as exc:
+                mine.errors[f"HTTP {exc}"] = mine.errors.get(f"HTTP {exc}", 0) + 1
+                continue
             mine.latencies_s.append(time.perf_counter() - started)
             mine.requests += 1
             mine.records += records_per_request
-            mine.rejected_records += response.partial_success.rejected_log_records
+            mine.rejected_records += rejected
         with lock:
             result.merge(mine)
 
@@ -298,11 +358,13 @@ def run(
     distinct_payloads: int = 8,
     call_timeout_s: float = 30.0,
     wait_ready_s: float = 10.0,
+    transport: str = "grpc",
 ) -> LoadResult:
-    """Drive ``target`` and return the merged result. Bounded: ends within
-    ``duration_s + call_timeout_s`` (plus process start-up)."""
-    payloads = build_payloads(distinct_payloads, records)
-    grpc.channel_ready_future(grpc.insecure_channel(target)).result(timeout=wait_ready_s)
+    """Drive ``target`` (gRPC, or OTLP/HTTP: ``http`` protobuf, ``http-json``) and return the
+    merged result. Bounded: ends within ``duration_s + call_timeout_s`` (plus start-up)."""
+    payloads = build_payloads(distinct_payloads, records, transport)
+    if transport == "grpc":
+        grpc.channel_ready_future(grpc.insecure_channel(target)).result(timeout=wait_ready_s)
     ctx = mp.get_context("spawn")  # gRPC does not survive fork
     queue = ctx.Queue()
     per_proc = None if requests is None else -(-requests // procs)
@@ -319,6 +381,7 @@ def run(
                 per_proc,
                 call_timeout_s,
                 queue,
+                transport,
             ),
             daemon=True,
         )
@@ -353,6 +416,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=None, help="stop after this many")
     parser.add_argument("--records", type=int, default=512, help="log records per request")
     parser.add_argument("--payloads", type=int, default=8, help="distinct requests to rotate")
+    parser.add_argument("--transport", default="grpc", choices=["grpc", "http", "http-json"])
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = parser.parse_args(argv)
     result = run(
@@ -363,6 +427,7 @@ def main(argv: list[str] | None = None) -> None:
         requests=args.requests,
         records=args.records,
         distinct_payloads=args.payloads,
+        transport=args.transport,
     )
     summary = result.summary()
     if args.json:

@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--partitions", type=int, default=12)
     parser.add_argument("--linger-ms", type=float, default=None, help="default: the config's")
     parser.add_argument("--workers", type=int, default=16, help="gRPC worker threads")
+    parser.add_argument("--http-port", type=int, default=0, help="OTLP/HTTP port; 0: off")
     parser.add_argument("--metrics-port", type=int, default=18203, help="/metrics; 0: off")
     parser.add_argument("--stats-file", type=Path, default=None)
     parser.add_argument("--spool-dir", type=Path, default=None, help="default: a temp folder")
@@ -75,6 +76,11 @@ def main(argv: list[str] | None = None) -> None:
             "endpoint": f"127.0.0.1:{args.port}",
             "max_workers": args.workers,
             "native_fast_path": not args.python_path,
+            "http": {
+                "enabled": args.http_port != 0,
+                "endpoint": f"127.0.0.1:{args.http_port}",
+                "max_workers": args.workers,
+            },
         },
         kafka=kafka,
         spool={"directory": spool_dir},

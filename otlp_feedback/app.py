@@ -1,4 +1,5 @@
-"""Assemble a running receiver from settings: registry client + sinks + pipeline + gRPC server.
+"""Assemble a running receiver from settings: registry client + sinks + pipeline + the OTLP/gRPC
+and OTLP/HTTP servers (one pipeline, one guard behind both).
 
 The sink chain is Kafka behind a ``FailoverSink`` (circuit breaker, in-flight budget and, when
 ``spool.enabled``, the disk spool). ``FeedbackApp`` is what ``otlp-feedback serve``/``dev`` run
@@ -24,6 +25,7 @@ from otlp_feedback.observability.metrics import Telemetry
 from otlp_feedback.pipeline import Pipeline
 from otlp_feedback.receiver import GrpcReceiver
 from otlp_feedback.receiver.guard import RequestGuard
+from otlp_feedback.receiver.http import HttpReceiver
 from otlp_feedback.registry.client import ConfluentRegistry, SchemaRegistry
 from otlp_feedback.sinks.base import Sink
 from otlp_feedback.sinks.failover import FailoverSink
@@ -33,9 +35,11 @@ from otlp_feedback.sinks.spool import Spool
 log = logging.getLogger(__name__)
 
 # What can change while serving; the rest (sockets, producer, spool, schemas) is set up once
-# and needs a restart. A receiver that can take some of its settings live names their key
-# prefixes in ``reloadable_keys`` and applies them in ``reload(settings)``.
-_RELOADABLE = ("log_level", "redaction")
+# and needs a restart. ``auth`` and ``rate_limit`` make a new guard, given to both ports. A
+# receiver that can take some of its settings live names their key prefixes in
+# ``reloadable_keys`` and applies them in ``reload(settings)``.
+_GUARDED = ("auth", "rate_limit")
+_RELOADABLE = ("log_level", "redaction", *_GUARDED)
 
 
 class FeedbackApp:
@@ -49,7 +53,9 @@ class FeedbackApp:
     ) -> None:
         self.settings = settings
         self.telemetry = Telemetry()
-        guard = RequestGuard.from_settings(settings, self.telemetry)  # ConfigError: bad key file
+        # One guard behind both ports (same credentials, same rate-limit buckets), replaced
+        # whole on a reload. ConfigError: a key file that cannot be used.
+        self.guard = RequestGuard.from_settings(settings, self.telemetry)
         self.registry = registry or ConfluentRegistry(settings.registry.client_config())
         self.kafka: KafkaSink | None = None
         self.failover: FailoverSink | None = None
@@ -68,8 +74,18 @@ class FeedbackApp:
             settings.validation.max_rejection_messages,
             self.telemetry,
             tls=settings.tls,
-            guard=guard,
+            guard=self.guard,
         )
+        self.otlp_http: HttpReceiver | None = None
+        if settings.receiver.http.enabled:
+            self.otlp_http = HttpReceiver(
+                settings.receiver,
+                self.pipeline,
+                settings.validation.max_rejection_messages,
+                self.telemetry,
+                tls=settings.tls,
+                guard=self.guard,
+            )
         self.http: BackgroundHttpServer | None = None
 
     @property
@@ -78,16 +94,27 @@ class FeedbackApp:
             raise RuntimeError("not started")
         return self.receiver.port
 
+    @property
+    def http_port(self) -> int:
+        """The OTLP/HTTP port. Raises ``RuntimeError`` before start or when it is disabled."""
+        if self.otlp_http is None or self.otlp_http.port is None:
+            raise RuntimeError("OTLP/HTTP is not serving")
+        return self.otlp_http.port
+
     def start(self) -> None:
-        """Resolve schemas, open the spool, start Kafka, then open the port."""
+        """Resolve schemas, open the spool, start Kafka, then open the ports."""
         self.pipeline.start()
         try:
             obs = self.settings.observability
             if obs.enabled:
                 self._start_http(*obs.host_port)
             self.receiver.start()
+            if self.otlp_http is not None:
+                self.otlp_http.start()
         except BaseException:
-            self.pipeline.shutdown(1.0)
+            if self.otlp_http is not None:
+                self.otlp_http.shutdown(1.0)
+            self.receiver.shutdown(1.0)  # also shuts the pipeline down; safe before start
             if self.http is not None:
                 self.http.shutdown(1.0)
             raise
@@ -130,8 +157,19 @@ class FeedbackApp:
             log.warning("config reload: needs a restart, not applied: %s", ", ".join(restart))
         applied = [*ours, *theirs]
         effective = _take(self.settings, new, applied) if applied else self.settings
+        # What may refuse (ConfigError) goes first, before anything has changed.
+        guard = (
+            RequestGuard.from_settings(effective, self.telemetry)
+            if any(_under(k, _GUARDED) for k in ours)
+            else None
+        )
         if theirs and receiver_reload is not None:
-            receiver_reload(effective)  # first: it may refuse (ConfigError) before anything changed
+            receiver_reload(effective)
+        if guard is not None:
+            self.guard = guard
+            self.receiver.set_guard(guard)
+            if self.otlp_http is not None:
+                self.otlp_http.set_guard(guard)
         if any(_under(k, ("redaction",)) for k in ours):
             self.pipeline.set_redaction(effective.redaction)
         if "log_level" in ours:
@@ -144,7 +182,13 @@ class FeedbackApp:
         return applied
 
     def shutdown(self, grace: float = 10.0) -> None:
-        """Health NOT_SERVING, finish in-flight RPCs, flush Kafka, keep the rest spooled."""
+        """Health NOT_SERVING, finish in-flight requests, flush Kafka, keep the rest spooled.
+
+        The HTTP port closes and drains first, then the gRPC port, whose shutdown flushes the
+        pipeline: no request on either port is still running when the pipeline shuts down.
+        """
+        if self.otlp_http is not None:
+            self.otlp_http.shutdown(grace)
         self.receiver.shutdown(grace)  # also shuts the pipeline and its sinks down
         if self.http is not None:
             self.http.shutdown(2.0)

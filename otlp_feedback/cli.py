@@ -295,7 +295,8 @@ def _dev(args: argparse.Namespace) -> int:
         registry.start()
         app.start()
         settle_process_heap()
-        _print_banner(settings, app.port)
+        http_port = app.otlp_http.port if app.otlp_http is not None else None
+        _print_banner(settings, app.port, http_port)
         _wait_for_signal()
     finally:
         app.shutdown()
@@ -304,21 +305,40 @@ def _dev(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_banner(settings: Settings, port: int) -> None:
+def _print_banner(settings: Settings, port: int, http_port: int | None = None) -> None:
     scheme = "https" if settings.tls.enabled else "http"
     headers = (
         "  export OTEL_EXPORTER_OTLP_HEADERS=authorization=Bearer%20<your token>\n"
         if settings.auth.mode != "none"
         else ""
     )
+    http_line = (
+        f"  OTLP/HTTP receiver : {settings.receiver.http.endpoint} (port {http_port})\n"
+        if http_port is not None
+        else ""
+    )
+    bearer = ' -H "Authorization: Bearer <your token>"' if settings.auth.mode != "none" else ""
+    http_sdk = (
+        "or, over OTLP/HTTP (protobuf; http/json works too):\n"
+        f"  export OTEL_EXPORTER_OTLP_ENDPOINT={scheme}://127.0.0.1:{http_port}\n"
+        "  export OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf\n"
+        "Or send typed events as plain JSON (the events API, no SDK needed):\n"
+        f"  curl -sS -X POST {scheme}://127.0.0.1:{http_port}/api/v1/events{bearer} "
+        "-H 'Content-Type: application/json' "
+        """-d '{"event_type": "user_feedback", "session_id": "s-1", "thumbs": "up"}'\n"""
+        if http_port is not None
+        else ""
+    )
     print(
         "\notlp-feedback dev is running\n"
         f"  OTLP/gRPC receiver : {settings.receiver.endpoint} (port {port})\n"
+        f"{http_line}"
         f"  Kafka (Tansu)      : {settings.kafka.bootstrap_servers}\n"
         f"  schema registry    : {settings.registry.url}\n\n"
         "Point an OpenTelemetry SDK at it:\n"
         f"  export OTEL_EXPORTER_OTLP_ENDPOINT={scheme}://127.0.0.1:{port}\n"
         "  export OTEL_EXPORTER_OTLP_PROTOCOL=grpc\n"
+        f"{http_sdk}"
         f"{headers}"
         "Watch events arrive: otlp-feedback tail --from-beginning\n"
         "Stop with Ctrl-C.\n",

@@ -36,8 +36,41 @@ class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class HttpReceiverConfig(_Section):
+    """The OTLP/HTTP server (``receiver/http.py``); size limit, TLS and auth as for gRPC.
+
+    The default endpoint binds every interface, as ``receiver.endpoint``'s ``0.0.0.0:4317``
+    does: both doors are reachable from the same places (a container's published ports, a pod
+    IP); narrow them together."""
+
+    enabled: bool = True
+    endpoint: str = Field(
+        "0.0.0.0:4318",
+        description="host:port (4318 is OTLP/HTTP's port); port 0 picks a free one.",
+    )
+    max_workers: int = Field(
+        16, ge=1, le=1024, description="Threads running exports (decode, pipeline, Kafka wait)."
+    )
+    max_concurrent_requests: int = Field(
+        64, ge=1, description="Requests in progress at once; beyond it 429 with Retry-After."
+    )
+
+    @field_validator("endpoint")
+    @classmethod
+    def _host_port(cls, endpoint: str) -> str:
+        _, sep, port = endpoint.rpartition(":")
+        if not sep or not port.isdigit() or int(port) > 65535:
+            raise ValueError(f"{endpoint!r} is not host:port")
+        return endpoint
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.endpoint.rpartition(":")
+        return host.strip("[]") or "0.0.0.0", int(port)
+
+
 class ReceiverConfig(_Section):
-    """The OTLP/gRPC server."""
+    """The OTLP/gRPC server, and (``http``) the OTLP/HTTP one."""
 
     endpoint: str = "0.0.0.0:4317"
     max_recv_msg_size_mib: float = Field(16.0, gt=0, le=1024)
@@ -54,6 +87,7 @@ class ReceiverConfig(_Section):
         description="Map, validate and encode log records in C where the result is provably "
         "the Python path's (otlp_feedback.native); off: Python for everything.",
     )
+    http: HttpReceiverConfig = HttpReceiverConfig()
 
     @property
     def max_recv_msg_bytes(self) -> int:

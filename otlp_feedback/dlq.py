@@ -21,6 +21,8 @@ from confluent_kafka import Consumer, Message, TopicPartition
 from otlp_feedback.config import Settings
 from otlp_feedback.encoding.dead_letter import from_value
 from otlp_feedback.errors import ConfigError, InvalidRequest
+from otlp_feedback.mapping import events_api
+from otlp_feedback.mapping.events_api import CARRIER
 from otlp_feedback.mapping.records import RawFeedback, raw_from_source
 from otlp_feedback.pipeline import Pipeline
 from otlp_feedback.registry.client import ConfluentRegistry
@@ -107,7 +109,9 @@ def _replay_batch(pipeline: Pipeline, batch: list[Message], report: ReplayReport
             log.warning("skipping unreadable dead letter at offset %d: %s", msg.offset(), exc)
             report.unreadable += 1
             continue
-        feedback.append(raw_from_source(letter.source, letter.location, letter.event_id))
+        # Each door's records are mapped again by that door's mapping.
+        remap = events_api.raw_from_source if letter.source.carrier == CARRIER else raw_from_source
+        feedback.append(remap(letter.source, letter.location, letter.event_id))
     outcome = pipeline.export_events(feedback)
     report.replayed += outcome.accepted
     report.still_failing += outcome.rejected

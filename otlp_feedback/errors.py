@@ -13,6 +13,7 @@
     │   └── RegistryUnavailable          the schema registry did not answer
     └── PermanentError                   retrying the same input will fail the same way
         ├── InvalidRequest               the OTLP request itself cannot be used
+        │   └── UnsupportedMediaType     OTLP/HTTP: a content type or encoding we do not speak
         ├── RequestTooLarge              over the configured size
         ├── SchemaError                  the registry refused a schema
         ├── EncodingError                an event could not be encoded (a bug or a schema drift)
@@ -25,7 +26,8 @@
             │                            or a body the writer schema cannot decode
             └── UnknownSchemaId          the frame names a schema id the registry does not have
 
-``receiver/status.py`` is the one place that turns these into gRPC status codes. Third-party
+``receiver/status.py`` is the one place that turns these into gRPC status codes and HTTP
+statuses (one table, a column for each transport). Third-party
 exceptions are wrapped at the boundary with ``raise ... from exc``. ``UnreadableRecord`` and its
 subclasses are raised by ``consumer`` (the read side), never by the receiver.
 """
@@ -80,6 +82,11 @@ class PermanentError(OtlpFeedbackError):
 
 class InvalidRequest(PermanentError):
     """The OTLP request cannot be decoded or used at all."""
+
+
+class UnsupportedMediaType(InvalidRequest):
+    """OTLP/HTTP only: a ``Content-Type`` or ``Content-Encoding`` the receiver does not speak
+    (HTTP 415; INVALID_ARGUMENT in the gRPC column, which never raises it)."""
 
 
 class RequestTooLarge(PermanentError):

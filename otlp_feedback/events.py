@@ -30,7 +30,11 @@ EventType = Literal[
     "system_health",
     "experiment_result",
 ]
-Carrier = Literal["log_record", "span_event", "genai_span"]
+# How an event arrived: an OTLP log record, span event or GenAI span, or the events API's JSON.
+# An Avro string, so a new carrier needs no new schema version. The field's doc lists the
+# carriers of its schema's release (released versions are never edited, not even a doc:
+# test_schema_alignment); each type's next version names events_api there too.
+Carrier = Literal["log_record", "span_event", "genai_span", "events_api"]
 
 UnitInterval = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 NonNegFloat = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]

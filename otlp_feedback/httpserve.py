@@ -1,15 +1,18 @@
-"""Serve an ASGI app with uvicorn on a background thread (registry, metrics and health).
+"""Serve an ASGI app with uvicorn on a background thread (registry, metrics and health, OTLP/HTTP).
 
 The listening socket is bound here, before uvicorn starts, so ``port=0`` picks a free port with
 no window in which another process could take it, and ``url`` is known before ``start`` returns.
 Lifecycle: ``start`` returns once connections are accepted; ``shutdown`` is idempotent and safe
 before ``start``; usable as a context manager. Not restartable: make a new instance.
+``ssl`` serves TLS with the caller's context (which may swap certificates per handshake);
+``reuse_port`` lets several processes share the port (SO_REUSEPORT), as the gRPC port does.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+import ssl as ssl_module
 import threading
 from types import TracebackType
 from typing import Any, Self
@@ -37,8 +40,19 @@ class _Server(uvicorn.Server):
 class BackgroundHttpServer:
     """One ASGI app on ``host:port`` in a daemon thread named ``name``."""
 
-    def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0, name: str) -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        name: str,
+        ssl: ssl_module.SSLContext | None = None,
+        reuse_port: bool = False,
+    ) -> None:
         self._app = app
+        self._ssl = ssl
+        self._reuse_port = reuse_port
         self._host = host
         self._port = port
         self._name = name
@@ -62,7 +76,7 @@ class BackgroundHttpServer:
         with self._lock:
             if self._thread is not None or self._stopped:
                 raise RuntimeError(f"{self._name} cannot be started twice")
-            sock = _bind(self._host, self._port)
+            sock = _bind(self._host, self._port, self._reuse_port)
             port = sock.getsockname()[1]
             try:
                 config = uvicorn.Config(
@@ -71,6 +85,7 @@ class BackgroundHttpServer:
                     log_level="warning",
                     access_log=False,
                     lifespan="on",
+                    ssl_context_factory=None if self._ssl is None else self._ssl_context,
                 )
                 started = threading.Event()
                 server = self._server = _Server(config, started)
@@ -85,7 +100,11 @@ class BackgroundHttpServer:
             self.shutdown(timeout=1.0)
             raise RuntimeError(f"{self._name} failed to start within {timeout}s") from self._failure
         host = f"[{self._host}]" if ":" in self._host else self._host
-        self._url = f"http://{host}:{port}"
+        self._url = f"{'https' if self._ssl else 'http'}://{host}:{port}"
+
+    def _ssl_context(self, config: uvicorn.Config, default: Any) -> ssl_module.SSLContext:
+        assert self._ssl is not None
+        return self._ssl
 
     def _run(self, sock: socket.socket) -> None:
         assert self._server is not None
@@ -124,13 +143,15 @@ class BackgroundHttpServer:
         self.shutdown()
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def _bind(host: str, port: int, reuse_port: bool = False) -> socket.socket:
     family, kind, proto, _, address = socket.getaddrinfo(
         host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )[0]
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
         sock.listen(128)
     except BaseException:

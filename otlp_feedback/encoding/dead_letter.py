@@ -7,7 +7,9 @@ was refused. Headers: ``reason``, ``carrier``, ``source_service``, ``event_type`
 (``{"$bytes": base64}``, ``{"$float": "nan"}``) so the value is strict JSON.
 
 What redaction covers (the string body, attributes the scrubbed fields are read from or whose
-key matches ``redaction.attribute_keys``) is scrubbed, as its event would have been.
+key matches ``redaction.attribute_keys``) is scrubbed, as its event would have been. An events
+API record (carrier ``events_api``) is the event's JSON object as sent: its fields are
+scrubbed by name (``comment``), and the entries of its ``attributes`` map by their own keys.
 
 A letter always fits ``kafka.message_max_bytes``: a string value longer than the letter's cap
 (``MAX_VALUE_CHARS``, then smaller caps until the letter fits) is cut by the cut rule
@@ -33,6 +35,7 @@ from otlp_feedback.errors import InvalidRequest
 from otlp_feedback.events import EVENT_TYPES
 from otlp_feedback.mapping.attributes import AttrValue
 from otlp_feedback.mapping.convention import SERVICE_KEY
+from otlp_feedback.mapping.events_api import CARRIER as EVENTS_API
 from otlp_feedback.mapping.records import SourceRecord
 from otlp_feedback.validation.redaction import Redactor, cut_text
 
@@ -41,6 +44,7 @@ MAX_VALUE_CHARS = 16_384  # per string value kept in a letter, unless it must be
 # Smaller caps tried, in order, when a letter does not fit at MAX_VALUE_CHARS.
 _FIT_CAPS = (MAX_VALUE_CHARS, 4096, 1024, 256, 64)
 _MAX_REASON_HEADER = 1000
+EVENT_ATTRIBUTES = "attributes"
 _MAX_SERVICE_HEADER = 256
 # Kafka's per-record framing (lengths, varints, timestamps) beyond key, value and headers.
 _RECORD_FRAMING_BYTES = 128
@@ -117,6 +121,13 @@ def _body(
             return {}
         return {k: _tag(v, cap, redactor.letter_scrubber(k)) for k, v in values.items()}
 
+    record = attributes(src.record_attributes)
+    sent_attributes = src.record_attributes.get(EVENT_ATTRIBUTES)
+    if keep_attributes and src.carrier == EVENTS_API and isinstance(sent_attributes, dict):
+        # An events API record is the event's JSON: its ``attributes`` map nests the keys an
+        # OTLP record has at the top, and each is scrubbed by its own key, as in the event.
+        record[EVENT_ATTRIBUTES] = attributes(sent_attributes)
+
     body = src.body_text
     return {
         "format": FORMAT_VERSION,
@@ -126,7 +137,7 @@ def _body(
         "event_name": cut_text(src.event_name, cap),
         "event_type": src.event_type,
         "carrier": src.carrier,
-        "attributes": attributes(src.record_attributes),
+        "attributes": record,
         "span_attributes": attributes(src.span_attributes),
         "resource_attributes": attributes(src.resource_attributes),
         "body": None if body is None else _tag(body, cap, redactor.letter_scrubber(None)),

@@ -26,6 +26,8 @@ def readiness_problems(app: FeedbackApp) -> list[str]:
     problems = []
     if not app.receiver.serving:
         problems.append("receiver is not serving")
+    if app.otlp_http is not None and not app.otlp_http.serving:
+        problems.append("OTLP/HTTP receiver is not serving")
     if not app.pipeline.started:
         problems.append("schema ids are not resolved")
     failover = app.failover

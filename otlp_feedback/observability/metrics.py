@@ -3,7 +3,8 @@
 Who reports what (each component receives the ``Telemetry`` at construction; built without one,
 it counts into a private, throwaway one, which is what unit tests of a lone component get):
 
-- the receiver: export latency and status codes, feedback records per request, rate limits;
+- the receivers: export latency and status codes (by ``transport``: grpc or http), feedback
+  records per request, rate limits;
 - the pipeline: once per request, ``count_request(outcome)`` (received, accepted, rejected,
   redacted, ignored, native/deferred, dead-lettered), plus delivery and dead-letter failures;
 - the Kafka sink: once per batch, records published by topic, failures by kind, publish latency
@@ -206,15 +207,17 @@ class Telemetry:
         self.registry = CollectorRegistry(auto_describe=True)
         self.export_seconds = Histogram(
             "otlp_feedback_export_duration_seconds",
-            "Time to answer an Export RPC (ingestion latency), by signal.",
-            ["signal"],
+            "Time to answer an Export request (ingestion latency), by signal and transport "
+            "(grpc, http).",
+            ["signal", "transport"],
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
         self.export_responses = PromCounter(
             "otlp_feedback_export_responses",
-            "Export RPCs answered, by signal and gRPC status code.",
-            ["signal", "code"],
+            "Export requests answered, by signal, gRPC status code (OTLP/HTTP answers are "
+            "counted by the code of the same status-table row) and transport (grpc, http).",
+            ["signal", "code", "transport"],
             registry=self.registry,
         )
         self.feedback_per_request = Histogram(

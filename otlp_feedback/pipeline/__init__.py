@@ -15,7 +15,7 @@ Every receiver calls ``Pipeline.export(signal, payload, client_id, admission)``;
 that arrive already mapped call ``Pipeline.export_events``.
 """
 
-from otlp_feedback.pipeline.admission import Admission
+from otlp_feedback.pipeline.admission import Admission, check_count
 from otlp_feedback.pipeline.facade import Pipeline
 from otlp_feedback.pipeline.ingest import Batch, Signal, decode
 from otlp_feedback.pipeline.outcome import ExportOutcome, PipelineStats
@@ -29,6 +29,7 @@ __all__ = [
     "PipelineStats",
     "RedactionRules",
     "Signal",
+    "check_count",
     "decode",
     "subject_for",
 ]

@@ -35,10 +35,18 @@ def admit(batch: Batch, max_per_request: int, admission: Admission | None) -> No
     """Refuse ``batch`` whole if it is over the per-request limit or ``admission`` refuses it.
     Raises ``RequestTooLarge`` or whatever ``admission`` raises."""
     count = len(batch)
+    check_count(count, max_per_request)
+    if admission is not None:
+        admission.admit(count)
+
+
+def check_count(count: int, max_per_request: int) -> None:
+    """The per-request limit alone. Raises ``RequestTooLarge`` when ``count`` is over it.
+
+    Also asked by a door that counts a request's items before mapping them (the events API:
+    items it refuses itself never reach the batch, and must not make an unbounded answer)."""
     if count > max_per_request:
         raise RequestTooLarge(
             f"request carries {count} feedback records, over the limit of "
             f"{max_per_request} (validation.max_feedback_per_request): send smaller batches"
         )
-    if admission is not None:
-        admission.admit(count)

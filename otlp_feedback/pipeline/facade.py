@@ -138,6 +138,11 @@ class Pipeline:
         return self._binding.encoder if self._binding is not None else None
 
     @property
+    def max_per_request(self) -> int:
+        """The per-request limit of feedback records (``validation.max_feedback_per_request``)."""
+        return self._max_per_request
+
+    @property
     def rules(self) -> RedactionRules:
         """The rule set the next request will use."""
         return self._rules

@@ -1,6 +1,7 @@
-"""Who is calling: bearer credentials in gRPC metadata -> a ``Principal`` (the client id).
+"""Who is calling: bearer credentials in gRPC metadata or HTTP headers -> a ``Principal``.
 
-Credentials arrive as ``authorization: Bearer <token>`` metadata, which is what OTel SDK exporters
+Credentials arrive as ``authorization: Bearer <token>`` (gRPC metadata, or the HTTP header on the
+OTLP/HTTP port and the events API), which is what OTel SDK exporters
 send with ``headers={"authorization": "Bearer <token>"}`` or
 ``OTEL_EXPORTER_OTLP_HEADERS=authorization=Bearer%20<token>``. Two kinds, chosen by ``auth.mode``:
 
@@ -46,15 +47,17 @@ def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def bearer_token(metadata: Iterable[tuple[str, str | bytes]]) -> str:
-    """The token of the one ``authorization: Bearer <token>`` entry. Raises ``Unauthenticated``."""
-    values = [value for key, value in metadata if key.lower() == "authorization"]
+def bearer_token(headers: Iterable[tuple[str, str | bytes]]) -> str:
+    """The token of the one ``authorization: Bearer <token>`` entry among ``headers`` (gRPC
+    metadata or HTTP headers). Raises ``Unauthenticated``."""
+    values = [value for key, value in headers if key.lower() == "authorization"]
     if not values:
         raise Unauthenticated(
-            "missing credentials: send gRPC metadata 'authorization: Bearer <token>'"
+            "missing credentials: send 'authorization: Bearer <token>' "
+            "(an HTTP header, or gRPC metadata)"
         )
     if len(values) > 1:
-        raise Unauthenticated("more than one authorization entry in the metadata")
+        raise Unauthenticated("more than one authorization header (or gRPC metadata entry)")
     value = values[0]
     text = value.decode(errors="replace") if isinstance(value, bytes) else value
     scheme, _, token = text.strip().partition(" ")
@@ -83,14 +86,14 @@ class Authenticator:
     def enabled(self) -> bool:
         return self.mode != "none"
 
-    def authenticate(self, metadata: Iterable[tuple[str, str | bytes]]) -> Principal | None:
+    def authenticate(self, headers: Iterable[tuple[str, str | bytes]]) -> Principal | None:
         """The caller, or None when ``auth.mode`` is ``none`` (everyone is let in).
 
         Raises ``Unauthenticated`` or ``PermissionDenied``.
         """
         if self.mode == "none":
             return None
-        token = bearer_token(metadata)
+        token = bearer_token(headers)
         if self._client_by_hash:
             # Looking up the digest (not the key) leaks nothing useful through timing: a caller
             # cannot steer the digest of what it sends towards a stored one.

@@ -1,7 +1,10 @@
-"""Admission control for the Export RPCs: authenticate, then rate-limit; audit every refusal.
+"""Admission control for both transports: authenticate, then rate-limit; audit every refusal.
 
-``ExportService`` calls ``RequestGuard.check(context, method)`` before it decodes a request
-(``Unauthenticated``/``PermissionDenied`` end the RPC there) and passes the ``Caller`` to the
+Each door (``ExportService`` for gRPC, ``receiver/http.py`` for OTLP/HTTP and the events API)
+calls ``RequestGuard.check(headers, peer, method)`` with what every transport has: the request's
+header pairs (gRPC metadata, HTTP headers; names lower-case, every entry kept) and the peer as
+gRPC spells it (``ipv4:1.2.3.4:5678``). It does so before it decodes a request
+(``Unauthenticated``/``PermissionDenied`` end the request there) and passes the ``Caller`` to the
 pipeline as the request's ``Admission`` (``pipeline.admission``): the pipeline's admission step
 calls ``Caller.admit`` once, with the number of feedback records the request carries, before
 validating them (``RateLimited`` refuses the request whole, with RetryInfo). Per-token event
@@ -15,10 +18,9 @@ configured clients. Thread-safe.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import unquote
-
-import grpc
 
 from otlp_feedback.config import AuthConfig, ClientRateLimit, Settings
 from otlp_feedback.errors import PermissionDenied, RateLimited, Unauthenticated
@@ -83,11 +85,11 @@ class RequestGuard:
         """No authentication and no rate limit (what ``auth.mode: none`` without limits does)."""
         return cls(Authenticator(AuthConfig()), None, AuditLog(), telemetry)
 
-    def check(self, context: grpc.ServicerContext, method: str) -> Caller:
-        """Authenticate the request. Raises ``Unauthenticated``/``PermissionDenied`` (audited)."""
-        peer = context.peer()
+    def check(self, headers: Iterable[tuple[str, str | bytes]], peer: str, method: str) -> Caller:
+        """Authenticate the request sent with ``headers`` from ``peer`` to ``method`` (an RPC
+        or an HTTP path). Raises ``Unauthenticated``/``PermissionDenied`` (audited)."""
         try:
-            principal = self.authenticator.authenticate(context.invocation_metadata())
+            principal = self.authenticator.authenticate(headers)
         except Unauthenticated as exc:
             self._audit.refused(
                 "unauthenticated", client=None, peer=peer, method=method, reason=str(exc)

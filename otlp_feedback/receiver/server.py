@@ -5,8 +5,9 @@ idempotent and safe before ``start``: health goes NOT_SERVING, new RPCs are refu
 RPCs get ``grace`` seconds to finish, then the pipeline is flushed and shut down.
 
 With ``tls`` the port speaks TLS only (mutual TLS with a client CA); rotated certificate files
-are picked up by new connections (``tls.py``). ``reload`` swaps the authentication and rate-limit
-settings live (API key rotation on SIGHUP); everything else needs a restart.
+are picked up by new connections (``tls.py``). ``set_guard`` swaps the authentication and
+rate-limit rules live (``FeedbackApp.reload`` on SIGHUP: API key rotation, the same new guard
+for both ports); everything else needs a restart.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from otlp_feedback.config import ReceiverConfig, Settings, TlsConfig
+from otlp_feedback.config import ReceiverConfig, TlsConfig
 from otlp_feedback.observability.metrics import Telemetry
 from otlp_feedback.pipeline import Pipeline
 from otlp_feedback.receiver.guard import RequestGuard
@@ -30,9 +31,6 @@ log = logging.getLogger(__name__)
 
 class GrpcReceiver:
     """The receiver. ``port`` is the bound port (useful with an endpoint ending in ``:0``)."""
-
-    # Settings ``reload`` applies live (``FeedbackApp.reload`` routes these keys here).
-    reloadable_keys = ("auth", "rate_limit")
 
     def __init__(
         self,
@@ -110,10 +108,15 @@ class GrpcReceiver:
                 "clear text. Enable tls unless a TLS proxy or sidecar terminates it."
             )
 
-    def reload(self, settings: Settings) -> None:
-        """Apply new ``auth`` and ``rate_limit`` settings to requests that start from now on
-        (rate-limit buckets start full). Raises ``ConfigError`` (the old settings stay)."""
-        self._service.guard = RequestGuard.from_settings(settings, self._telemetry)
+    @property
+    def guard(self) -> RequestGuard:
+        """The guard in force (``FeedbackApp`` gives both ports the same one)."""
+        return self._service.guard
+
+    def set_guard(self, guard: RequestGuard) -> None:
+        """Use ``guard`` (new ``auth``/``rate_limit`` settings; its buckets start full) for the
+        requests that start from now on; requests in flight keep the one they started with."""
+        self._service.guard = guard
         self._warn_if_open()
 
     @property

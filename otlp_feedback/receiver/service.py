@@ -11,9 +11,11 @@ rate limit).
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 import grpc
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
@@ -44,6 +46,43 @@ LOGS_METHOD = f"/{LOGS_SERVICE}/Export"
 TRACE_METHOD = f"/{TRACE_SERVICE}/Export"
 
 Handler = Callable[[bytes, grpc.ServicerContext], bytes]
+T = TypeVar("T")
+
+
+def export_response(
+    signal: Signal, outcome: ExportOutcome, max_messages: int
+) -> ExportLogsServiceResponse | ExportTraceServiceResponse:
+    """The Export*ServiceResponse for ``outcome``, whichever transport carries it: empty when
+    everything was taken, else partial_success with the count and the first problems."""
+    response: ExportLogsServiceResponse | ExportTraceServiceResponse
+    if signal == "logs":
+        response = ExportLogsServiceResponse()
+        if outcome.rejected:
+            response.partial_success.rejected_log_records = outcome.rejected
+    else:
+        response = ExportTraceServiceResponse()
+        if outcome.rejected:
+            # OTLP counts spans; we count the rejected feedback carriers (span events or spans).
+            response.partial_success.rejected_spans = outcome.rejected
+    if outcome.rejected:
+        response.partial_success.error_message = outcome.message(max_messages)
+    return response
+
+
+def run_export(fn: Callable[[bytes], T], payload: bytes) -> T:
+    """Run one export, whichever transport: our errors pass through (logged unless expected);
+    anything else is a bug, logged and raised as ``InternalError`` (the server keeps serving,
+    the client is told it was us and may retry)."""
+    try:
+        return fn(payload)
+    except OtlpFeedbackError as exc:
+        # Rate limits are audited by the guard; both may come in floods from one client.
+        if not isinstance(exc, RateLimited | InvalidRequest):
+            log.warning("export failed: %s", exc)
+        raise
+    except Exception as exc:
+        log.exception("unexpected error in export")
+        raise InternalError(f"internal error: {type(exc).__name__}: {exc}") from exc
 
 
 class ExportService:
@@ -64,20 +103,11 @@ class ExportService:
 
     def export_logs(self, payload: bytes, context: grpc.ServicerContext) -> bytes:
         outcome = self._export("logs", LOGS_METHOD, payload, context)
-        response = ExportLogsServiceResponse()
-        if outcome.rejected:
-            response.partial_success.rejected_log_records = outcome.rejected
-            response.partial_success.error_message = outcome.message(self._max_messages)
-        return response.SerializeToString()
+        return export_response("logs", outcome, self._max_messages).SerializeToString()
 
     def export_traces(self, payload: bytes, context: grpc.ServicerContext) -> bytes:
         outcome = self._export("traces", TRACE_METHOD, payload, context)
-        response = ExportTraceServiceResponse()
-        if outcome.rejected:
-            # OTLP counts spans; we count the rejected feedback carriers (span events or spans).
-            response.partial_success.rejected_spans = outcome.rejected
-            response.partial_success.error_message = outcome.message(self._max_messages)
-        return response.SerializeToString()
+        return export_response("traces", outcome, self._max_messages).SerializeToString()
 
     def _export(
         self, signal: Signal, method: str, payload: bytes, context: grpc.ServicerContext
@@ -85,22 +115,18 @@ class ExportService:
         """Authenticate, then run the pipeline as the caller: what both RPCs share."""
         caller = self._authenticate(context, method)
         try:
-            outcome = self._pipeline.export(signal, payload, caller.client_id, caller)
+            as_caller = functools.partial(
+                self._pipeline.export, signal, client_id=caller.client_id, admission=caller
+            )
+            outcome = run_export(as_caller, payload)
         except OtlpFeedbackError as exc:
-            # Rate limits are audited by the guard; both may come in floods from one client.
-            if not isinstance(exc, RateLimited | InvalidRequest):
-                log.warning("export failed: %s", exc)
             status.abort(context, exc)
-        except Exception as exc:
-            # A bug, not bad input: keep serving, tell the client it was us (and it may retry).
-            log.exception("unexpected error in export")
-            status.abort(context, InternalError(f"internal error: {type(exc).__name__}: {exc}"))
         self._telemetry.feedback_per_request.observe(outcome.accepted + outcome.rejected)
         return outcome
 
     def _authenticate(self, context: grpc.ServicerContext, method: str) -> Caller:
         try:
-            return self.guard.check(context, method)
+            return self.guard.check(context.invocation_metadata(), context.peer(), method)
         except (Unauthenticated, PermissionDenied) as exc:
             status.abort(context, exc)  # audited by the guard; the app log stays quiet
 
@@ -119,7 +145,7 @@ class ExportService:
 
     def _measured(self, signal: str, fn: Handler) -> Handler:
         """Time the RPC and count its status code (ingestion latency and error rate)."""
-        latency = self._telemetry.export_seconds.labels(signal)
+        latency = self._telemetry.export_seconds.labels(signal, "grpc")
         responses = self._telemetry.export_responses
 
         def handler(payload: bytes, context: grpc.ServicerContext) -> bytes:
@@ -133,6 +159,6 @@ class ExportService:
                 raise
             finally:
                 latency.observe(time.perf_counter() - started)
-                responses.labels(signal, code).inc()
+                responses.labels(signal, code, "grpc").inc()
 
         return handler

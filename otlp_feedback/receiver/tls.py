@@ -1,4 +1,4 @@
-"""Server TLS (optionally mutual) for the OTLP/gRPC port, with rotated certificates picked up live.
+"""Server TLS (optionally mutual) for the OTLP ports, with rotated certificates picked up live.
 
 ``server_credentials(tls)`` builds ``grpc.dynamic_ssl_server_credentials`` around a
 ``CertificateReloader``. gRPC calls the reloader before every new connection's handshake; it
@@ -9,12 +9,18 @@ logs once per change. Connections already open keep their session.
 
 With ``tls.client_ca_file`` every client must present a certificate signed by that CA (gRPC
 Python cannot ask for a client certificate without requiring it).
+
+The OTLP/HTTP port uses the same files, the same reloader and the same rule through
+``server_ssl_context``: an ``ssl.SSLContext`` whose handshake callback (``sni_callback``, which
+OpenSSL runs on every ClientHello, with or without SNI) asks the reloader whether the files
+changed and, if they did and the pair matches, moves the connection to a context built from them.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import ssl
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,6 +143,50 @@ def server_credentials(config: TlsConfig) -> tuple[grpc.ServerCredentials, Certi
         initial, reloader, require_client_authentication=config.client_ca_file is not None
     )
     return credentials, reloader
+
+
+def server_ssl_context(config: TlsConfig) -> tuple[ssl.SSLContext, CertificateReloader]:
+    """An ``SSLContext`` for the OTLP/HTTP port that follows certificate rotation, and the
+    reloader behind it (the gRPC port's rule: a changed, matching pair is served to new
+    connections; anything else keeps the current files, logged once).
+
+    Raises ``ConfigError`` if the files cannot be read or the key does not match.
+    """
+    assert config.cert_file is not None and config.key_file is not None  # config checks it
+    reloader = CertificateReloader(config.cert_file, config.key_file, config.client_ca_file)
+    reloader.load()
+    base = _ssl_context(config)
+    serving = [base]  # the context new connections get; replaced whole on a rotation
+
+    def on_hello(conn: ssl.SSLObject | ssl.SSLSocket, server_name: str | None, _: object) -> None:
+        # Never raises: an exception here fails the handshake of an innocent client.
+        if reloader() is not None:  # changed, and the new pair checked out
+            try:
+                serving[0] = _ssl_context(config)
+            except ConfigError as exc:  # rotated again between the check and the load
+                log.warning("keeping the current TLS certificate: %s", exc)
+        if serving[0] is not base:
+            conn.context = serving[0]
+
+    base.sni_callback = on_hello
+    return base, reloader
+
+
+def _ssl_context(config: TlsConfig) -> ssl.SSLContext:
+    assert config.cert_file is not None and config.key_file is not None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(config.cert_file, config.key_file)
+        if config.client_ca_file is not None:
+            context.load_verify_locations(cafile=config.client_ca_file)
+            context.verify_mode = ssl.CERT_REQUIRED
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"tls: cannot load {config.cert_file} / {config.key_file}: {exc}"
+        ) from exc
+    context.set_alpn_protocols(["http/1.1"])
+    return context
 
 
 def _read(path: Path, key: str) -> bytes:

@@ -1,4 +1,5 @@
-"""Run a receiver in-process on a free loopback port, with in-memory twins by default."""
+"""Run a receiver in-process on free loopback ports (gRPC and HTTP), with in-memory twins by
+default."""
 
 from __future__ import annotations
 
@@ -21,7 +22,11 @@ def run_receiver(
     **overrides: Any,
 ) -> Iterator[FeedbackApp]:
     """Yield a started app; ``overrides`` are config sections (e.g. ``receiver={...}``)."""
-    receiver = {"endpoint": "127.0.0.1:0", **overrides.pop("receiver", {})}
+    receiver = {
+        "endpoint": "127.0.0.1:0",
+        "http": {"endpoint": "127.0.0.1:0"},
+        **overrides.pop("receiver", {}),
+    }
     overrides.setdefault("observability", {"endpoint": "127.0.0.1:0"})
     settings = load_config(receiver=receiver, **overrides)
     app = FeedbackApp(settings, registry or InMemoryRegistry(), sink or InMemorySink())

@@ -114,14 +114,15 @@ class Redactor:
         # (Dict reads and writes are atomic; a race at worst computes a verdict twice.)
         self._key_cache: dict[str, bool] = {}
         # The attribute keys the mapper reads the scrubbed fields from (feedback.comment, ...):
-        # a dead letter keeps the record's attributes as sent, so those are scrubbed too.
+        # a dead letter keeps the record's attributes as sent, so those are scrubbed too; and
+        # the fields' own names, which the events API's JSON sends them under (comment, ...).
         self._source_keys = frozenset(
             key
             for table in conv.FIELD_KEYS.values()
             for field, keys in table.items()
             if field in self._fields
             for key in keys
-        )
+        ) | frozenset(self._fields)
 
     def redact_text(self, text: str) -> str:
         """``text`` with every detected item replaced by its placeholder (``[EMAIL]``, ...)."""
@@ -212,8 +213,9 @@ class Redactor:
 
     def letter_scrubber(self, key: str | None) -> Callable[[str], str] | None:
         """How a dead letter scrubs the strings of attribute ``key`` (None: of the body):
-        ``redact_text`` for the body, the attribute keys the scrubbed fields are read from and
-        keys matching ``attribute_keys``; None (kept as sent) for the rest."""
+        ``redact_text`` for the body, the attribute keys the scrubbed fields are read from, the
+        scrubbed fields' own names (the events API's JSON keys) and keys matching
+        ``attribute_keys``; None (kept as sent) for the rest."""
         if not self.enabled:
             return None
         if key is None or key in self._source_keys or self.scrubs_attribute(key):

@@ -26,7 +26,11 @@ def make_settings(
 
     def make(**sections: Any) -> Settings:
         base: dict[str, Any] = {
-            "receiver": {"endpoint": "127.0.0.1:0", "delivery_timeout_s": 15},
+            "receiver": {
+                "endpoint": "127.0.0.1:0",
+                "http": {"endpoint": "127.0.0.1:0"},
+                "delivery_timeout_s": 15,
+            },
             "kafka": {
                 "bootstrap_servers": kafka_bootstrap,
                 "topics": {t: f"{topic_prefix}.{t}" for t in EVENT_TYPES},

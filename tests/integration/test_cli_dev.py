@@ -3,6 +3,7 @@ accepts feedback, and stops cleanly on SIGTERM."""
 
 from __future__ import annotations
 
+import json
 import queue
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 import yaml
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
@@ -51,12 +53,15 @@ def _wait_for(lines: queue.Queue[str], text: str, timeout: float) -> str:
 
 
 def test_dev_runs_everything_accepts_feedback_and_stops_on_sigterm(tmp_path: Path) -> None:
-    broker, registry, receiver = free_port(), free_port(), free_port()
+    broker, registry, receiver, http = free_port(), free_port(), free_port(), free_port()
     config = tmp_path / "dev.yaml"
     config.write_text(
         yaml.safe_dump(
             {
-                "receiver": {"endpoint": f"127.0.0.1:{receiver}"},
+                "receiver": {
+                    "endpoint": f"127.0.0.1:{receiver}",
+                    "http": {"endpoint": f"127.0.0.1:{http}"},
+                },
                 "kafka": {"partitions": 2},
                 "observability": {"endpoint": "127.0.0.1:0"},
                 "dev": {
@@ -77,6 +82,9 @@ def test_dev_runs_everything_accepts_feedback_and_stops_on_sigterm(tmp_path: Pat
         lines = _lines(proc)
         _wait_for(lines, "otlp-feedback dev is running", timeout=60)
         _wait_for(lines, f"OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:{receiver}", timeout=5)
+        _wait_for(lines, f"OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:{http}", timeout=5)
+        _wait_for(lines, "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf", timeout=5)
+        curl = _wait_for(lines, f"curl -sS -X POST http://127.0.0.1:{http}/api/v1/events", 5)
 
         stub = LogsServiceStub(grpc.insecure_channel(f"127.0.0.1:{receiver}"))
         record = make_log_record(
@@ -84,18 +92,32 @@ def test_dev_runs_everything_accepts_feedback_and_stops_on_sigterm(tmp_path: Pat
         )
         response = stub.Export(logs_request([record]), timeout=30)
         assert not response.HasField("partial_success")
+        over_http = make_log_record(
+            "feedback.user_feedback", {"session.id": "dev-2", "feedback.thumbs": "down"}
+        )
+        posted = httpx.post(
+            f"http://127.0.0.1:{http}/v1/logs",
+            content=logs_request([over_http]).SerializeToString(),
+            headers={"content-type": "application/x-protobuf"},
+            timeout=30,
+        )
+        assert posted.status_code == 200
+        # The banner's events API example, run as printed.
+        done = subprocess.run(["bash", "-c", curl.strip()], capture_output=True, timeout=60)
+        assert json.loads(done.stdout) == {"accepted": 1, "rejected": []}, done
 
         settings = load_config(
             kafka={"bootstrap_servers": f"127.0.0.1:{broker}"},
             registry={"url": f"http://127.0.0.1:{registry}"},
         )
         with FeedbackConsumer(settings, from_beginning=True) as consumer:
-            event = next(consumer.events(idle_timeout=20))
-        assert (event.event_type, event.session_id, event.thumbs) == (  # type: ignore[attr-defined]
-            "user_feedback",
-            "dev-1",
-            "up",
-        )
+            events = consumer.events(idle_timeout=20)
+            received = [next(events), next(events), next(events)]
+        assert {(e.event_type, e.session_id, e.thumbs) for e in received} == {  # type: ignore[attr-defined]
+            ("user_feedback", "dev-1", "up"),
+            ("user_feedback", "dev-2", "down"),
+            ("user_feedback", "s-1", "up"),
+        }
         assert (tmp_path / "data" / "registry.db").is_file()
 
         proc.send_signal(signal.SIGTERM)

@@ -57,10 +57,9 @@ def test_metrics_count_exactly_what_was_sent_accepted_rejected_and_published(
     topic = settings.kafka.topic_for("user_feedback")
     assert metrics[(published, (("topic", topic),))] == 5
     assert metrics[(published, (("topic", settings.kafka.dlq_topic or ""),))] == 2
-    assert (
-        metrics[("otlp_feedback_export_responses_total", (("code", "OK"), ("signal", "logs")))] == 1
-    )
-    assert metrics[("otlp_feedback_export_duration_seconds_count", (("signal", "logs"),))] == 1
+    grpc_logs = (("signal", "logs"), ("transport", "grpc"))
+    assert metrics[("otlp_feedback_export_responses_total", (("code", "OK"), *grpc_logs))] == 1
+    assert metrics[("otlp_feedback_export_duration_seconds_count", grpc_logs)] == 1
     assert metrics[("otlp_feedback_circuit_state", ())] == 0
     assert metrics[("otlp_feedback_events_spooled_total", ())] == 0
 

@@ -1,5 +1,9 @@
 """The product promise, end to end: an app using only the OpenTelemetry SDK emits feedback, and
-a downstream consumer reads typed Avro records from Kafka, decoded through the registry."""
+a downstream consumer reads typed Avro records from Kafka, decoded through the registry.
+
+The SDK exports over OTLP/gRPC and, with the stock HTTP exporters
+(``opentelemetry-exporter-otlp-proto-http``, gzip on), over OTLP/HTTP: every field of every
+event must be the same whichever door it came through."""
 
 from __future__ import annotations
 
@@ -11,11 +15,18 @@ from typing import Any
 import pytest
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.exporter.otlp.proto.http import Compression
+from opentelemetry.exporter.otlp.proto.http._log_exporter import (
+    OTLPLogExporter as HttpLogExporter,
+)
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+    OTLPSpanExporter as HttpSpanExporter,
+)
 from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+from opentelemetry.sdk._logs.export import LogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 from opentelemetry.trace import Status, StatusCode
 
 from otlp_feedback.app import FeedbackApp
@@ -38,17 +49,30 @@ def _at(offset_ms: float) -> datetime:
     return datetime.fromtimestamp((T0 + int(offset_ms * 1_000_000)) / 1e9, UTC)
 
 
-@pytest.fixture
-def sdk(app: FeedbackApp) -> Iterator[tuple[LoggerProvider, TracerProvider]]:
-    endpoint = f"127.0.0.1:{app.port}"
+def exporters(app: FeedbackApp, transport: str) -> tuple[LogRecordExporter, SpanExporter]:
+    """The stock SDK exporters for ``transport`` (grpc, or http with gzip) aimed at ``app``."""
+    if transport == "grpc":
+        endpoint = f"127.0.0.1:{app.port}"
+        return (
+            OTLPLogExporter(endpoint=endpoint, insecure=True),
+            OTLPSpanExporter(endpoint=endpoint, insecure=True),
+        )
+    base = f"http://127.0.0.1:{app.http_port}"
+    return (
+        HttpLogExporter(endpoint=f"{base}/v1/logs", compression=Compression.Gzip),
+        HttpSpanExporter(endpoint=f"{base}/v1/traces", compression=Compression.Gzip),
+    )
+
+
+@pytest.fixture(params=["grpc", "http"])
+def sdk(
+    app: FeedbackApp, request: pytest.FixtureRequest
+) -> Iterator[tuple[LoggerProvider, TracerProvider]]:
+    log_exporter, span_exporter = exporters(app, request.param)
     logs = LoggerProvider(resource=RESOURCE)
-    logs.add_log_record_processor(
-        SimpleLogRecordProcessor(OTLPLogExporter(endpoint=endpoint, insecure=True))
-    )
+    logs.add_log_record_processor(SimpleLogRecordProcessor(log_exporter))
     traces = TracerProvider(resource=RESOURCE)
-    traces.add_span_processor(
-        SimpleSpanProcessor(OTLPSpanExporter(endpoint=endpoint, insecure=True))
-    )
+    traces.add_span_processor(SimpleSpanProcessor(span_exporter))
     yield logs, traces
     logs.shutdown()
     traces.shutdown()

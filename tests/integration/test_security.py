@@ -76,7 +76,8 @@ def emit_feedback(exporter: RecordingLogExporter, session: str) -> LogRecordExpo
 
 def responses(app: FeedbackApp, code: str) -> float:
     """How many log Exports the receiver answered with ``code``."""
-    pattern = rf'otlp_feedback_export_responses_total\{{code="{code}",signal="logs"\}} (\S+)'
+    labels = f'code="{code}",signal="logs",transport="grpc"'
+    pattern = rf"otlp_feedback_export_responses_total\{{{labels}\}} (\S+)"
     match = re.search(pattern, app.telemetry.exposition().decode())
     return float(match.group(1)) if match else 0.0
 

@@ -367,6 +367,8 @@ EXPECTED_STATUS: dict[type[OtlpFeedbackError], tuple[grpc.StatusCode, bool]] = {
     errors.RegistryUnavailable: (grpc.StatusCode.UNAVAILABLE, True),
     errors.PermanentError: (grpc.StatusCode.INTERNAL, False),
     errors.InvalidRequest: (grpc.StatusCode.INVALID_ARGUMENT, False),
+    # OTLP/HTTP's 415; its gRPC column (the HTTP columns: test_receiver_http.py).
+    errors.UnsupportedMediaType: (grpc.StatusCode.INVALID_ARGUMENT, False),
     errors.RequestTooLarge: (grpc.StatusCode.RESOURCE_EXHAUSTED, False),
     errors.SchemaError: (grpc.StatusCode.INTERNAL, False),
     errors.EncodingError: (grpc.StatusCode.INTERNAL, False),
