@@ -55,9 +55,7 @@ def redacted_header(fields: Iterable[str], limit: int = _MAX_REDACTED_HEADER) ->
     return value if len(value) <= limit else value[: limit - 3] + b"..."
 
 
-def add_request_headers(
-    record: OutboundRecord, redacted: list[str], client_id: str | None
-) -> None:
+def add_request_headers(record: OutboundRecord, redacted: list[str], client_id: str | None) -> None:
     """Append the headers that depend on the request: the fields redaction changed (events
     whose schema has ``redacted_fields`` carry the list in the value too; the header tells
     every consumer, older schema versions and header-only filters included, without decoding)

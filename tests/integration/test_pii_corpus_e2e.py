@@ -63,9 +63,7 @@ def corpus() -> list[dict[str, Any]]:
 def fragments(item: str) -> set[str]:
     item = item.lower()
     windows = {item[i : i + 6] for i in range(max(len(item) - 5, 1))}
-    return {
-        w for w in windows if sum(c.isdigit() for c in w) >= 3 or "@" in w or ":" in w
-    } | {item}
+    return {w for w in windows if sum(c.isdigit() for c in w) >= 3 or "@" in w or ":" in w} | {item}
 
 
 class LogCapture(logging.Handler):
@@ -172,9 +170,7 @@ def test_no_corpus_pii_reaches_kafka_or_the_log_and_look_alikes_arrive_unchanged
     arrived: dict[tuple[int, str], str] = {}
     letters = 0
     for msg in messages:
-        blob = b"\n".join(
-            [msg.value(), msg.key() or b"", *(v for _, v in msg.headers() or [])]
-        )
+        blob = b"\n".join([msg.value(), msg.key() or b"", *(v for _, v in msg.headers() or [])])
         blob = _MASKS.sub(b"#", blob).lower()
         if msg.topic() == settings.kafka.dlq_topic:
             letters += 1

@@ -102,8 +102,8 @@ def test_a_dead_letter_always_fits_message_max_bytes(max_bytes: int, shape: str)
     record = to_outbound(
         DeadLetter("reason " * 300, "log_records[0]", "ev-1", src), "dlq", REDACTOR, max_bytes
     )
-    size = len(record.value) + len(record.key or b"") + sum(
-        len(k) + len(v) for k, v in record.headers
+    size = (
+        len(record.value) + len(record.key or b"") + sum(len(k) + len(v) for k, v in record.headers)
     )
     assert size <= max_bytes
     body = json.loads(record.value)
@@ -111,9 +111,10 @@ def test_a_dead_letter_always_fits_message_max_bytes(max_bytes: int, shape: str)
     letter = from_value(record.value)  # and is still a letter dlq replay can read
     assert letter.event_id == "ev-1"
     if "fitted" in body:
-        assert body["fitted"]["max_value_chars"] < MAX_VALUE_CHARS or body["fitted"][
-            "attributes_dropped"
-        ]
+        assert (
+            body["fitted"]["max_value_chars"] < MAX_VALUE_CHARS
+            or body["fitted"]["attributes_dropped"]
+        )
 
 
 def test_replaying_a_letter_keeps_the_original_event_id() -> None:

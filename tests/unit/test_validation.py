@@ -429,6 +429,7 @@ _TYPE_OF |= {"gen_ai.usage.input_tokens": "performance_metrics"}
 _TYPE_OF |= {"feedback.cache_hit": "performance_metrics"}
 NUMBER = "expected a number (double or int)"
 
+
 @dataclass(frozen=True)
 class Refused:
     reason: str
@@ -436,7 +437,10 @@ class Refused:
 
 # (field kind, OTLP type sent): (attribute, value sent, the field's value or the rejection reason)
 RATING, TOKENS, CACHE_HIT, USER = (
-    "feedback.rating", "gen_ai.usage.input_tokens", "feedback.cache_hit", "user.id"
+    "feedback.rating",
+    "gen_ai.usage.input_tokens",
+    "feedback.cache_hit",
+    "user.id",
 )
 THUMBS, TAGS, TONE = "feedback.thumbs", "feedback.tags", "feedback.quality.tone"
 TEXT = "expected a string or an int"
