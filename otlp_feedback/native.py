@@ -145,17 +145,6 @@ K_STRING, K_LONG, K_DOUBLE, K_BOOL, K_TIMESTAMP, K_STR_LIST, K_STR_MAP, K_DBL_MA
 # Defaults of non-nullable optional fields.
 D_NONE, D_TRUE, D_FALSE, D_EMPTY = (_enum(_DEFAULTS, n) for n in ("none", "true", "false", "empty"))
 
-_SPECIAL_SOURCES = {
-    "event_id": SRC_EVENT_ID,
-    "timestamp": SRC_TIMESTAMP,
-    "received_at": SRC_RECEIVED,
-    "carrier": SRC_CARRIER,
-    "trace_id": SRC_TRACE,
-    "span_id": SRC_SPAN,
-    "attributes": SRC_ATTRIBUTES,
-    "client_id": SRC_CLIENT,
-    "redacted_fields": SRC_EMPTY,  # set only by redaction, and redacted records are deferred
-}
 _AVRO_KINDS = {"string": K_STRING, "long": K_LONG, "double": K_DOUBLE, "boolean": K_BOOL}
 _PY_KINDS: dict[Any, int] = {str: K_STRING, int: K_LONG, float: K_DOUBLE, bool: K_BOOL}
 _NS_CAP = 2**62  # limits in ns beyond this are "no limit" (and keep C's arithmetic in range)

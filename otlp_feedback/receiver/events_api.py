@@ -26,6 +26,7 @@ from otlp_feedback.errors import InvalidRequest
 from otlp_feedback.mapping import RawFeedback
 from otlp_feedback.mapping.events_api import Refused, location_of
 from otlp_feedback.pipeline import ExportOutcome
+from otlp_feedback.receiver.otlp_json import load_json
 
 EVENTS_PATH = "/api/v1/events"
 
@@ -35,18 +36,7 @@ def parse(body: bytes) -> list[Any]:
 
     Raises ``InvalidRequest`` for a body that is not a JSON object or array.
     """
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidRequest(
-            f"the JSON body is not UTF-8: {exc.reason} at byte {exc.start}"
-        ) from exc
-    try:
-        data = json.loads(text, parse_constant=_not_json)
-    except RecursionError as exc:
-        raise InvalidRequest("the JSON body is nested too deeply") from exc
-    except ValueError as exc:
-        raise InvalidRequest(f"the body is not JSON: {exc}") from exc
+    data = load_json(body, parse_constant=_not_json)
     if isinstance(data, dict):
         return [data]
     if isinstance(data, list):

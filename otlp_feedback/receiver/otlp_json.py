@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from typing import Any, Literal
 
 from google.protobuf import json_format
@@ -53,10 +54,11 @@ _LINKS = ("links",)
 _MAX_DEPTH = 100
 
 
-def to_protobuf(signal: Signal, body: bytes) -> bytes:
-    """An OTLP/JSON Export request -> the same request as protobuf bytes.
+def load_json(body: bytes, parse_constant: Callable[[str], Any] | None = None) -> Any:
+    """A request body as JSON values (both JSON doors read bodies through this).
 
-    Raises ``InvalidRequest`` naming what is wrong (never quoting more than a short excerpt).
+    ``parse_constant`` is ``json.loads``'s hook for ``NaN``/``Infinity``. Raises
+    ``InvalidRequest`` for a body that is not UTF-8, not JSON, or nested too deeply.
     """
     try:
         text = body.decode("utf-8")
@@ -65,11 +67,19 @@ def to_protobuf(signal: Signal, body: bytes) -> bytes:
             f"the JSON body is not UTF-8: {exc.reason} at byte {exc.start}"
         ) from exc
     try:
-        data = json.loads(text)
+        return json.loads(text, parse_constant=parse_constant)
     except RecursionError as exc:
         raise InvalidRequest("the JSON body is nested too deeply") from exc
     except ValueError as exc:
         raise InvalidRequest(f"the body is not JSON: {exc}") from exc
+
+
+def to_protobuf(signal: Signal, body: bytes) -> bytes:
+    """An OTLP/JSON Export request -> the same request as protobuf bytes.
+
+    Raises ``InvalidRequest`` naming what is wrong (never quoting more than a short excerpt).
+    """
+    data = load_json(body)
     if not isinstance(data, dict):
         raise InvalidRequest("an OTLP/JSON request must be a JSON object")
     cls = REQUEST_TYPES[signal]
