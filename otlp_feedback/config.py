@@ -36,6 +36,49 @@ class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+# An origin: scheme://host[:port], lower case. Host: DNS labels or a bracketed IPv6 address.
+ORIGIN = re.compile(r"^(https?)://(\[[0-9a-f:.]+\]|[a-z0-9-]+(?:\.[a-z0-9-]+)*)(?::(\d{1,5}))?$")
+
+
+class CorsConfig(_Section):
+    """CORS on the OTLP/HTTP port (``receiver/cors.py``); no origins = no CORS headers at all."""
+
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Exact origins (https://app.example.com) or https://*.example.com patterns.",
+    )
+    allowed_headers: list[str] = Field(
+        default_factory=lambda: ["accept", "authorization", "content-encoding", "content-type"],
+        description="Request headers a page may send (the OTel JS exporters send these).",
+    )
+    max_age_s: int = Field(
+        600, ge=0, le=86400, description="How long a browser may cache a preflight answer."
+    )
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, origins: list[str]) -> list[str]:
+        for entry in origins:
+            wildcard = "://*." in entry
+            match = ORIGIN.match(entry.replace("://*.", "://", 1) if wildcard else entry)
+            if match is None:
+                raise ValueError(
+                    f"{entry!r} is not an origin: scheme://host[:port] in lower case (http or "
+                    "https, no path, no trailing slash), or scheme://*.domain[:port]"
+                )
+            if wildcard and (match[2].startswith("[") or "." not in match[2]):
+                raise ValueError(f"{entry!r}: a wildcard needs a domain of two labels or more")
+        return origins
+
+    @field_validator("allowed_headers")
+    @classmethod
+    def _headers(cls, headers: list[str]) -> list[str]:
+        for name in headers:
+            if not re.fullmatch(r"[a-z0-9-]+", name):
+                raise ValueError(f"{name!r} is not a header name in lower case")
+        return headers
+
+
 class HttpReceiverConfig(_Section):
     """The OTLP/HTTP server (``receiver/http.py``); size limit, TLS and auth as for gRPC.
 
@@ -54,6 +97,7 @@ class HttpReceiverConfig(_Section):
     max_concurrent_requests: int = Field(
         64, ge=1, description="Requests in progress at once; beyond it 429 with Retry-After."
     )
+    cors: CorsConfig = CorsConfig()
 
     @field_validator("endpoint")
     @classmethod

@@ -16,6 +16,10 @@ What the OTLP spec ("OTLP/HTTP") asks of a server, and what this one does:
 - 404 (other paths), 405 (other methods) and 415 for a content type we cannot answer in are
   ``text/plain``: until the content type is known there is no encoding to write a Status in.
 
+CORS (``receiver.http.cors``, ``cors.py``): off by default; with allowed origins, a preflight
+``OPTIONS`` is answered on the event loop (nothing is authenticated or exported) and every
+answer to an allowed origin carries its CORS headers.
+
 The request size cap is gRPC's (``receiver.max_recv_msg_size_mib``), applied twice: to the body
 as sent (a ``Content-Length`` over it is refused before reading; a body streaming past it is
 cut off) and to the body after gzip, which is inflated with ``max_length`` so a gzip bomb costs
@@ -53,14 +57,14 @@ import logging
 import threading
 import time
 import zlib
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from google.protobuf.message import Message
 
-from otlp_feedback.config import ReceiverConfig, TlsConfig
+from otlp_feedback.config import CorsConfig, ReceiverConfig, TlsConfig
 from otlp_feedback.errors import (
     BackpressureError,
     InvalidRequest,
@@ -74,6 +78,7 @@ from otlp_feedback.mapping.events_api import Refused, location_of, map_event
 from otlp_feedback.observability.metrics import Telemetry
 from otlp_feedback.pipeline import ExportOutcome, Pipeline, Signal, check_count
 from otlp_feedback.receiver import events_api, otlp_json
+from otlp_feedback.receiver.cors import CorsPolicy
 from otlp_feedback.receiver.guard import Caller, RequestGuard
 from otlp_feedback.receiver.service import export_response, run_export
 from otlp_feedback.receiver.status import http_status_for
@@ -249,8 +254,10 @@ class OtlpHttpApp:
         executor: ThreadPoolExecutor,
         max_concurrent_requests: int,
         telemetry: Telemetry,
+        cors: CorsPolicy | None = None,
     ) -> None:
         self._handler = handler
+        self._cors = cors or CorsPolicy(CorsConfig())
         self._executor = executor
         self._max_concurrent = max_concurrent_requests
         self._in_progress = 0  # touched on the event loop thread only
@@ -265,16 +272,28 @@ class OtlpHttpApp:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
+        cors = self._cors
+        origin = _header(scope["headers"], b"origin") if cors.enabled else None
+        extra = cors.headers(origin)
         if path not in PATHS:
             await _send(send, _text(404, f"404 page not found: {path}; this port serves "
-                                         f"POST {', POST '.join(PATHS)}"))  # fmt: skip
+                                         f"POST {', POST '.join(PATHS)}"), extra)  # fmt: skip
+            return
+        if scope["method"] == "OPTIONS" and cors.enabled:
+            # A preflight: answered here, on the event loop, before any guard or pipeline.
+            allowed = cors.preflight_headers(origin)
+            if allowed is None:
+                await _send(send, _text(403, f"403 origin {origin!r} is not allowed (CORS)"))
+            else:
+                await _send(send, Answer(204, b"", b"", "OK"), allowed)
             return
         if scope["method"] != "POST":
-            await _send(send, _text(405, "405 method not allowed, supported: [POST]"), allow=True)
+            text = _text(405, "405 method not allowed, supported: [POST]")
+            await _send(send, text, [*extra, (b"allow", b"POST")])
             return
         started = time.perf_counter()
         answer = await self._export(scope, receive, path)
-        await _send(send, answer)
+        await _send(send, answer, extra)
         signal = ROUTES.get(path, "events")
         self._telemetry.export_seconds.labels(signal, "http").observe(time.perf_counter() - started)
         self._telemetry.export_responses.labels(signal, answer.code, "http").inc()
@@ -374,17 +393,24 @@ async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> b
             return b"".join(chunks)
 
 
-async def _send(send: Send, answer: Answer, *, allow: bool = False) -> None:
+def _header(raw: list[tuple[bytes, bytes]], name: bytes) -> str | None:
+    """The first ``name`` header of an ASGI scope (names are lower-case there)."""
+    for key, value in raw:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+async def _send(send: Send, answer: Answer, extra: Sequence[tuple[bytes, bytes]] = ()) -> None:
     if answer.status == 499:
         return
-    headers = [
-        (b"content-type", answer.content_type),
-        (b"content-length", str(len(answer.body)).encode()),
-    ]
+    # RFC 9110 8.6: no Content-Length on a 204 (the preflight answer).
+    headers = [] if answer.status == 204 else [(b"content-length", str(len(answer.body)).encode())]
+    if answer.content_type:
+        headers.insert(0, (b"content-type", answer.content_type))
     if answer.retry_after_s is not None:
         headers.append((b"retry-after", str(answer.retry_after_s).encode()))
-    if allow:
-        headers.append((b"allow", b"POST"))
+    headers.extend(extra)
     await send({"type": "http.response.start", "status": answer.status, "headers": headers})
     await send({"type": "http.response.body", "body": answer.body})
 
@@ -433,7 +459,11 @@ class HttpReceiver:
     def app(self, executor: ThreadPoolExecutor) -> OtlpHttpApp:
         """The ASGI application over ``executor`` (what ``start`` serves; tests call it too)."""
         return OtlpHttpApp(
-            self._handler, executor, self._config.http.max_concurrent_requests, self._telemetry
+            self._handler,
+            executor,
+            self._config.http.max_concurrent_requests,
+            self._telemetry,
+            CorsPolicy(self._config.http.cors),
         )
 
     def start(self) -> None:
