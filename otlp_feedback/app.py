@@ -35,10 +35,11 @@ from otlp_feedback.sinks.spool import Spool
 log = logging.getLogger(__name__)
 
 # What can change while serving; the rest (sockets, producer, spool, schemas) is set up once
-# and needs a restart. ``auth`` and ``rate_limit`` make a new guard, given to both ports. A
+# and needs a restart. ``auth``, ``rate_limit`` and ``tokens`` (feedback token keys: rotation)
+# make a new guard, given to both ports, which keeps the old one's token budgets. A
 # receiver that can take some of its settings live names their key prefixes in
 # ``reloadable_keys`` and applies them in ``reload(settings)``.
-_GUARDED = ("auth", "rate_limit")
+_GUARDED = ("auth", "rate_limit", "tokens")
 _RELOADABLE = ("log_level", "redaction", *_GUARDED)
 
 
@@ -159,7 +160,7 @@ class FeedbackApp:
         effective = _take(self.settings, new, applied) if applied else self.settings
         # What may refuse (ConfigError) goes first, before anything has changed.
         guard = (
-            RequestGuard.from_settings(effective, self.telemetry)
+            RequestGuard.from_settings(effective, self.telemetry, self.guard.ledger)
             if any(_under(k, _GUARDED) for k in ours)
             else None
         )

@@ -405,6 +405,10 @@ class ApiKeyConfig(_Section):
     rate_limit: ClientRateLimit | None = Field(
         None, description="This client's limit; else rate_limit.clients, else the default."
     )
+    scopes: list[Literal["feedback:write", "feedback:mint"]] = Field(
+        default_factory=lambda: ["feedback:write"],  # type: ignore[arg-type]
+        description="feedback:write sends feedback; feedback:mint mints feedback tokens.",
+    )
 
 
 class JwtConfig(_Section):
@@ -455,6 +459,57 @@ class AuthConfig(_Section):
         hashes = [k.key_sha256 for k in self.api_keys]
         if len(hashes) != len(set(hashes)):
             raise ValueError("auth.api_keys: the same key_sha256 appears twice")
+        return self
+
+
+class TokensConfig(_Section):
+    """Browser feedback tokens (``otlp_feedback/tokens.py``): HS256 JWTs with key ids.
+
+    Tokens are accepted (whatever ``auth.mode`` says) once ``signing_key_id`` names one of
+    ``keys``; every key in ``keys`` verifies, so a key rotates by adding the new one, signing
+    with it, and removing the old once its tokens have expired (each step a SIGHUP)."""
+
+    keys: dict[str, SecretStr] = Field(
+        default_factory=dict, description="Key id -> HS256 secret (at least 32 bytes)."
+    )
+    signing_key_id: str | None = Field(None, description="The key new tokens are signed with.")
+    max_ttl_s: float = Field(
+        3600.0, gt=0, le=7 * 86400, description="The longest lifetime a token may be minted with."
+    )
+    default_ttl_s: float = Field(900.0, gt=0, description="Lifetime when mint names none.")
+    default_max_events: int = Field(20, ge=1, description="Event budget when mint names none.")
+    max_events_limit: int = Field(1000, ge=1, description="The largest budget a token may carry.")
+    rate_limit: ClientRateLimit = Field(
+        ClientRateLimit(events_per_s=1.0, burst=10),
+        description="Each token's own token bucket, counted in feedback events.",
+    )
+    max_tracked: int = Field(
+        100_000, ge=1, description="Tokens whose budget is kept; the oldest forgotten beyond."
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return self.signing_key_id is not None
+
+    @field_validator("keys")
+    @classmethod
+    def _keys(cls, keys: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for key_id, secret in keys.items():
+            if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", key_id):
+                raise ValueError(f"key id {key_id!r}: 1-64 of A-Z a-z 0-9 . _ -")
+            # RFC 7518 3.2: an HS256 key must be at least as long as the hash output.
+            if len(secret.get_secret_value().encode()) < 32:
+                raise ValueError(f"key {key_id!r} must be at least 32 bytes")
+        return keys
+
+    @model_validator(mode="after")
+    def _check(self) -> TokensConfig:
+        if self.signing_key_id is not None and self.signing_key_id not in self.keys:
+            raise ValueError(f"tokens.signing_key_id {self.signing_key_id!r} is not in tokens.keys")
+        if self.default_ttl_s > self.max_ttl_s:
+            raise ValueError("tokens.default_ttl_s is over tokens.max_ttl_s")
+        if self.default_max_events > self.max_events_limit:
+            raise ValueError("tokens.default_max_events is over tokens.max_events_limit")
         return self
 
 
@@ -525,6 +580,7 @@ class Settings(BaseSettings):
     redaction: RedactionConfig = RedactionConfig()
     observability: ObservabilityConfig = ObservabilityConfig()
     auth: AuthConfig = AuthConfig()
+    tokens: TokensConfig = TokensConfig()
     tls: TlsConfig = TlsConfig()
     rate_limit: RateLimitConfig = RateLimitConfig()
     audit: AuditConfig = AuditConfig()

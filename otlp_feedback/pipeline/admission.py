@@ -5,8 +5,12 @@ Called by the ``Pipeline`` facade between ingest and process, before anything is
 1. the per-request limit (``validation.max_feedback_per_request``): validating and
    dead-lettering each of a flood of bad records costs far more than receiving them, so such a
    request is refused whole (``RequestTooLarge``) and the sender splits it;
-2. the caller's ``Admission`` (the receiver's guard: its rate limit today, per-token event
-   budgets next), which raises to refuse the request whole (``RateLimited``, with RetryInfo).
+2. the caller's ``Admission`` (the receiver's guard: its rate limit, and a feedback token's
+   budget and bucket), which raises to refuse the request whole (``RateLimited``, with
+   RetryInfo; ``PermissionDenied`` for a spent token budget).
+
+An admission may also carry a ``RecordScope`` (a feedback token's): the process stage holds
+each record to it, and rejects one outside it on its own, as it rejects an invalid one.
 
 A transport passes its caller's admission to the pipeline's entry point; in-process callers
 (tests, dead-letter replay) pass none.
@@ -17,7 +21,16 @@ from __future__ import annotations
 from typing import Protocol
 
 from otlp_feedback.errors import RequestTooLarge
+from otlp_feedback.events import FeedbackEvent
 from otlp_feedback.pipeline.ingest import Batch
+
+
+class RecordScope(Protocol):
+    """What a caller may send, record by record (a feedback token's scope)."""
+
+    def refusal(self, event: FeedbackEvent) -> str | None:
+        """Why ``event`` is outside the scope (the rejection's reason), or None."""
+        ...
 
 
 class Admission(Protocol):
@@ -29,6 +42,11 @@ class Admission(Protocol):
     """
 
     def admit(self, events: int) -> None: ...
+
+    @property
+    def scope(self) -> RecordScope | None:
+        """The scope each record is held to; None: any record the pipeline accepts."""
+        ...
 
 
 def admit(batch: Batch, max_per_request: int, admission: Admission | None) -> None:

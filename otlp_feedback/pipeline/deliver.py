@@ -12,7 +12,8 @@ returned once the sink confirmed every one (Kafka, or the spool behind the failo
   dead letters are logged and counted.
 
 Dead letters keep the record as sent, scrubbed as its event would have been and cut to fit
-Kafka (``encoding.dead_letter.to_outbound``); none are written when ``kafka.dlq_topic`` is unset.
+Kafka (``encoding.dead_letter.to_outbound``); none are written when ``kafka.dlq_topic`` is unset,
+nor for a record outside its sender's scope (``out_of_scope``).
 
 Owns the sink's lifecycle for the pipeline (``start``/``force_flush``/``shutdown``).
 Thread-safe (the sink is).
@@ -30,7 +31,7 @@ from otlp_feedback.errors import DeliveryFailed, OtlpFeedbackError
 from otlp_feedback.observability.metrics import Telemetry
 from otlp_feedback.pipeline.ingest import Batch
 from otlp_feedback.pipeline.outcome import ExportOutcome
-from otlp_feedback.pipeline.process import Processed
+from otlp_feedback.pipeline.process import OUT_OF_SCOPE, Processed
 from otlp_feedback.sinks.base import Sink
 from otlp_feedback.validation import Rejection
 from otlp_feedback.validation.redaction import Redactor
@@ -112,7 +113,8 @@ class Delivery:
         self, rejections: Sequence[Rejection], redactor: Redactor
     ) -> list[OutboundRecord]:
         """Dead letters keep the record as sent, scrubbed as its event would have been and cut
-        to fit Kafka. Replay re-redacts; redaction is idempotent."""
+        to fit Kafka. Replay re-redacts; redaction is idempotent. A record outside its
+        sender's scope gets none: replayed, it would bypass the scope that refused it."""
         if not self._dlq_topic:
             return []
         topic, max_bytes = self._dlq_topic, self._max_bytes
@@ -121,6 +123,7 @@ class Delivery:
                 DeadLetter(r.reason, r.location, r.event_id, r.source), topic, redactor, max_bytes
             )
             for r in rejections
+            if r.category != OUT_OF_SCOPE
         ]
 
     def _send_dead_letters(self, rejections: Sequence[Rejection], redactor: Redactor) -> int:

@@ -169,7 +169,10 @@ class Pipeline:
         ``InvalidRequest`` if ``payload`` is not a ``signal`` request.
         """
         rules = self._rules  # the one read: this request's plan and redactor
-        native = rules.native if self._processor is not None and not self._shut_down else None
+        running = self._processor is not None and not self._shut_down
+        # A scoped caller's records are each held to its scope by process, so none takes C.
+        scoped = admission is not None and admission.scope is not None
+        native = rules.native if running and not scoped else None
         batch = ingest_payload(signal, payload, native, self._clock_ns(), client_id)
         return self._run(batch, rules.redactor, client_id, admission)
 
@@ -217,7 +220,8 @@ class Pipeline:
         if processor is None or self._shut_down:
             raise SinkUnavailable("pipeline is not running", retry_after=1.0)
         admit(batch, self._max_per_request, admission)
-        processed = processor.process(batch, redactor, client_id)
+        scope = admission.scope if admission is not None else None
+        processed = processor.process(batch, redactor, client_id, scope)
         outcome = self._delivery.deliver(batch, processed, redactor)
         self._telemetry.count_request(outcome)
         return outcome

@@ -8,6 +8,12 @@ are; each mapped record goes through ``Validator.validate`` -> ``Redactor.redact
 ``EventEncoder.encode``, and what fails becomes a ``Rejection`` (``invalid``, ``encoding``, or
 ``too_large`` when the encoded event would not fit under ``kafka.message_max_bytes``).
 
+A request with a ``RecordScope`` (a feedback token's, from its admission) holds each valid
+event to it before redaction: one outside it is an ``out_of_scope`` rejection naming why (its
+type, its session or trace id), which delivery does not dead-letter (it is not a bad record to
+repair and replay, but one its sender may not send). Such a request never takes the native
+path (``Pipeline.export``), so every record passes here.
+
 Thread-safe: a ``Processor`` holds only immutable state; every request has its own outcome.
 """
 
@@ -22,10 +28,14 @@ from otlp_feedback.encoding.outbound import EventEncoder, OutboundRecord, add_re
 from otlp_feedback.errors import EncodingError
 from otlp_feedback.events import EVENT_MODELS
 from otlp_feedback.mapping import RawFeedback
+from otlp_feedback.pipeline.admission import RecordScope
 from otlp_feedback.pipeline.ingest import Batch
 from otlp_feedback.pipeline.outcome import ExportOutcome
 from otlp_feedback.validation import Rejection, Validator
 from otlp_feedback.validation.redaction import Redactor
+
+# The rejection category of a record outside its caller's scope (never dead-lettered).
+OUT_OF_SCOPE = "out_of_scope"
 
 
 @dataclass(slots=True)
@@ -50,13 +60,21 @@ class Processor:
         self._encoder = encoder
         self._max_value_bytes = max_value_bytes
 
-    def process(self, batch: Batch, redactor: Redactor, client_id: str | None) -> Processed:
+    def process(
+        self,
+        batch: Batch,
+        redactor: Redactor,
+        client_id: str | None,
+        scope: RecordScope | None = None,
+    ) -> Processed:
         """Every record of ``batch``, encoded or rejected. ``client_id`` (the authenticated
         sender) goes on every record as the Kafka header ``client_id``, and into the event's
-        ``client_id`` field where its model has one. Never raises for a record's content."""
+        ``client_id`` field where its model has one; ``scope`` (if any) is asked of each valid
+        event. Never raises for a record's content."""
         outcome = ExportOutcome(ignored=batch.ignored, native=batch.native, deferred=batch.deferred)
         entries = batch.entries
-        if batch.native == len(entries):  # all encoded by C (or empty): nothing to process
+        # All encoded by C (or empty): nothing to process. (A scoped batch has no C records.)
+        if batch.native == len(entries) and (scope is None or not entries):
             return Processed(
                 cast("Sequence[OutboundRecord]", entries), range(len(entries)), outcome
             )
@@ -67,11 +85,12 @@ class Processor:
         for position, entry in enumerate(entries):
             if isinstance(entry, RawFeedback):
                 record = self._encode_one(
-                    entry, redactor, client_id, received_ns, received_at, outcome
+                    entry, redactor, client_id, received_ns, received_at, outcome, scope
                 )
                 if record is None:
                     continue
             else:
+                assert scope is None, "a scoped request took the native path"
                 record = entry
             records.append(record)
             origins.append(position)
@@ -85,6 +104,7 @@ class Processor:
         received_ns: int,
         received_at: datetime,
         outcome: ExportOutcome,
+        scope: RecordScope | None,
     ) -> OutboundRecord | None:
         """One record through validate -> redact -> encode, or None with its rejection noted."""
         if client_id is not None and "client_id" in EVENT_MODELS[raw.event_type].model_fields:
@@ -92,6 +112,10 @@ class Processor:
         result = self._validator.validate(raw, received_ns, received_at, redactor)
         if isinstance(result, Rejection):
             outcome.rejections.append(result)
+            return None
+        refusal = scope.refusal(result) if scope is not None else None
+        if refusal is not None:
+            outcome.rejections.append(Rejection.of(raw, refusal, OUT_OF_SCOPE))
             return None
         event, redacted = redactor.redact_event(result)
         try:

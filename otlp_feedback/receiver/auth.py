@@ -10,6 +10,16 @@ send with ``headers={"authorization": "Bearer <token>"}`` or
   are checked, the client id is ``sub``, and the required scope must be in ``scope``
   (space-separated) or ``scp`` (a list).
 
+And, whatever ``auth.mode`` says, browser feedback tokens (``otlp_feedback.tokens``) once
+``tokens.signing_key_id`` is set: a bearer whose JWT header says ``typ: feedback-token+jwt`` is
+checked against ``tokens.keys`` only (never taken for an API key or an ``auth.jwt`` token), and
+the ``Principal`` carries its claims (the scope its records are held to, its budget).
+
+Scopes: a request needs ``feedback:write`` (sending; for JWTs ``auth.jwt.required_scope``) or
+``feedback:mint`` (``POST /v1/feedback-tokens``). API keys have ``scopes`` (default
+``["feedback:write"]``); JWTs their ``scope``/``scp`` claim; a feedback token writes only.
+With ``auth.mode: none`` everyone writes, and nobody mints.
+
 ``Authenticator.authenticate`` is called by the Export handlers (through ``guard``) before the
 request is decoded. It raises ``Unauthenticated`` for missing or bad credentials and
 ``PermissionDenied`` for a valid token without the scope; messages never repeat the credential.
@@ -21,17 +31,23 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from otlp_feedback.config import AuthConfig, JwtConfig
+from otlp_feedback.config import AuthConfig, JwtConfig, TokensConfig
 from otlp_feedback.errors import ConfigError, PermissionDenied, Unauthenticated
+from otlp_feedback.tokens import FeedbackToken, TokenVerifier
 
 # A client id becomes a Kafka header and a metrics label: keep it a sane size.
 _MAX_CLIENT_ID_LEN = 200
+
+
+Scope = Literal["feedback:write", "feedback:mint"]
+WRITE: Final = "feedback:write"
+MINT: Final = "feedback:mint"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +55,8 @@ class Principal:
     """An authenticated caller."""
 
     client_id: str
-    method: Literal["api_key", "jwt"]
+    method: Literal["api_key", "jwt", "feedback_token"]
+    token: FeedbackToken | None = None  # the claims, for a feedback token
 
 
 def hash_api_key(key: str) -> str:
@@ -72,38 +89,66 @@ def bearer_token(headers: Iterable[tuple[str, str | bytes]]) -> str:
 class Authenticator:
     """Checks the credentials of one request against ``auth``."""
 
-    def __init__(self, config: AuthConfig) -> None:
+    def __init__(self, config: AuthConfig, tokens: TokensConfig | None = None) -> None:
         """Raises ``ConfigError`` if the JWT public key file cannot be read or is not RSA."""
         self.mode = config.mode
         use_keys = config.mode in ("api_key", "any")
         use_jwt = config.mode in ("jwt", "any")
-        self._client_by_hash = (
-            {k.key_sha256: k.client_id for k in config.api_keys} if use_keys else {}
-        )
+        self._key_by_hash = {k.key_sha256: k for k in config.api_keys} if use_keys else {}
         self._jwt = _JwtVerifier(config.jwt) if use_jwt else None
+        verifier = TokenVerifier(tokens) if tokens is not None and tokens.enabled else None
+        self._tokens = verifier
 
     @property
     def enabled(self) -> bool:
         return self.mode != "none"
 
-    def authenticate(self, headers: Iterable[tuple[str, str | bytes]]) -> Principal | None:
-        """The caller, or None when ``auth.mode`` is ``none`` (everyone is let in).
+    def authenticate(
+        self, headers: Iterable[tuple[str, str | bytes]], scope: Scope = WRITE
+    ) -> Principal | None:
+        """The caller, or None when ``auth.mode`` is ``none`` and the request carries no
+        feedback token (everyone is let in to write). ``scope``: what the request does.
 
         Raises ``Unauthenticated`` or ``PermissionDenied``.
         """
         if self.mode == "none":
-            return None
-        token = bearer_token(headers)
-        if self._client_by_hash:
+            token = self._feedback_token(headers)
+            if token is None:
+                if scope != WRITE:
+                    raise PermissionDenied(f"{scope} needs an authenticated caller (auth.mode)")
+                return None
+        else:
+            token = bearer_token(headers)
+        if self._tokens is not None and self._tokens.is_token(token):
+            if scope != WRITE:
+                raise PermissionDenied(f"a feedback token cannot be used for {scope}")
+            claims = self._tokens.verify(token)
+            return Principal(claims.client_id, "feedback_token", claims)
+        if self._key_by_hash:
             # Looking up the digest (not the key) leaks nothing useful through timing: a caller
             # cannot steer the digest of what it sends towards a stored one.
-            client_id = self._client_by_hash.get(hash_api_key(token))
-            if client_id is not None:
-                return Principal(client_id, "api_key")
+            key = self._key_by_hash.get(hash_api_key(token))
+            if key is not None:
+                if scope not in key.scopes:
+                    raise PermissionDenied(
+                        f"API key of {key.client_id!r} lacks the scope {scope!r}"
+                    )
+                return Principal(key.client_id, "api_key")
             if self._jwt is None or token.count(".") != 2:
                 raise Unauthenticated("unknown API key")
         assert self._jwt is not None  # mode jwt, or mode any with a JWT-shaped token
-        return self._jwt.verify(token)
+        return self._jwt.verify(token, scope)
+
+    def _feedback_token(self, headers: Iterable[tuple[str, str | bytes]]) -> str | None:
+        """With ``auth.mode: none``: the bearer if it is a feedback token (checked as one),
+        else None (the request is let in as before, whatever else it carries)."""
+        if self._tokens is None:
+            return None
+        try:
+            token = bearer_token(headers)
+        except Unauthenticated:
+            return None
+        return token if self._tokens.is_token(token) else None
 
 
 class _JwtVerifier:
@@ -120,7 +165,7 @@ class _JwtVerifier:
         self._scope = config.required_scope
         self._leeway = config.leeway_s
 
-    def verify(self, token: str) -> Principal:
+    def verify(self, token: str, scope: Scope = WRITE) -> Principal:
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -137,8 +182,9 @@ class _JwtVerifier:
         subject = claims["sub"]
         if not isinstance(subject, str) or not 0 < len(subject) <= _MAX_CLIENT_ID_LEN:
             raise Unauthenticated(f"invalid token: sub must be 1-{_MAX_CLIENT_ID_LEN} characters")
-        if self._scope not in _scopes(claims):
-            raise PermissionDenied(f"token of {subject!r} lacks the scope {self._scope!r}")
+        needed = self._scope if scope == WRITE else scope
+        if needed not in _scopes(claims):
+            raise PermissionDenied(f"token of {subject!r} lacks the scope {needed!r}")
         return Principal(subject, "jwt")
 
 

@@ -7,8 +7,13 @@ gRPC spells it (``ipv4:1.2.3.4:5678``). It does so before it decodes a request
 (``Unauthenticated``/``PermissionDenied`` end the request there) and passes the ``Caller`` to the
 pipeline as the request's ``Admission`` (``pipeline.admission``): the pipeline's admission step
 calls ``Caller.admit`` once, with the number of feedback records the request carries, before
-validating them (``RateLimited`` refuses the request whole, with RetryInfo). Per-token event
-budgets (browser tokens) belong here too, in ``RequestGuard.admit``.
+validating them (``RateLimited`` refuses the request whole, with RetryInfo).
+
+A request sent with a feedback token (``otlp_feedback.tokens``) has the token's claims on its
+``Caller``: ``RequestGuard.admit`` also charges the token's own budget and bucket
+(``budgets.TokenLedger``, kept per process), and ``Caller.scope`` is what the pipeline's
+process stage holds each of its records to (``FeedbackToken.refusal``). Audit lines name a
+feedback token by its fingerprint (key id + 12 hex digits of its SHA-256), never whole.
 
 Rate-limit buckets are keyed by the authenticated client id; without authentication by the
 peer's IP address (``peer:<ip>``), or ``anonymous`` when the peer has none. The metrics label of
@@ -22,12 +27,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from otlp_feedback.config import AuthConfig, ClientRateLimit, Settings
+from otlp_feedback.config import AuthConfig, ClientRateLimit, Settings, TokensConfig
 from otlp_feedback.errors import PermissionDenied, RateLimited, Unauthenticated
 from otlp_feedback.observability.metrics import Telemetry
 from otlp_feedback.receiver.audit import AuditLog
-from otlp_feedback.receiver.auth import Authenticator
+from otlp_feedback.receiver.auth import WRITE, Authenticator, Scope, bearer_token
+from otlp_feedback.receiver.budgets import TokenLedger
 from otlp_feedback.receiver.ratelimit import RateLimiter
+from otlp_feedback.tokens import FeedbackToken, TokenVerifier, fingerprint
 
 ANONYMOUS = "anonymous"
 
@@ -40,6 +47,12 @@ class Caller:
     peer: str  # as gRPC reports it, e.g. "ipv4:10.0.0.7:51234"
     method: str
     guard: RequestGuard
+    token: FeedbackToken | None = None  # a feedback token's claims, when it sent one
+
+    @property
+    def scope(self) -> FeedbackToken | None:
+        """The rule each record is held to (the pipeline's ``RecordScope``), if any."""
+        return self.token
 
     @property
     def bucket(self) -> str:
@@ -59,15 +72,26 @@ class RequestGuard:
         limiter: RateLimiter | None,
         audit: AuditLog,
         telemetry: Telemetry,
+        ledger: TokenLedger | None = None,
     ) -> None:
         self.authenticator = authenticator
         self.limiter = limiter
+        self.ledger = ledger or TokenLedger(TokensConfig().rate_limit, TokensConfig().max_tracked)
+        self.audit = audit
         self._audit = audit
         self._rate_limited = telemetry.rate_limited
 
     @classmethod
-    def from_settings(cls, settings: Settings, telemetry: Telemetry) -> RequestGuard:
-        """Raises ``ConfigError`` if a JWT public key cannot be loaded."""
+    def from_settings(
+        cls, settings: Settings, telemetry: Telemetry, ledger: TokenLedger | None = None
+    ) -> RequestGuard:
+        """Raises ``ConfigError`` if a JWT public key cannot be loaded. ``ledger``: the token
+        budgets to keep (a reload passes the old guard's, reconfigured), else a new one."""
+        tokens = settings.tokens
+        if ledger is None:
+            ledger = TokenLedger(tokens.rate_limit, tokens.max_tracked)
+        else:
+            ledger.configure(tokens.rate_limit, tokens.max_tracked)
         cfg = settings.rate_limit
         limiter = (
             RateLimiter(
@@ -78,36 +102,49 @@ class RequestGuard:
             if cfg.enabled
             else None
         )
-        return cls(Authenticator(settings.auth), limiter, AuditLog(), telemetry)
+        return cls(Authenticator(settings.auth, tokens), limiter, AuditLog(), telemetry, ledger)
 
     @classmethod
     def open(cls, telemetry: Telemetry) -> RequestGuard:
         """No authentication and no rate limit (what ``auth.mode: none`` without limits does)."""
         return cls(Authenticator(AuthConfig()), None, AuditLog(), telemetry)
 
-    def check(self, headers: Iterable[tuple[str, str | bytes]], peer: str, method: str) -> Caller:
+    def check(
+        self,
+        headers: Iterable[tuple[str, str | bytes]],
+        peer: str,
+        method: str,
+        scope: Scope = WRITE,
+    ) -> Caller:
         """Authenticate the request sent with ``headers`` from ``peer`` to ``method`` (an RPC
-        or an HTTP path). Raises ``Unauthenticated``/``PermissionDenied`` (audited)."""
+        or an HTTP path) for ``scope`` (sending, by default; ``feedback:mint`` to mint).
+        Raises ``Unauthenticated``/``PermissionDenied`` (audited)."""
         try:
-            principal = self.authenticator.authenticate(headers)
-        except Unauthenticated as exc:
+            principal = self.authenticator.authenticate(headers, scope)
+        except (Unauthenticated, PermissionDenied) as exc:
+            event = "unauthenticated" if isinstance(exc, Unauthenticated) else "permission_denied"
             self._audit.refused(
-                "unauthenticated", client=None, peer=peer, method=method, reason=str(exc)
+                event,
+                client=None,
+                peer=peer,
+                method=method,
+                reason=str(exc),
+                **_token_named(headers),
             )
             raise
-        except PermissionDenied as exc:
-            self._audit.refused(
-                "permission_denied", client=None, peer=peer, method=method, reason=str(exc)
-            )
-            raise
-        client_id = principal.client_id if principal is not None else None
-        return Caller(client_id, peer, method, self)
+        if principal is None:
+            return Caller(None, peer, method, self)
+        return Caller(principal.client_id, peer, method, self, principal.token)
 
     def admit(self, caller: Caller, events: int) -> None:
-        if self.limiter is None:
-            return
+        """The client's rate limit, then (for a feedback token) the token's budget and bucket.
+        Raises ``RateLimited`` or ``PermissionDenied`` (audited and counted)."""
+        token = caller.token
         try:
-            self.limiter.acquire(caller.bucket, events)
+            if self.limiter is not None:
+                self.limiter.acquire(caller.bucket, events)
+            if token is not None:
+                self.ledger.acquire(token, events)
         except RateLimited as exc:
             self._rate_limited.labels(caller.client_id or ANONYMOUS).inc()
             self._audit.refused(
@@ -118,8 +155,31 @@ class RequestGuard:
                 reason=str(exc),
                 events=events,
                 retry_after_s=round(exc.retry_after or 0.0, 3),
+                **({"token": token.fingerprint} if token is not None else {}),
             )
             raise
+        except PermissionDenied as exc:
+            assert token is not None  # only a token's budget refuses so
+            self._audit.refused(
+                "budget_spent",
+                client=caller.client_id,
+                peer=caller.peer,
+                method=caller.method,
+                reason=str(exc),
+                events=events,
+                token=token.fingerprint,
+            )
+            raise
+
+
+def _token_named(headers: Iterable[tuple[str, str | bytes]]) -> dict[str, str]:
+    """``{"token": fingerprint}`` when the request's bearer is a feedback token: refusals of
+    one name it (never whole); API keys and other JWTs are named by nothing but the reason."""
+    try:
+        token = bearer_token(headers)
+    except Unauthenticated:
+        return {}
+    return {"token": fingerprint(token)} if TokenVerifier.is_token(token) else {}
 
 
 def _peer_bucket(peer: str) -> str:

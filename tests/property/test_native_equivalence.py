@@ -257,6 +257,7 @@ class _Admission:
 
     seen: list[int]
     refuse: bool
+    scope: None = None  # no per-record scope
 
     def admit(self, count: int) -> None:
         self.seen.append(count)

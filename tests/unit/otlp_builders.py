@@ -241,6 +241,7 @@ class Admit:
     records it or raises to refuse the request."""
 
     check: Callable[[int], None]
+    scope: None = None  # no per-record scope
 
     def admit(self, events: int) -> None:
         self.check(events)
