@@ -8,6 +8,7 @@
 - ``dlq replay``: re-submit dead letters once their cause is fixed.
 - ``config check FILE``: validate a config file; print the effective settings, secrets masked.
 - ``auth hash-key``: read an API key from stdin, print the SHA-256 that ``auth.api_keys`` stores.
+- ``tokens mint``: print a browser feedback token (``otlp_feedback.tokens``) for a session/trace.
 - ``schemas list|check|register|diff|new-version``: the schema evolution workflow
   (``schema_tools``); ``new-version TYPE`` writes the next .avsc and proto field from the model.
 
@@ -175,6 +176,28 @@ def _parser() -> argparse.ArgumentParser:
         "hash-key", help="read an API key from stdin; print its SHA-256 for auth.api_keys"
     )
     hash_key.set_defaults(func=_auth_hash_key)
+
+    tokens = sub.add_parser("tokens", help="browser feedback tokens")
+    tokens_sub = tokens.add_subparsers(required=True, metavar="ACTION")
+    mint = tokens_sub.add_parser(
+        "mint", help="print a feedback token signed with tokens.signing_key_id"
+    )
+    mint.add_argument("--config", type=Path, help="YAML config file (tokens.keys)")
+    mint.add_argument("--session-id", help="the session every event must carry")
+    mint.add_argument("--trace-id", help="the trace id (32 hex) every event must carry")
+    mint.add_argument(
+        "--event-types",
+        default="user_feedback",
+        help="comma-separated event types it may send (default: user_feedback)",
+    )
+    mint.add_argument("--ttl", help="lifetime: 90s, 15m, 1h (default: tokens.default_ttl_s)")
+    mint.add_argument(
+        "--max-events", type=int, help="event budget (default: tokens.default_max_events)"
+    )
+    mint.add_argument(
+        "--client-id", default="browser", help="the client id it acts for (default: browser)"
+    )
+    mint.set_defaults(func=_tokens_mint)
     return parser
 
 
@@ -254,6 +277,27 @@ def _auth_hash_key(args: argparse.Namespace) -> int:
         print("otlp-feedback: no API key on stdin", file=sys.stderr)
         return 2
     print(hash_api_key(key))
+    return 0
+
+
+def _tokens_mint(args: argparse.Namespace) -> int:
+    from otlp_feedback.tokens import mint, parse_duration
+
+    settings = load_config(args.config)
+    try:
+        token = mint(
+            settings.tokens,
+            client_id=args.client_id,
+            session_id=args.session_id,
+            trace_id=args.trace_id,
+            event_types=[t.strip() for t in args.event_types.split(",") if t.strip()],
+            ttl_s=parse_duration(args.ttl) if args.ttl is not None else None,
+            max_events=args.max_events,
+        )
+    except ValueError as exc:
+        print(f"otlp-feedback: {exc}", file=sys.stderr)
+        return 2
+    print(token)
     return 0
 
 

@@ -1,5 +1,6 @@
 """The audit log: one JSON line per refused Export (authentication failure, permission denial,
-rate-limit hit), on the ``otlp_feedback.audit`` logger, kept apart from the application log.
+rate-limit hit, a feedback token's spent budget) and per feedback token minted over HTTP, on
+the ``otlp_feedback.audit`` logger, kept apart from the application log.
 
 ``configure_audit_logging(config)`` (called by the CLI next to ``configure_logging``) gives that
 logger its own handler, appending to ``audit.path`` or else writing to its own stderr stream,
@@ -16,7 +17,8 @@ A line looks like::
 (one line in the file; wrapped here).
 
 Reasons come from ``Unauthenticated``/``PermissionDenied``/``RateLimited`` messages, which never
-quote a credential.
+quote a credential. A feedback token is named by ``"token": "<key id>:<12 hex of its SHA-256>"``
+(``tokens.fingerprint``), never whole.
 """
 
 from __future__ import annotations
@@ -65,6 +67,18 @@ class AuditLog:
             "peer": peer,
             "method": method,
             "reason": reason,
+            **extra,
+        }
+        self._logger.warning(json.dumps(entry, default=str))
+
+    def minted(self, *, client: str | None, peer: str, method: str, **extra: object) -> None:
+        """Record one feedback token minted (``extra``: its fingerprint, expiry, budget)."""
+        entry = {
+            "ts": datetime.fromtimestamp(self._clock(), UTC).isoformat(),
+            "event": "token_minted",
+            "client": client,
+            "peer": peer,
+            "method": method,
             **extra,
         }
         self._logger.warning(json.dumps(entry, default=str))

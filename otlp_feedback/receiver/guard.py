@@ -73,8 +73,10 @@ class RequestGuard:
         audit: AuditLog,
         telemetry: Telemetry,
         ledger: TokenLedger | None = None,
+        tokens: TokensConfig | None = None,
     ) -> None:
         self.authenticator = authenticator
+        self.tokens = tokens or TokensConfig()  # what /v1/feedback-tokens mints with
         self.limiter = limiter
         self.ledger = ledger or TokenLedger(TokensConfig().rate_limit, TokensConfig().max_tracked)
         self.audit = audit
@@ -102,7 +104,8 @@ class RequestGuard:
             if cfg.enabled
             else None
         )
-        return cls(Authenticator(settings.auth, tokens), limiter, AuditLog(), telemetry, ledger)
+        authenticator = Authenticator(settings.auth, tokens)
+        return cls(authenticator, limiter, AuditLog(), telemetry, ledger, tokens)
 
     @classmethod
     def open(cls, telemetry: Telemetry) -> RequestGuard:

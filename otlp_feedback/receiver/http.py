@@ -64,6 +64,7 @@ from typing import Any, Literal
 
 from google.protobuf.message import Message
 
+from otlp_feedback import tokens
 from otlp_feedback.config import CorsConfig, ReceiverConfig, TlsConfig
 from otlp_feedback.errors import (
     BackpressureError,
@@ -77,7 +78,8 @@ from otlp_feedback.mapping import RawFeedback
 from otlp_feedback.mapping.events_api import Refused, location_of, map_event
 from otlp_feedback.observability.metrics import Telemetry
 from otlp_feedback.pipeline import ExportOutcome, Pipeline, Signal, check_count
-from otlp_feedback.receiver import events_api, otlp_json
+from otlp_feedback.receiver import events_api, mint_api, otlp_json
+from otlp_feedback.receiver.auth import MINT
 from otlp_feedback.receiver.cors import CorsPolicy
 from otlp_feedback.receiver.guard import Caller, RequestGuard
 from otlp_feedback.receiver.service import export_response, run_export
@@ -88,7 +90,10 @@ log = logging.getLogger(__name__)
 
 ROUTES: dict[str, Signal] = {"/v1/logs": "logs", "/v1/traces": "traces"}
 EVENTS_PATH = events_api.EVENTS_PATH
-PATHS = (*ROUTES, EVENTS_PATH)
+MINT_PATH = mint_api.MINT_PATH
+PATHS = (*ROUTES, EVENTS_PATH, MINT_PATH)
+_JSON_DOORS = {EVENTS_PATH: "the events API", MINT_PATH: "minting"}
+_METRIC_LABELS = {**ROUTES, EVENTS_PATH: "events", MINT_PATH: "feedback_tokens"}
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 Encoding = Literal["protobuf", "json"]
@@ -190,6 +195,8 @@ class ExportHandler:
     ) -> Answer:
         if path == EVENTS_PATH:
             return self._events(gzipped, headers, peer, body)
+        if path == MINT_PATH:
+            return self._mint(gzipped, headers, peer, body)
         signal = ROUTES[path]
 
         def decode_and_export(sent: bytes) -> ExportOutcome:
@@ -227,6 +234,35 @@ class ExportHandler:
             return error_answer(exc, "json")
         self._telemetry.feedback_per_request.observe(len(mapped))
         return Answer(200, _CONTENT_TYPES["json"], events_api.answer(mapped, outcome), "OK")
+
+    def _mint(self, gzipped: bool, headers: Headers, peer: str, body: bytes) -> Answer:
+        """``POST /v1/feedback-tokens`` (``mint_api``): a caller allowed to mint gets a token
+        acting for its own client id, signed with the keys of the guard in force."""
+        guard = self.guard  # read once: its keys and its authenticator are one config
+        if not guard.tokens.enabled:
+            return _text(404, "404 feedback tokens are off: set tokens.signing_key_id")
+        try:
+            caller = guard.check(headers, peer, MINT_PATH, MINT)
+            raw = inflate(body, self.max_body_bytes) if gzipped else body
+            args = mint_api.parse(raw)
+            assert caller.client_id is not None  # minting needs an authenticated caller
+            try:
+                token = tokens.mint(guard.tokens, client_id=caller.client_id, **args)
+            except ValueError as exc:
+                raise InvalidRequest(str(exc)) from exc
+        except OtlpFeedbackError as exc:
+            return error_answer(exc, "json")
+        claims = tokens.TokenVerifier(guard.tokens).verify(token)
+        guard.audit.minted(
+            client=caller.client_id,
+            peer=peer,
+            method=MINT_PATH,
+            token=claims.fingerprint,
+            expires_at=claims.expires_at,
+            max_events=claims.max_events,
+        )
+        body_out = mint_api.answer(token, claims.expires_at, claims.max_events)
+        return Answer(200, _CONTENT_TYPES["json"], body_out, "OK")
 
 
 def error_answer(exc: OtlpFeedbackError, encoding: Encoding) -> Answer:
@@ -294,7 +330,7 @@ class OtlpHttpApp:
         started = time.perf_counter()
         answer = await self._export(scope, receive, path)
         await _send(send, answer, extra)
-        signal = ROUTES.get(path, "events")
+        signal = _METRIC_LABELS[path]
         self._telemetry.export_seconds.labels(signal, "http").observe(time.perf_counter() - started)
         self._telemetry.export_responses.labels(signal, answer.code, "http").inc()
 
@@ -303,11 +339,11 @@ class OtlpHttpApp:
         headers = dict(metadata)  # a repeated header: the last one (authorization aside)
         media = headers.get("content-type", "").partition(";")[0].strip().lower()
         encoding = _MEDIA_TYPES.get(media)
-        if path == EVENTS_PATH and encoding != "json":
-            # The events API speaks JSON only, so its clients read a JSON Status.
+        if path in _JSON_DOORS and encoding != "json":
+            # The events API and minting speak JSON only, so their clients read a JSON Status.
             return error_answer(
                 UnsupportedMediaType(
-                    f"unsupported media type {media!r}, the events API takes {JSON}"
+                    f"unsupported media type {media!r}, {_JSON_DOORS[path]} takes {JSON}"
                 ),
                 "json",
             )

@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -15,6 +16,7 @@ from otlp_builders import MINIMAL, TRACE_ID, event_records, log_record, logs_req
 from starlette.testclient import TestClient
 
 from otlp_feedback.app import FeedbackApp
+from otlp_feedback.cli import main
 from otlp_feedback.config import ClientRateLimit, Settings, TokensConfig, load_config
 from otlp_feedback.errors import ConfigError, PermissionDenied, RateLimited, Unauthenticated
 from otlp_feedback.observability.metrics import Telemetry
@@ -436,3 +438,116 @@ def test_a_token_sends_over_otlp_http_and_the_events_api(
         "/v1/logs", content=b"", headers={**headers, "authorization": f"Bearer {forged}"}
     )
     assert refused.status_code == 401
+
+
+# --- minting surfaces -------------------------------------------------------------------------
+
+
+def minting_client(pipeline: Pipeline, executor: ThreadPoolExecutor, **tokens: Any) -> TestClient:
+    settings = load_config(
+        auth={
+            "mode": "api_key",
+            "api_keys": [
+                {"client_id": "writer", "key_sha256": hash_api_key("w")},
+                {
+                    "client_id": "backend",
+                    "key_sha256": hash_api_key(API_KEY),
+                    "scopes": ["feedback:mint"],
+                },
+            ],
+        },
+        tokens=tokens or {"keys": {"k1": K1}, "signing_key_id": "k1"},
+    )
+    guard = RequestGuard.from_settings(settings, Telemetry())
+    receiver = HttpReceiver(settings.receiver, pipeline, 5, Telemetry(), guard=guard)
+    return TestClient(receiver.app(executor), base_url="http://otlp")
+
+
+def test_post_feedback_tokens_mints_for_the_callers_client_id(
+    pipeline: Pipeline, executor: ThreadPoolExecutor, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=AUDIT_LOGGER)
+    client = minting_client(pipeline, executor)
+    response = client.post(
+        "/v1/feedback-tokens",
+        json={"session_id": SESSION, "ttl_s": 120, "max_events": 3},
+        headers={"authorization": f"Bearer {API_KEY}"},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    claims = TokenVerifier(CONFIG).verify(body["token"])
+    assert (claims.client_id, claims.session_id, claims.max_events) == ("backend", SESSION, 3)
+    assert body["expires_at"] == claims.expires_at
+    (line,) = audit_lines(caplog)
+    assert line["event"] == "token_minted"
+    assert line["client"] == "backend"
+    assert line["token"] == claims.fingerprint
+    assert body["token"] not in caplog.text
+    sent = client.post(
+        "/api/v1/events",
+        json={"event_type": "user_feedback", "session_id": SESSION, "thumbs": "up"},
+        headers={"authorization": f"Bearer {body['token']}"},
+    )
+    assert sent.status_code == 200, sent.text
+    assert sent.json()["accepted"] == 1
+
+
+@pytest.mark.parametrize(
+    ("authorization", "body", "status"),
+    [
+        ("w", {"session_id": SESSION}, 403),  # a key without feedback:mint
+        ("nope", {"session_id": SESSION}, 401),
+        (API_KEY, {}, 400),  # bound to nothing
+        (API_KEY, {"session_id": SESSION, "ttl_s": 99999}, 400),
+        (API_KEY, {"session_id": SESSION, "client_id": "other"}, 400),  # acts for the caller only
+        (API_KEY, ["x"], 400),
+    ],
+)
+def test_post_feedback_tokens_refuses(
+    pipeline: Pipeline,
+    executor: ThreadPoolExecutor,
+    authorization: str,
+    body: Any,
+    status: int,
+) -> None:
+    client = minting_client(pipeline, executor)
+    response = client.post(
+        "/v1/feedback-tokens", json=body, headers={"authorization": f"Bearer {authorization}"}
+    )
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+
+
+def test_a_feedback_token_cannot_mint_and_minting_is_off_without_a_signing_key(
+    pipeline: Pipeline, executor: ThreadPoolExecutor
+) -> None:
+    client = minting_client(pipeline, executor)
+    token = mint(CONFIG, client_id="web", session_id=SESSION)
+    response = client.post(
+        "/v1/feedback-tokens",
+        json={"session_id": SESSION},
+        headers={"authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 403
+    off = minting_client(pipeline, executor, keys={"k1": K1})
+    response = off.post(
+        "/v1/feedback-tokens",
+        json={"session_id": SESSION},
+        headers={"authorization": f"Bearer {API_KEY}"},
+    )
+    assert response.status_code == 404
+
+
+def test_the_cli_prints_a_token(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"tokens:\n  keys:\n    k1: {K1}\n  signing_key_id: k1\n")
+    args = ["tokens", "mint", "--config", str(config), "--session-id", SESSION]
+    args += ["--trace-id", TRACE_ID, "--max-events", "7", "--ttl", "15m"]
+    assert main(args) == 0
+    token = capsys.readouterr().out.strip()
+    claims = TokenVerifier(CONFIG).verify(token)
+    assert (claims.session_id, claims.trace_id, claims.max_events) == (SESSION, TRACE_ID, 7)
+    assert claims.client_id == "browser"
+    assert claims.event_types == {"user_feedback"}
+    assert main([*args[:-2], "--ttl", "2h"]) == 2  # over tokens.max_ttl_s
+    assert "max_ttl_s" in capsys.readouterr().err
