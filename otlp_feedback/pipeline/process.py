@@ -73,8 +73,7 @@ class Processor:
         event. Never raises for a record's content."""
         outcome = ExportOutcome(ignored=batch.ignored, native=batch.native, deferred=batch.deferred)
         entries = batch.entries
-        # All encoded by C (or empty): nothing to process. (A scoped batch has no C records.)
-        if batch.native == len(entries) and (scope is None or not entries):
+        if batch.native == len(entries):  # all encoded by C (or empty): nothing to process
             return Processed(
                 cast("Sequence[OutboundRecord]", entries), range(len(entries)), outcome
             )

@@ -76,11 +76,10 @@ class RequestGuard:
         tokens: TokensConfig | None = None,
     ) -> None:
         self.authenticator = authenticator
-        self.tokens = tokens or TokensConfig()  # what /v1/feedback-tokens mints with
         self.limiter = limiter
-        self.ledger = ledger or TokenLedger(TokensConfig().rate_limit, TokensConfig().max_tracked)
+        self.tokens = tokens or TokensConfig()  # what /v1/feedback-tokens mints with
+        self.ledger = ledger or TokenLedger(self.tokens.rate_limit, self.tokens.max_tracked)
         self.audit = audit
-        self._audit = audit
         self._rate_limited = telemetry.rate_limited
 
     @classmethod
@@ -126,7 +125,7 @@ class RequestGuard:
             principal = self.authenticator.authenticate(headers, scope)
         except (Unauthenticated, PermissionDenied) as exc:
             event = "unauthenticated" if isinstance(exc, Unauthenticated) else "permission_denied"
-            self._audit.refused(
+            self.audit.refused(
                 event,
                 client=None,
                 peer=peer,
@@ -150,7 +149,7 @@ class RequestGuard:
                 self.ledger.acquire(token, events)
         except RateLimited as exc:
             self._rate_limited.labels(caller.client_id or ANONYMOUS).inc()
-            self._audit.refused(
+            self.audit.refused(
                 "rate_limited",
                 client=caller.client_id,
                 peer=caller.peer,
@@ -163,7 +162,7 @@ class RequestGuard:
             raise
         except PermissionDenied as exc:
             assert token is not None  # only a token's budget refuses so
-            self._audit.refused(
+            self.audit.refused(
                 "budget_spent",
                 client=caller.client_id,
                 peer=caller.peer,

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import grpc
 import jwt
 import pytest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
 from otlp_builders import MINIMAL, TRACE_ID, event_records, log_record, logs_request
 from starlette.testclient import TestClient
 
@@ -28,6 +31,7 @@ from otlp_feedback.receiver.guard import RequestGuard
 from otlp_feedback.receiver.http import HttpReceiver
 from otlp_feedback.registry.client import InMemoryRegistry
 from otlp_feedback.sinks.memory import InMemorySink
+from otlp_feedback.testing import run_receiver
 from otlp_feedback.testing.security import make_jwt
 from otlp_feedback.tokens import (
     AUDIENCE,
@@ -551,3 +555,32 @@ def test_the_cli_prints_a_token(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert claims.event_types == {"user_feedback"}
     assert main([*args[:-2], "--ttl", "2h"]) == 2  # over tokens.max_ttl_s
     assert "max_ttl_s" in capsys.readouterr().err
+
+
+# --- over gRPC --------------------------------------------------------------------------------
+
+
+def test_a_token_sends_over_grpc_with_its_scope_and_a_bad_one_is_unauthenticated(
+    sink: InMemorySink,
+) -> None:
+    now = time.time_ns()
+    request = logs_request(
+        log_record("feedback.user_feedback", MINIMAL["user_feedback"], time_ns=now),
+        log_record(
+            "feedback.user_feedback", {**MINIMAL["user_feedback"], "session.id": "s-9"}, time_ns=now
+        ),
+    )
+    with (
+        run_receiver(sink=sink, tokens={"keys": {"k1": K1}, "signing_key_id": "k1"}) as app,
+        grpc.insecure_channel(f"127.0.0.1:{app.port}") as channel,
+    ):
+        token = mint(CONFIG, client_id="web", session_id=SESSION)
+        response = LogsServiceStub(channel).Export(request, metadata=bearer(token), timeout=10)
+        assert response.partial_success.rejected_log_records == 1
+        assert "out of the feedback token's scope" in response.partial_success.error_message
+        expired = mint(CONFIG, client_id="web", session_id=SESSION, clock=lambda: 1000.0)
+        with pytest.raises(grpc.RpcError) as refused:
+            LogsServiceStub(channel).Export(request, metadata=bearer(expired), timeout=10)
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    (record,) = event_records(sink)
+    assert dict(record.headers)["client_id"] == b"web"
