@@ -50,6 +50,23 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
         time.sleep(0.05)
 
 
+# What the OTel SDK's gRPC exporter retries (opentelemetry-exporter-otlp-proto-grpc,
+# ``_RETRYABLE_ERROR_CODES``, after the OTLP spec). CANCELLED is among them: a server that stops
+# cancels the calls it has not answered when its grace ends, and their records were not
+# acknowledged, so a sender must send them again (the receiver dedupes nothing; ids do).
+RETRYABLE_CODES = frozenset(
+    {
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.OUT_OF_RANGE,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DATA_LOSS,
+    }
+)
+
+
 class SteadySender:
     """Sends ``total`` events in requests of ``batch`` at about ``rate`` events/s, from
     ``threads`` threads, retrying refused requests like an SDK would. Records acked ids."""
@@ -124,11 +141,7 @@ class SteadySender:
                         response = export(request, timeout=15)
                     except grpc.RpcError as exc:
                         self.statuses[exc.code().name] += 1
-                        if exc.code() not in (
-                            grpc.StatusCode.UNAVAILABLE,
-                            grpc.StatusCode.RESOURCE_EXHAUSTED,
-                            grpc.StatusCode.DEADLINE_EXCEEDED,
-                        ):
+                        if exc.code() not in RETRYABLE_CODES:
                             raise
                     else:
                         assert response.partial_success.rejected_log_records == 0

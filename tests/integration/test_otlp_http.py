@@ -3,7 +3,8 @@ Kafka field by field, and one mixed valid/invalid request answered with the same
 partial_success over gRPC, HTTP protobuf and HTTP JSON.
 
 (The stock OTel Python SDK's HTTP exporters are driven through every carrier in
-``test_sdk_end_to_end.py``, parametrized over both transports.)"""
+``test_sdk_end_to_end.py``, parametrized over both transports; the OTel JS SDK's, protobuf and
+JSON, in ``test_js_sdk.py``.)"""
 
 from __future__ import annotations
 
