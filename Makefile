@@ -4,6 +4,9 @@ NPM ?= npm
 VENV := .venv
 # The stock OTel JS SDK that tests/integration/test_js_sdk.py drives (pinned in its lock file).
 NODE_SDK := tests/integration/node
+# playwright-core (drives the system's Chromium), esbuild and the OTel JS web SDK that
+# tests/integration/test_browser.py uses (pinned in its lock file).
+BROWSER := tests/integration/browser
 
 .PHONY: dev test install
 
@@ -23,7 +26,15 @@ $(NODE_SDK)/node_modules/.package-lock.json: $(NODE_SDK)/package.json $(NODE_SDK
 	  echo "make install: $(NPM) not found, not installing $(NODE_SDK) (its tests need Node)"; \
 	fi
 
-install: $(VENV)/.installed $(NODE_SDK)/node_modules/.package-lock.json
+$(BROWSER)/node_modules/.package-lock.json: $(BROWSER)/package.json $(BROWSER)/package-lock.json
+	@if command -v $(NPM) >/dev/null 2>&1; then \
+	  cd $(BROWSER) && $(NPM) ci --no-audit --no-fund --loglevel=error && touch node_modules/.package-lock.json; \
+	else \
+	  echo "make install: $(NPM) not found, not installing $(BROWSER) (its tests need Node)"; \
+	fi
+
+install: $(VENV)/.installed $(NODE_SDK)/node_modules/.package-lock.json \
+	$(BROWSER)/node_modules/.package-lock.json
 
 # The receiver needs no Node: dev installs the Python side only.
 dev: $(VENV)/.installed
