@@ -2,6 +2,7 @@
 // window.sdkThumbsDown(sessionId, comment) resolves to what the exporter handed the SDK.
 import { diag, DiagLogLevel } from "@opentelemetry/api";
 import { OTLPLogExporter } from "@opentelemetry/exporter-logs-otlp-http";
+import { resourceFromAttributes } from "@opentelemetry/resources";
 import { BatchLogRecordProcessor, LoggerProvider } from "@opentelemetry/sdk-logs";
 
 const PARAMS = new URLSearchParams(location.hash.slice(1));
@@ -25,7 +26,10 @@ export async function thumbsDown(sessionId, comment, token) {
   const send = exporter.export.bind(exporter);
   exporter.export = (logs, done) =>
     send(logs, (result) => { results.push({ code: result.code, error: String(result.error ?? "") }); done(result); });
-  const provider = new LoggerProvider({ processors: [new BatchLogRecordProcessor({ exporter })] });
+  const provider = new LoggerProvider({
+    resource: resourceFromAttributes({ "service.name": "shop-web" }),  // else "unknown_service"
+    processors: [new BatchLogRecordProcessor({ exporter })],
+  });
   provider.getLogger("feedback-widget").emit({
     eventName: "feedback.user_feedback",
     body: comment,
