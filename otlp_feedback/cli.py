@@ -28,7 +28,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from otlp_feedback.config import Settings, load_config, masked_yaml
+from otlp_feedback.config import Settings, dev_settings, load_config, masked_yaml
 from otlp_feedback.errors import ConfigError, OtlpFeedbackError
 from otlp_feedback.events import EVENT_TYPES
 from otlp_feedback.logsetup import configure_logging
@@ -65,6 +65,12 @@ def _parser() -> argparse.ArgumentParser:
 
     dev = sub.add_parser("dev", help="run broker + registry + receiver locally (embedded default)")
     dev.add_argument("--config", type=Path, help="YAML config file")
+    dev.add_argument(
+        "--host",
+        metavar="ADDRESS",
+        help="interface the receiver and metrics ports bind (default: dev.host, 127.0.0.1); "
+        "0.0.0.0 opens them to the network",
+    )
     dev.set_defaults(func=_dev)
 
     reg = sub.add_parser("registry", help="run the bundled schema registry")
@@ -267,21 +273,8 @@ def _dev(args: argparse.Namespace) -> int:
     from otlp_feedback.embedded.tansu import TansuBroker
     from otlp_feedback.registry.runner import RegistryServer
 
-    base = load_config(args.config)
-    dev = base.dev
-    settings = load_config(
-        args.config,
-        kafka={
-            **base.kafka.model_dump(exclude_unset=True),
-            "bootstrap_servers": f"127.0.0.1:{dev.broker_port}",
-        },
-        registry={
-            **base.registry.model_dump(exclude_unset=True),
-            "url": f"http://127.0.0.1:{dev.registry_port}",
-        },
-        spool={"directory": dev.data_dir / "spool", **base.spool.model_dump(exclude_unset=True)},
-        log_format="pretty",
-    )
+    settings = dev_settings(args.config, host=args.host)
+    dev = settings.dev
     configure_logging(settings.log_level, settings.log_format)
     configure_audit_logging(settings.audit)
     dev.data_dir.mkdir(parents=True, exist_ok=True)

@@ -455,10 +455,15 @@ class AuditConfig(_Section):
 
 
 class DevConfig(_Section):
-    """What ``otlp-feedback dev`` starts."""
+    """What ``otlp-feedback dev`` starts (see ``dev_settings``)."""
 
-    broker_port: int = 9092
-    registry_port: int = 8081
+    host: str = Field(
+        "127.0.0.1",
+        description="Interface dev's receiver and metrics ports bind unless their endpoints "
+        "are set; 0.0.0.0 opens them to the network (auth is off by default).",
+    )
+    broker_port: int = Field(9092, ge=1, le=65535)
+    registry_port: int = Field(8081, ge=1, le=65535)
     data_dir: Path = Path(".otlp-feedback")
 
 
@@ -558,6 +563,53 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> Settings:
         raise ConfigError(_describe(exc)) from None
     finally:
         _yaml_path.reset(token)
+
+
+def dev_settings(path: Path | str | None = None, *, host: str | None = None) -> Settings:
+    """The settings ``otlp-feedback dev`` runs with: the dev stack of ``path``'s ``dev.*``.
+
+    Kafka and the registry are the embedded ones on loopback (``dev.broker_port``,
+    ``dev.registry_port``), whatever ``kafka.bootstrap_servers``/``registry.url`` say. The
+    receiver's gRPC and HTTP ports and the metrics port bind ``host`` (default ``dev.host``,
+    itself ``127.0.0.1``) unless the config sets their endpoint: auth is off by default, so
+    ``dev`` is reachable only from this machine unless told otherwise. Logs are pretty.
+    """
+    base = load_config(path)
+    dev = base.dev
+    bind = host or dev.host
+    receiver = base.receiver.model_dump(exclude_unset=True)
+    http = receiver.setdefault("http", {})
+    observability = base.observability.model_dump(exclude_unset=True)
+    receiver.setdefault("endpoint", _with_host(base.receiver.endpoint, bind))
+    http.setdefault("endpoint", _with_host(base.receiver.http.endpoint, bind))
+    observability.setdefault("endpoint", _with_host(base.observability.endpoint, bind))
+    return load_config(
+        path,
+        receiver=receiver,
+        observability=observability,
+        kafka={
+            **base.kafka.model_dump(exclude_unset=True),
+            "bootstrap_servers": dev_broker(dev),
+        },
+        registry={**base.registry.model_dump(exclude_unset=True), "url": dev_registry(dev)},
+        spool={"directory": dev.data_dir / "spool", **base.spool.model_dump(exclude_unset=True)},
+        log_format="pretty",
+    )
+
+
+def dev_broker(dev: DevConfig) -> str:
+    """The embedded broker's bootstrap address."""
+    return f"127.0.0.1:{dev.broker_port}"
+
+
+def dev_registry(dev: DevConfig) -> str:
+    """The bundled registry's URL."""
+    return f"http://127.0.0.1:{dev.registry_port}"
+
+
+def _with_host(endpoint: str, host: str) -> str:
+    _, _, port = endpoint.rpartition(":")
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 # kafka.extra goes to librdkafka as plain text; keys like these hold credentials.

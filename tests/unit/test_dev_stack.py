@@ -1,0 +1,59 @@
+"""The dev stack (``config.dev_settings``): what ``otlp-feedback dev`` binds and dials."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from otlp_feedback.config import dev_settings
+
+
+def test_dev_binds_loopback_by_default() -> None:
+    settings = dev_settings()
+    assert settings.receiver.endpoint == "127.0.0.1:4317"
+    assert settings.receiver.http.endpoint == "127.0.0.1:4318"
+    assert settings.observability.endpoint == "127.0.0.1:9464"
+
+
+def test_dev_host_opens_the_ports_when_asked(tmp_path: Path) -> None:
+    assert dev_settings(host="0.0.0.0").receiver.endpoint == "0.0.0.0:4317"
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"dev": {"host": "0.0.0.0"}}))
+    settings = dev_settings(config)
+    assert settings.receiver.http.endpoint == "0.0.0.0:4318"
+    assert settings.observability.endpoint == "0.0.0.0:9464"
+
+
+def test_an_endpoint_the_config_sets_is_kept(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "receiver": {"endpoint": "0.0.0.0:5317", "http": {"max_workers": 2}},
+                "observability": {"endpoint": "127.0.0.1:0"},
+            }
+        )
+    )
+    settings = dev_settings(config)
+    assert settings.receiver.endpoint == "0.0.0.0:5317"
+    assert settings.receiver.http.endpoint == "127.0.0.1:4318"
+    assert settings.receiver.http.max_workers == 2
+    assert settings.observability.endpoint == "127.0.0.1:0"
+
+
+def test_dev_dials_its_own_broker_and_registry(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "kafka": {"bootstrap_servers": "elsewhere:9092", "partitions": 2},
+                "dev": {"broker_port": 19092, "registry_port": 18081},
+            }
+        )
+    )
+    settings = dev_settings(config)
+    assert settings.kafka.bootstrap_servers == "127.0.0.1:19092"
+    assert settings.kafka.partitions == 2
+    assert settings.registry.url == "http://127.0.0.1:18081"
+    assert settings.log_format == "pretty"
