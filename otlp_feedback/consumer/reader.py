@@ -126,14 +126,19 @@ class FeedbackConsumer:
                 "on_commit": self._on_commit_result,
             }
         )
-        self._consumer.subscribe(self.topics, on_revoke=self._on_revoke)
+        # When the group first handed this consumer its partitions (possibly none): the idle
+        # clock starts there, not at construction, so a slow join is not mistaken for silence.
+        self._assigned_at: float | None = None
+        self._consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
 
     def __iter__(self) -> Iterator[ConsumedEvent]:
         return self.records()
 
     def records(self, *, idle_timeout: float | None = None) -> Generator[ConsumedEvent, None, None]:
         """Yield events as they arrive; stop after ``idle_timeout`` seconds in which no record
-        arrived (None: never). Asking for the next event marks the previous one processed.
+        arrived (None: never), counted from the group's first assignment at the earliest (a
+        group join takes seconds on some brokers; until it completes nothing can arrive).
+        Asking for the next event marks the previous one processed.
 
         Raises ``UnreadableRecord`` (with ``on_error="raise"``), ``RegistryUnavailable`` and
         ``SinkUnavailable`` (a consumer error other than end-of-partition / unknown topic).
@@ -143,7 +148,11 @@ class FeedbackConsumer:
             msg = self._consumer.poll(0.5)
             if msg is None:
                 self._maybe_commit()
-                if idle_timeout is not None and time.monotonic() - last_record > idle_timeout:
+                if (
+                    idle_timeout is not None
+                    and self._assigned_at is not None
+                    and time.monotonic() - max(last_record, self._assigned_at) > idle_timeout
+                ):
                     return
                 continue
             if self._is_benign_error(msg):
@@ -292,6 +301,10 @@ class FeedbackConsumer:
         if error is not None and error.code() != KafkaError._NO_OFFSET:
             log.warning("committing offsets failed, will retry: %s", error.str())
             self._uncommitted = True
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self._assigned_at is None:
+            self._assigned_at = time.monotonic()
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Commit what was processed on the partitions that are leaving, while they are ours.
