@@ -28,6 +28,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from otlp_feedback.errors import ConfigError
 from otlp_feedback.events import EVENT_MODELS, EVENT_TYPES, EventType
+from otlp_feedback.kafkalog import LIBRDKAFKA_LOGGER
 
 _yaml_path: ContextVar[Path | None] = ContextVar("_yaml_path", default=None)
 
@@ -142,10 +143,12 @@ class KafkaConfig(_Section):
         return [*topics, self.dlq_topic] if self.dlq_topic else topics
 
     def client_config(self) -> dict[str, Any]:
-        """librdkafka settings shared by producer, admin and consumer."""
+        """librdkafka settings shared by producer, admin and consumer, with librdkafka's own
+        log lines routed through Python logging (``kafkalog``)."""
         conf: dict[str, Any] = {
             "bootstrap.servers": self.bootstrap_servers,
             "security.protocol": self.security_protocol,
+            "logger": LIBRDKAFKA_LOGGER,
         }
         if self.sasl_mechanism:
             conf["sasl.mechanism"] = self.sasl_mechanism
