@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("otlp_feedback")
 
+# How long tail waits for a broker to answer before it says none is there and exits 1.
+BROKER_CHECK_S = 10.0
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
@@ -373,6 +376,7 @@ def _tail(args: argparse.Namespace) -> int:
         from_beginning=args.from_beginning or args.since is not None,
         on_error=args.on_error,
     ) as consumer:
+        consumer.check_broker(BROKER_CHECK_S)
         if args.output == "table":
             print(table_header(), flush=True)
         for item in consumer.records(idle_timeout=args.idle_timeout):

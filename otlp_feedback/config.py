@@ -552,13 +552,17 @@ class _YamlSource(PydanticBaseSettingsSource):
 def load_config(path: Path | str | None = None, **overrides: Any) -> Settings:
     """Build the settings from defaults, ``path`` (YAML), env and ``overrides`` (highest).
 
+    Without ``kafka.bootstrap_servers`` or ``registry.url``, every command dials the dev stack
+    the settings describe (``dev.broker_port``, ``dev.registry_port`` on loopback): a config
+    that moves ``dev``'s ports moves ``tail``'s, ``schemas``' and ``dlq``'s with them.
+
     Raises ``ConfigError`` naming every bad key, e.g. ``kafka.partitions: Input should be
     greater than or equal to 1``.
     """
     _reject_unknown_env()
     token = _yaml_path.set(Path(path) if path else None)
     try:
-        return Settings(**overrides)
+        return _on_the_dev_stack(Settings(**overrides))
     except ValidationError as exc:
         # Not ``from exc``: pydantic's own message repeats each failing section's input, secrets
         # (kafka.sasl_password, auth.jwt.secret) in plain text, and a traceback would print it.
@@ -598,6 +602,20 @@ def dev_settings(path: Path | str | None = None, *, host: str | None = None) -> 
         spool={"directory": dev.data_dir / "spool", **base.spool.model_dump(exclude_unset=True)},
         log_format="pretty",
     )
+
+
+def _on_the_dev_stack(settings: Settings) -> Settings:
+    """``settings`` with the broker and registry nobody set pointed at the dev stack's."""
+    update: dict[str, Any] = {}
+    if "bootstrap_servers" not in settings.kafka.model_fields_set:
+        kafka = settings.kafka.model_copy(update={"bootstrap_servers": dev_broker(settings.dev)})
+        kafka.model_fields_set.discard("bootstrap_servers")
+        update["kafka"] = kafka
+    if "url" not in settings.registry.model_fields_set:
+        registry = settings.registry.model_copy(update={"url": dev_registry(settings.dev)})
+        registry.model_fields_set.discard("url")
+        update["registry"] = registry
+    return settings.model_copy(update=update) if update else settings
 
 
 def dev_broker(dev: DevConfig) -> str:

@@ -107,6 +107,7 @@ class FeedbackConsumer:
             reader_versions=reader_versions,
         )
         self._on_error = on_error
+        self._bootstrap = settings.kafka.bootstrap_servers
         self._commit_interval_s = commit_interval_s
         self.skipped = 0
         self._held: _Position | None = None  # yielded to the caller, not yet processed
@@ -180,6 +181,17 @@ class FeedbackConsumer:
         """``records()`` without the Kafka coordinates: the typed events alone, same contract."""
         for item in self.records(idle_timeout=idle_timeout):
             yield item.event
+
+    def check_broker(self, timeout: float) -> None:
+        """Raise ``SinkUnavailable`` unless a broker answers a metadata request within
+        ``timeout`` seconds (a consumer alone would wait for one in silence)."""
+        try:
+            self._consumer.list_topics(timeout=timeout)
+        except KafkaException as exc:
+            raise SinkUnavailable(
+                f"no Kafka broker answered at {self._bootstrap} within {timeout:g}s ({exc}); "
+                "start one with `otlp-feedback dev`, or set kafka.bootstrap_servers"
+            ) from exc
 
     def commit(self) -> None:
         """Mark the event in hand processed and commit every processed offset, synchronously.

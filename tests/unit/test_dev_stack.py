@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
-from otlp_feedback.config import dev_settings
+from otlp_feedback.config import dev_settings, load_config
 
 
 def test_dev_binds_loopback_by_default() -> None:
@@ -57,3 +58,27 @@ def test_dev_dials_its_own_broker_and_registry(tmp_path: Path) -> None:
     assert settings.kafka.partitions == 2
     assert settings.registry.url == "http://127.0.0.1:18081"
     assert settings.log_format == "pretty"
+
+
+def test_every_command_dials_the_dev_stack_its_config_describes(tmp_path: Path) -> None:
+    # tail, schemas and dlq load their settings with load_config: dev.* ports move them too.
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"dev": {"broker_port": 19092, "registry_port": 18081}}))
+    settings = load_config(config)
+    assert settings.kafka.bootstrap_servers == "127.0.0.1:19092"
+    assert settings.registry.url == "http://127.0.0.1:18081"
+    assert load_config().kafka.bootstrap_servers == "127.0.0.1:9092"
+
+
+def test_a_broker_or_registry_the_config_names_wins_over_the_dev_stack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {"kafka": {"bootstrap_servers": "kafka:9092"}, "dev": {"broker_port": 19092}}
+        )
+    )
+    assert load_config(config).kafka.bootstrap_servers == "kafka:9092"
+    monkeypatch.setenv("OTLP_FEEDBACK_REGISTRY__URL", "http://registry:8081")
+    assert load_config(config).registry.url == "http://registry:8081"
