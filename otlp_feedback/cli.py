@@ -2,7 +2,8 @@
 
 - ``serve``: the receiver against an existing Kafka cluster and schema registry; SIGHUP re-reads
   the config file and applies what can change live (``FeedbackApp.reload``).
-- ``dev``: the embedded default: Tansu broker + bundled registry + receiver, on loopback.
+- ``dev``: the embedded default: Tansu broker + bundled registry + receiver, on loopback; the
+  broker is memory-only, so the registry is reset at each start with it (``forget_registry``).
 - ``registry``: the bundled Confluent-compatible schema registry alone.
 - ``tail``: print the feedback events as JSON lines or a table, filtered by type, service, time.
 - ``dlq replay``: re-submit dead letters once their cause is fixed.
@@ -282,12 +283,13 @@ def _dev(args: argparse.Namespace) -> int:
     configure_audit_logging(settings.audit)
     dev.data_dir.mkdir(parents=True, exist_ok=True)
     broker = TansuBroker("127.0.0.1", dev.broker_port, log_file=dev.data_dir / "tansu.log")
-    registry = RegistryServer(
-        host="127.0.0.1", port=dev.registry_port, db_path=dev.data_dir / "registry.db"
-    )
+    registry_db = dev.data_dir / "registry.db"
+    registry = RegistryServer(host="127.0.0.1", port=dev.registry_port, db_path=registry_db)
     app = FeedbackApp(settings)
     try:
         broker.start()
+        # After the broker: if another dev holds its port, start fails before touching its data.
+        forget_registry(registry_db)
         registry.start()
         app.start()
         settle_process_heap()
@@ -299,6 +301,18 @@ def _dev(args: argparse.Namespace) -> int:
         registry.shutdown()
         broker.stop()
     return 0
+
+
+def forget_registry(db: Path) -> None:
+    """Delete the dev registry's database, so it starts as empty as the broker beside it.
+
+    The embedded broker is memory-only: each ``dev`` starts with no topics and no records. A
+    registry that remembered the last session's subjects would describe data that no longer
+    exists, and the versions registered then (a schema tried and dropped) would keep failing
+    ``schemas check`` ("matches no local version") with nothing in the broker needing them.
+    Resetting the two together keeps them consistent without a flag to remember."""
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        db.with_name(db.name + suffix).unlink(missing_ok=True)
 
 
 def _print_banner(settings: Settings, port: int, http_port: int | None = None) -> None:
@@ -337,6 +351,8 @@ def _print_banner(settings: Settings, port: int, http_port: int | None = None) -
         f"{http_sdk}"
         f"{headers}"
         "Watch events arrive: otlp-feedback tail --from-beginning\n"
+        "The embedded broker keeps everything in memory: Ctrl-C forgets every event and topic,\n"
+        "and the registry is reset with it at each start (the local schemas are registered anew).\n"
         "Stop with Ctrl-C.\n",
         flush=True,
     )

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from otlp_feedback.cli import _print_banner, forget_registry
 from otlp_feedback.config import dev_settings, load_config
 
 
@@ -82,3 +83,20 @@ def test_a_broker_or_registry_the_config_names_wins_over_the_dev_stack(
     assert load_config(config).kafka.bootstrap_servers == "kafka:9092"
     monkeypatch.setenv("OTLP_FEEDBACK_REGISTRY__URL", "http://registry:8081")
     assert load_config(config).registry.url == "http://registry:8081"
+
+
+def test_dev_forgets_the_registry_as_the_memory_only_broker_forgets_its_topics(
+    tmp_path: Path,
+) -> None:
+    for name in ("registry.db", "registry.db-journal", "tansu.log"):
+        (tmp_path / name).write_text("last session")
+    forget_registry(tmp_path / "registry.db")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tansu.log"]
+    forget_registry(tmp_path / "registry.db")  # nothing there: fine
+
+
+def test_the_dev_banner_says_the_broker_forgets(capsys: pytest.CaptureFixture[str]) -> None:
+    _print_banner(dev_settings(), 4317, 4318)
+    out = capsys.readouterr().out
+    assert "keeps everything in memory" in out
+    assert "registry is reset with it" in out
