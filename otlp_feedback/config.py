@@ -28,7 +28,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from otlp_feedback.errors import ConfigError
 from otlp_feedback.events import EVENT_MODELS, EVENT_TYPES, EventType
-from otlp_feedback.kafkalog import LIBRDKAFKA_LOGGER
+from otlp_feedback.logthrottle import LIBRDKAFKA_LOGGER
 
 _yaml_path: ContextVar[Path | None] = ContextVar("_yaml_path", default=None)
 
@@ -144,7 +144,7 @@ class KafkaConfig(_Section):
 
     def client_config(self) -> dict[str, Any]:
         """librdkafka settings shared by producer, admin and consumer, with librdkafka's own
-        log lines routed through Python logging (``kafkalog``)."""
+        log lines routed through Python logging (``logthrottle``)."""
         conf: dict[str, Any] = {
             "bootstrap.servers": self.bootstrap_servers,
             "security.protocol": self.security_protocol,
@@ -252,6 +252,11 @@ class ValidationConfig(_Section):
         ge=1,
         le=65_536,
         description="Longer strings in event fields are rejected (65536 is the models' own cap).",
+    )
+    log_rejections: Literal["DEBUG", "INFO", "WARNING"] = Field(
+        "INFO",
+        description="Level of the rejection log (event type, reason; each kind at most once a "
+        "minute with a count of the rest). dev: WARNING.",
     )
     control_characters: Literal["keep", "strip", "reject"] = Field(
         "strip",
@@ -579,7 +584,8 @@ def dev_settings(path: Path | str | None = None, *, host: str | None = None) -> 
     ``dev.registry_port``), whatever ``kafka.bootstrap_servers``/``registry.url`` say. The
     receiver's gRPC and HTTP ports and the metrics port bind ``host`` (default ``dev.host``,
     itself ``127.0.0.1``) unless the config sets their endpoint: auth is off by default, so
-    ``dev`` is reachable only from this machine unless told otherwise. Logs are pretty.
+    ``dev`` is reachable only from this machine unless told otherwise. Logs are pretty, and
+    rejections are logged at WARNING (``validation.log_rejections``) unless the config says.
     """
     base = load_config(path)
     dev = base.dev
@@ -587,6 +593,8 @@ def dev_settings(path: Path | str | None = None, *, host: str | None = None) -> 
     receiver = base.receiver.model_dump(exclude_unset=True)
     http = receiver.setdefault("http", {})
     observability = base.observability.model_dump(exclude_unset=True)
+    validation = base.validation.model_dump(exclude_unset=True)
+    validation.setdefault("log_rejections", "WARNING")  # a newcomer sees why a record was refused
     receiver.setdefault("endpoint", _with_host(base.receiver.endpoint, bind))
     http.setdefault("endpoint", _with_host(base.receiver.http.endpoint, bind))
     observability.setdefault("endpoint", _with_host(base.observability.endpoint, bind))
@@ -594,6 +602,7 @@ def dev_settings(path: Path | str | None = None, *, host: str | None = None) -> 
         path,
         receiver=receiver,
         observability=observability,
+        validation=validation,
         kafka={
             **base.kafka.model_dump(exclude_unset=True),
             "bootstrap_servers": dev_broker(dev),

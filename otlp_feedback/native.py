@@ -350,6 +350,7 @@ KNOWN_VALIDATION_OPTIONS: Mapping[str, str] = {
     # Request-level: counted by the pipeline on the batch, before and apart from the plan.
     "max_rejection_messages": "wording of partial_success; deferred records are worded in Python",
     "max_feedback_per_request": "admission, decided by the pipeline on the request's count",
+    "log_rejections": "the rejection log's level, used by the pipeline after delivery",
 }
 # ClassVars of the event models, each with how the plan compiles it. One missing here (a new
 # rule declared as data) makes the types that declare it Python-only until the plan learns it.

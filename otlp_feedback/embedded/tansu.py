@@ -18,7 +18,7 @@ from typing import IO, Any
 
 from confluent_kafka.admin import AdminClient
 
-from otlp_feedback.kafkalog import LIBRDKAFKA_LOGGER
+from otlp_feedback.logthrottle import LIBRDKAFKA_LOGGER
 
 log = logging.getLogger(__name__)
 

@@ -5,6 +5,7 @@
     export(signal, payload) ─┐
     export_events(feedback) ─┴► ingest ──Batch──► admission ──Batch──► process ──Processed──►
                                  deliver ──ExportOutcome──► telemetry (once per request)
+                                                             rejection log (``log_rejections``)
 
 ``export`` is the one entry point for OTLP requests as sent (gRPC today, OTLP/HTTP next):
 ``signal`` says which request message the bytes are. ``export_events`` is the entry for typed
@@ -39,6 +40,7 @@ from otlp_feedback.config import RedactionConfig, Settings
 from otlp_feedback.encoding.outbound import EventEncoder
 from otlp_feedback.errors import SinkUnavailable
 from otlp_feedback.events import EventType
+from otlp_feedback.logthrottle import REJECTIONS_LOGGER
 from otlp_feedback.mapping import RawFeedback
 from otlp_feedback.observability.metrics import Telemetry
 from otlp_feedback.pipeline.admission import Admission, admit
@@ -63,7 +65,7 @@ from otlp_feedback.pipeline.startup import (
 )
 from otlp_feedback.registry.client import SchemaRegistry
 from otlp_feedback.sinks.base import Sink
-from otlp_feedback.validation import Validator
+from otlp_feedback.validation import Rejection, Validator
 from otlp_feedback.validation.redaction import Redactor
 
 log = logging.getLogger(__name__)
@@ -91,6 +93,7 @@ class Pipeline:
         self._processor: Processor | None = None  # set by ``start``: it needs the encoder
         self._delivery = Delivery(sink, settings, self._telemetry)
         self._max_per_request = settings.validation.max_feedback_per_request
+        self._rejection_level = logging.getLevelName(settings.validation.log_rejections)
         self._shut_down = False
         self.started = False
 
@@ -220,4 +223,18 @@ class Pipeline:
         processed = processor.process(batch, redactor, client_id)
         outcome = self._delivery.deliver(batch, processed, redactor)
         self._telemetry.count_request(outcome)
+        if outcome.rejections:
+            log_rejections(outcome.rejections, self._rejection_level)
         return outcome
+
+
+def log_rejections(rejections: Sequence[Rejection], level: int) -> None:
+    """One line per rejection to ``otlp_feedback.rejections``, whose ``Throttle`` passes each
+    (event type, category, reason) at most once a minute with a count of the rest: the sender
+    may never read partial_success (the OTel SDKs drop it), so the operator must see why."""
+    if not REJECTIONS_LOGGER.isEnabledFor(level):
+        return
+    for r in rejections:
+        REJECTIONS_LOGGER.log(
+            level, "rejected a %s record (%s): %s", r.event_type, r.category, r.reason
+        )

@@ -337,3 +337,40 @@ def test_a_reload_between_a_requests_reads_cannot_pair_old_and_new_rules(
     assert outcome.redacted_by_type == {"user_feedback": 2}
     assert (outcome.native, outcome.deferred) == (0, 2)
     pipeline.shutdown(1.0)
+
+
+@pytest.fixture
+def rejection_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    from otlp_feedback.logthrottle import REJECTIONS_THROTTLE
+
+    REJECTIONS_THROTTLE.reset()
+    caplog.set_level("DEBUG", logger="otlp_feedback.rejections")
+    return caplog
+
+
+def test_rejections_are_logged_with_event_type_and_reason_each_kind_once(
+    pipeline: Pipeline, rejection_log: pytest.LogCaptureFixture
+) -> None:
+    # The OTel SDKs drop partial_success without a word: the log is where a newcomer sees why.
+    pipeline.export_logs(mixed_request())
+    pipeline.export_logs(mixed_request())  # the same two problems again: held back, counted
+    lines = [
+        (r.levelname, r.getMessage())
+        for r in rejection_log.records
+        if r.name == "otlp_feedback.rejections"
+    ]
+    assert lines == [
+        (
+            "INFO",
+            "rejected a user_feedback record (invalid): "
+            "feedback.rating: Input should be less than or equal to 5 (got 9)",
+        ),
+        ("INFO", "rejected a user_feedback record (invalid): session.id is required"),
+    ]
+
+
+def test_dev_logs_rejections_at_warning() -> None:
+    from otlp_feedback.config import dev_settings
+
+    assert dev_settings().validation.log_rejections == "WARNING"
+    assert load_config().validation.log_rejections == "INFO"

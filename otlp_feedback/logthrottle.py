@@ -1,12 +1,19 @@
-"""librdkafka's own log lines, through Python logging: deduplicated and rate-limited.
+"""Log lines that come in floods, deduplicated and rate-limited: librdkafka's own, and the
+pipeline's rejections (``REJECTIONS_LOGGER``).
+
+``Throttle`` lets the first line of each kind through, then at most one per ``interval_s``,
+saying how many like it it held back meanwhile. What a kind is, is the filter's ``kind``
+function: librdkafka lines by facility and message with the numbers blanked (``kind_of``),
+rejections by event type, category and reason (``rejection_kind``).
+
+librdkafka:
 
 Left alone, librdkafka writes ``%3|1733..|FAIL|rdkafka#producer-1| ...`` straight to stderr,
 past the JSON log format, hundreds of lines a minute while the broker is down.
 ``KafkaConfig.client_config()`` (the settings every producer, consumer and admin client is
 built from) hands each client ``LIBRDKAFKA_LOGGER`` as confluent-kafka's ``logger``, which calls
 ``logger.log(level, "%s [%s] %s", facility, client_name, message)`` from the client's
-``poll``. ``Throttle`` lets the first line of each kind through, then at most one per
-``interval_s``, saying how many like it it held back meanwhile.
+``poll``.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 LOGGER_NAME = "otlp_feedback.librdkafka"
 INTERVAL_S = 60.0
@@ -35,6 +42,17 @@ def kind_of(record: logging.LogRecord) -> tuple[int, str]:
     return record.levelno, f"{facility}|{_NUMBERS.sub('#', str(message))}"
 
 
+# A rejection's reason may end with the value it refused; one kind whatever the value.
+_GOT = re.compile(r" \(got .*\)$", re.DOTALL)
+
+
+def rejection_kind(record: logging.LogRecord) -> Hashable:
+    """Rejections are the same kind when event type, category and reason are, the value the
+    reason quotes aside (``(got 9)``)."""
+    args = record.args if isinstance(record.args, tuple) else ()
+    return record.levelno, tuple(_GOT.sub("", str(a)) for a in args)
+
+
 class Throttle(logging.Filter):
     """Passes a line of a kind not seen for ``interval_s`` seconds; drops (and counts) the
     rest. The kinds remembered are bounded (``max_kinds``, least recently seen forgotten).
@@ -45,17 +63,24 @@ class Throttle(logging.Filter):
         interval_s: float = INTERVAL_S,
         max_kinds: int = MAX_KINDS,
         clock: Callable[[], float] = time.monotonic,
+        kind: Callable[[logging.LogRecord], Hashable] = kind_of,
     ) -> None:
         super().__init__()
+        self._kind = kind
         self._interval_s = interval_s
         self._max_kinds = max_kinds
         self._clock = clock
         self._lock = threading.Lock()
         # kind -> (when it was last let through, lines dropped since)
-        self._kinds: OrderedDict[tuple[int, str], tuple[float, int]] = OrderedDict()
+        self._kinds: OrderedDict[Hashable, tuple[float, int]] = OrderedDict()
+
+    def reset(self) -> None:
+        """Forget every kind (tests)."""
+        with self._lock:
+            self._kinds.clear()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        kind = kind_of(record)
+        kind = self._kind(record)
         now = self._clock()
         with self._lock:
             last = self._kinds.get(kind)
@@ -74,3 +99,7 @@ class Throttle(logging.Filter):
 
 LIBRDKAFKA_LOGGER = logging.getLogger(LOGGER_NAME)
 LIBRDKAFKA_LOGGER.addFilter(Throttle())
+
+REJECTIONS_LOGGER = logging.getLogger("otlp_feedback.rejections")
+REJECTIONS_THROTTLE = Throttle(kind=rejection_kind)
+REJECTIONS_LOGGER.addFilter(REJECTIONS_THROTTLE)

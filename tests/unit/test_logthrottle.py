@@ -1,4 +1,4 @@
-"""librdkafka's log lines go through Python logging (``kafkalog``), deduplicated and
+"""librdkafka's log lines go through Python logging (``logthrottle``), deduplicated and
 rate-limited, so the JSON log format holds while the broker is down."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import textwrap
 
 from otlp_feedback.config import load_config
 from otlp_feedback.embedded.tansu import free_port
-from otlp_feedback.kafkalog import LIBRDKAFKA_LOGGER, Throttle
+from otlp_feedback.logthrottle import LIBRDKAFKA_LOGGER, Throttle
 
 
 def line(message: str, client: str = "rdkafka#producer-1", level: int = 40) -> logging.LogRecord:
