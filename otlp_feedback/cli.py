@@ -6,7 +6,7 @@
   broker is memory-only, so the registry is reset at each start with it (``forget_registry``).
 - ``registry``: the bundled Confluent-compatible schema registry alone.
 - ``tail``: print the feedback events as JSON lines or a table, filtered by type, service, time.
-- ``dlq replay``: re-submit dead letters once their cause is fixed.
+- ``dlq replay``: re-submit dead letters once their cause is fixed; ``dlq tail``: print them.
 - ``config check FILE``: validate a config file; print the effective settings, secrets masked.
 - ``auth hash-key``: read an API key from stdin, print the SHA-256 that ``auth.api_keys`` stores.
 - ``schemas list|check|register|diff|new-version``: the schema evolution workflow
@@ -123,6 +123,19 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--config", type=Path, help="YAML config file")
     replay.add_argument("--group", default="otlp-feedback-dlq-replay", help="consumer group")
     replay.set_defaults(func=_dlq_replay)
+    dlq_tail = dlq_sub.add_parser(
+        "tail", help="print dead letters (why, then the record as sent) as JSON lines or a table"
+    )
+    dlq_tail.add_argument("--config", type=Path, help="YAML config file")
+    dlq_tail.add_argument(
+        "--from-beginning", action="store_true", help="from the oldest letter, not the newest"
+    )
+    dlq_tail.add_argument("--output", choices=("json", "table"), default="json")
+    dlq_tail.add_argument("--max", type=int, default=None, help="stop after this many letters")
+    dlq_tail.add_argument(
+        "--idle-timeout", type=float, default=None, help="stop after this many idle seconds"
+    )
+    dlq_tail.set_defaults(func=_dlq_tail)
 
     schemas = sub.add_parser(
         "schemas", help="list, check, register, diff and add versions of the Avro schemas"
@@ -412,6 +425,32 @@ def _dlq_replay(args: argparse.Namespace) -> int:
     configure_logging("WARNING", "pretty")
     report = replay_dead_letters(settings, group_id=args.group)
     print(json.dumps(report.__dict__))
+    return 0
+
+
+def _dlq_tail(args: argparse.Namespace) -> int:
+    from otlp_feedback.dlq import tail_dead_letters
+    from otlp_feedback.tail import letter_json_line, letter_table_header, letter_table_row
+
+    settings = load_config(args.config)
+    configure_logging("WARNING", "pretty")
+    if args.output == "table":
+        print(letter_table_header(), flush=True)
+    for seen, read in enumerate(
+        tail_dead_letters(
+            settings,
+            from_beginning=args.from_beginning,
+            idle_timeout=args.idle_timeout,
+            broker_timeout=BROKER_CHECK_S,
+        ),
+        start=1,
+    ):
+        shown = (
+            letter_table_row(read.letter) if args.output == "table" else letter_json_line(read.body)
+        )
+        print(shown, flush=True)
+        if args.max is not None and seen >= args.max:
+            break
     return 0
 
 
