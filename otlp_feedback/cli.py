@@ -61,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="otlp-feedback", description="OTLP feedback -> Kafka")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the receiver against Kafka + a schema registry")
@@ -78,14 +79,21 @@ def _parser() -> argparse.ArgumentParser:
     dev.set_defaults(func=_dev)
 
     reg = sub.add_parser("registry", help="run the bundled schema registry")
-    reg.add_argument("--host", default="127.0.0.1")
-    reg.add_argument("--port", type=int, default=8081)
-    reg.add_argument("--db", type=Path, default=Path(".otlp-feedback/registry.db"))
+    reg.add_argument("--host", default="127.0.0.1", help="interface to bind (default: %(default)s)")
+    reg.add_argument("--port", type=int, default=8081, help="port (default: %(default)s)")
+    reg.add_argument(
+        "--db",
+        type=Path,
+        default=Path(".otlp-feedback/registry.db"),
+        help="SQLite file, created if missing (default: %(default)s)",
+    )
     reg.set_defaults(func=_registry)
 
     tail = sub.add_parser("tail", help="print feedback events from Kafka (JSON lines or a table)")
-    tail.add_argument("--config", type=Path, help="YAML config file")
-    tail.add_argument("--from-beginning", action="store_true")
+    tail.add_argument("--config", type=Path, help="YAML config file (default: the dev stack)")
+    tail.add_argument(
+        "--from-beginning", action="store_true", help="from the oldest event, not only new ones"
+    )
     tail.add_argument(
         "--type",
         dest="types",
@@ -94,7 +102,11 @@ def _parser() -> argparse.ArgumentParser:
         help="only this event type (repeatable)",
     )
     tail.add_argument(
-        "--service", dest="services", action="append", metavar="NAME", help="(repeatable)"
+        "--service",
+        dest="services",
+        action="append",
+        metavar="NAME",
+        help="only events of this service.name (repeatable)",
     )
     tail.add_argument(
         "--since",
@@ -104,7 +116,12 @@ def _parser() -> argparse.ArgumentParser:
         "implies --from-beginning",
     )
     tail.add_argument("--until", type=_time_arg, metavar="TIME", help="events before TIME")
-    tail.add_argument("--output", choices=("json", "table"), default="json")
+    tail.add_argument(
+        "--output",
+        choices=("json", "table"),
+        default="json",
+        help="JSON lines (default) or an aligned table",
+    )
     tail.add_argument(
         "--on-error",
         choices=("skip", "raise"),
@@ -130,7 +147,12 @@ def _parser() -> argparse.ArgumentParser:
     dlq_tail.add_argument(
         "--from-beginning", action="store_true", help="from the oldest letter, not the newest"
     )
-    dlq_tail.add_argument("--output", choices=("json", "table"), default="json")
+    dlq_tail.add_argument(
+        "--output",
+        choices=("json", "table"),
+        default="json",
+        help="JSON lines (default) or an aligned table",
+    )
     dlq_tail.add_argument("--max", type=int, default=None, help="stop after this many letters")
     dlq_tail.add_argument(
         "--idle-timeout", type=float, default=None, help="stop after this many idle seconds"
@@ -172,7 +194,9 @@ def _parser() -> argparse.ArgumentParser:
         parents=[where],
         help="write the next vN.avsc (and proto field) with the model's new fields appended",
     )
-    new_version.add_argument("event_type", metavar="TYPE", choices=EVENT_TYPES)
+    new_version.add_argument(
+        "event_type", metavar="TYPE", choices=EVENT_TYPES, help="the event type to add a version to"
+    )
     new_version.add_argument(
         "--proto",
         type=Path,
@@ -199,6 +223,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     hash_key.set_defaults(func=_auth_hash_key)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("otlp-feedback")
+    except PackageNotFoundError:  # a checkout on PYTHONPATH, not installed
+        return "unknown (not installed)"
 
 
 def _wait_for_signal(on_reload: Callable[[], None] | None = None) -> None:

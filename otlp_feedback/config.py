@@ -11,11 +11,12 @@ import os
 import re
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import phonenumbers
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -33,6 +34,18 @@ from otlp_feedback.logthrottle import LIBRDKAFKA_LOGGER
 _yaml_path: ContextVar[Path | None] = ContextVar("_yaml_path", default=None)
 
 
+def _check_endpoint(endpoint: str) -> str:
+    """``host:port`` with a port from 0 (pick a free one) to 65535."""
+    _, sep, port = endpoint.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"{endpoint!r} is not host:port with a port from 0 to 65535")
+    return endpoint
+
+
+Endpoint = Annotated[str, AfterValidator(_check_endpoint)]
+"""A listen address; every one is checked the same way."""
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -45,7 +58,7 @@ class HttpReceiverConfig(_Section):
     IP); narrow them together."""
 
     enabled: bool = True
-    endpoint: str = Field(
+    endpoint: Endpoint = Field(
         "0.0.0.0:4318",
         description="host:port (4318 is OTLP/HTTP's port); port 0 picks a free one.",
     )
@@ -56,14 +69,6 @@ class HttpReceiverConfig(_Section):
         64, ge=1, description="Requests in progress at once; beyond it 429 with Retry-After."
     )
 
-    @field_validator("endpoint")
-    @classmethod
-    def _host_port(cls, endpoint: str) -> str:
-        _, sep, port = endpoint.rpartition(":")
-        if not sep or not port.isdigit() or int(port) > 65535:
-            raise ValueError(f"{endpoint!r} is not host:port")
-        return endpoint
-
     @property
     def host_port(self) -> tuple[str, int]:
         host, _, port = self.endpoint.rpartition(":")
@@ -73,7 +78,7 @@ class HttpReceiverConfig(_Section):
 class ReceiverConfig(_Section):
     """The OTLP/gRPC server, and (``http``) the OTLP/HTTP one."""
 
-    endpoint: str = "0.0.0.0:4317"
+    endpoint: Endpoint = "0.0.0.0:4317"
     max_recv_msg_size_mib: float = Field(16.0, gt=0, le=1024)
     max_workers: int = Field(16, ge=1, le=1024)
     max_concurrent_rpcs: int = Field(64, ge=1)
@@ -344,7 +349,7 @@ class ObservabilityConfig(_Section):
     """The operator's HTTP endpoint: Prometheus /metrics, /healthz, /readyz."""
 
     enabled: bool = True
-    endpoint: str = Field("0.0.0.0:9464", description="host:port; port 0 picks a free one.")
+    endpoint: Endpoint = Field("0.0.0.0:9464", description="host:port; port 0 picks a free one.")
 
     @property
     def host_port(self) -> tuple[str, int]:
