@@ -497,9 +497,25 @@ def _schemas_context(
 
     settings = load_config(args.config)
     configure_logging("WARNING", "pretty")
-    schemas = load_schemas(args.schemas_dir or settings.registry.schemas_dir)
+    folder = schemas_folder(args.schemas_dir or settings.registry.schemas_dir, Path.cwd())
+    # On stderr: stdout is the command's report, which scripts read.
+    print(f"schemas: {folder}", file=sys.stderr)
+    schemas = load_schemas(folder)
     subjects = {t: subject_for(settings.kafka.topic_for(t)) for t in EVENT_TYPES}
     return settings, schemas, subjects
+
+
+def schemas_folder(given: Path | None, cwd: Path) -> Path:
+    """The schemas folder the ``schemas`` commands read: the one given (``--schemas-dir``,
+    ``registry.schemas_dir``), else ``./schemas/avro`` when the working directory is a
+    checkout that has one (an installed package's bundled copy would silently ignore the
+    checkout's edits), else the package's default."""
+    from otlp_feedback.encoding.schemas import default_schemas_dir
+
+    if given is not None:
+        return given
+    local = cwd / "schemas" / "avro"
+    return local if local.is_dir() else default_schemas_dir()
 
 
 def _print_lines(lines: Sequence[str]) -> None:
@@ -551,7 +567,6 @@ def _schemas_diff(args: argparse.Namespace) -> int:
 
 
 def _schemas_new_version(args: argparse.Namespace) -> int:
-    from otlp_feedback.encoding.schemas import default_schemas_dir
     from otlp_feedback.events import EVENT_MODELS
     from otlp_feedback.mapping.convention import FIELD_KEYS
     from otlp_feedback.schema_tools import level_of
@@ -571,7 +586,7 @@ def _schemas_new_version(args: argparse.Namespace) -> int:
     if new is None:
         print(f"{event_type}: v{len(history)} already has every field of the model; nothing to do")
         return 0
-    folder = args.schemas_dir or settings.registry.schemas_dir or default_schemas_dir()
+    folder = schemas_folder(args.schemas_dir or settings.registry.schemas_dir, Path.cwd())
     proto = args.proto or proto_next_to(folder)
     proto_path = proto if proto.is_file() else None
     if args.dry_run:
