@@ -539,6 +539,7 @@ typedef struct {
     int n_set_aside;
     Slice set_aside[8];
     Slice evaluation_event;
+    Slice feedback_prefix; /* "feedback.": a name under it that matches no type is counted */
     Slice event_name_key; /* the legacy event.name attribute */
     Slice service_key;    /* service.name: hashed into a content id */
     Slice carrier;        /* "log_record" */
@@ -963,6 +964,7 @@ static int Plan_init(Plan *self, PyObject *args, PyObject *kwds) {
         if (spec_slice(self, PyTuple_GET_ITEM(attr, i), &self->set_aside[i]) < 0) goto done;
     Py_CLEAR(attr);
     if (attr_slice(self, spec, "evaluation_event", &self->evaluation_event) < 0 ||
+        attr_slice(self, spec, "feedback_prefix", &self->feedback_prefix) < 0 ||
         attr_slice(self, spec, "event_name_key", &self->event_name_key) < 0 ||
         attr_slice(self, spec, "service_key", &self->service_key) < 0 ||
         attr_slice(self, spec, "carrier", &self->carrier) < 0)
@@ -1009,6 +1011,7 @@ typedef struct {
         struct Out_ *a;
         size_t n, cap;
         Py_ssize_t ignored;
+        Py_ssize_t unknown; /* of those, feedback_prefix names matching no type */
         Buf arena; /* every encoded record's value, id, key and trace id */
     } outs;
     PyObject *event_id_name, *trace_id_name; /* header names, borrowed from the plan */
@@ -1767,7 +1770,12 @@ static int run_record(Call *c, Slice s, int resource_defer, Out *o) {
     if (!evaluation) {
         for (int i = 0; i < c->plan->n_types; i++)
             if (slice_eq(c->plan->types[i].event_name, name)) { ts = &c->plan->types[i]; break; }
-        if (ts == NULL) { c->outs.ignored++; return RC_OK; }
+        if (ts == NULL) {
+            const Slice pre = c->plan->feedback_prefix;
+            c->outs.ignored++;
+            if (name.n > pre.n && memcmp(name.p, pre.p, pre.n) == 0) c->outs.unknown++;
+            return RC_OK;
+        }
     }
     o->status = RC_DEFER;
     o->type = ts != NULL ? (int)(ts - c->plan->types) : -1;
@@ -1936,7 +1944,8 @@ done:
     return result;
 }
 
-/* Phase 2 over the whole request: (slots, deferred, ignored). New reference, NULL on error. */
+/* Phase 2 over the whole request: (slots, deferred, ignored, unknown). New reference, NULL on
+ * error. */
 static PyObject *build(Call *c) {
     PyObject *slots = PyList_New((Py_ssize_t)c->outs.n), *deferred = PyList_New(0);
     PyObject *ret = NULL;
@@ -1961,7 +1970,7 @@ static PyObject *build(Call *c) {
         Py_DECREF(where);
         if (err < 0) goto done;
     }
-    ret = Py_BuildValue("(OOn)", slots, deferred, c->outs.ignored);
+    ret = Py_BuildValue("(OOnn)", slots, deferred, c->outs.ignored, c->outs.unknown);
 done:
     Py_XDECREF(slots);
     Py_XDECREF(deferred);
@@ -1974,12 +1983,13 @@ done:
 static Py_ssize_t release_gil_bytes = 32 * 1024;
 
 PyDoc_STRVAR(export_logs_doc,
-"export_logs(payload, received_ns, client_id) -> (slots, deferred, ignored) or None\n\n"
+"export_logs(payload, received_ns, client_id) -> (slots, deferred, ignored, unknown) or None\n\n"
 "Map, check and encode the feedback records of a serialized ExportLogsServiceRequest.\n"
 "``slots`` has one entry per feedback record in request order: the OutboundRecord, or None\n"
 "where the record is deferred to the Python path; ``deferred`` lists those records'\n"
 "(resource, scope, record) indices in order; ``ignored`` counts records that are not\n"
-"feedback. None means the whole request goes to the Python path.");
+"feedback, ``unknown`` those of them named ``feedback.*`` that match no type (misspelt).\n"
+"None means the whole request goes to the Python path.");
 
 static PyObject *Plan_export_logs(Plan *self, PyObject *args) {
     Py_buffer view;

@@ -2,10 +2,11 @@
 
 - ``serve``: the receiver against an existing Kafka cluster and schema registry; SIGHUP re-reads
   the config file and applies what can change live (``FeedbackApp.reload``).
-- ``dev``: the embedded default: Tansu broker + bundled registry + receiver, on loopback.
+- ``dev``: the embedded default: Tansu broker + bundled registry + receiver, on loopback; the
+  broker is memory-only, so the registry is reset at each start with it (``forget_registry``).
 - ``registry``: the bundled Confluent-compatible schema registry alone.
 - ``tail``: print the feedback events as JSON lines or a table, filtered by type, service, time.
-- ``dlq replay``: re-submit dead letters once their cause is fixed.
+- ``dlq replay``: re-submit dead letters once their cause is fixed; ``dlq tail``: print them.
 - ``config check FILE``: validate a config file; print the effective settings, secrets masked.
 - ``auth hash-key``: read an API key from stdin, print the SHA-256 that ``auth.api_keys`` stores.
 - ``tokens mint``: print a browser feedback token (``otlp_feedback.tokens``) for a session/trace.
@@ -29,7 +30,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from otlp_feedback.config import Settings, load_config, masked_yaml
+from otlp_feedback.config import Settings, dev_settings, load_config, masked_yaml
 from otlp_feedback.errors import ConfigError, OtlpFeedbackError
 from otlp_feedback.events import EVENT_TYPES
 from otlp_feedback.logsetup import configure_logging
@@ -40,6 +41,9 @@ if TYPE_CHECKING:
     from otlp_feedback.events import EventType
 
 log = logging.getLogger("otlp_feedback")
+
+# How long tail waits for a broker to answer before it says none is there and exits 1.
+BROKER_CHECK_S = 10.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -58,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="otlp-feedback", description="OTLP feedback -> Kafka")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the receiver against Kafka + a schema registry")
@@ -66,17 +71,30 @@ def _parser() -> argparse.ArgumentParser:
 
     dev = sub.add_parser("dev", help="run broker + registry + receiver locally (embedded default)")
     dev.add_argument("--config", type=Path, help="YAML config file")
+    dev.add_argument(
+        "--host",
+        metavar="ADDRESS",
+        help="interface the receiver and metrics ports bind (default: dev.host, 127.0.0.1); "
+        "0.0.0.0 opens them to the network",
+    )
     dev.set_defaults(func=_dev)
 
     reg = sub.add_parser("registry", help="run the bundled schema registry")
-    reg.add_argument("--host", default="127.0.0.1")
-    reg.add_argument("--port", type=int, default=8081)
-    reg.add_argument("--db", type=Path, default=Path(".otlp-feedback/registry.db"))
+    reg.add_argument("--host", default="127.0.0.1", help="interface to bind (default: %(default)s)")
+    reg.add_argument("--port", type=int, default=8081, help="port (default: %(default)s)")
+    reg.add_argument(
+        "--db",
+        type=Path,
+        default=Path(".otlp-feedback/registry.db"),
+        help="SQLite file, created if missing (default: %(default)s)",
+    )
     reg.set_defaults(func=_registry)
 
     tail = sub.add_parser("tail", help="print feedback events from Kafka (JSON lines or a table)")
-    tail.add_argument("--config", type=Path, help="YAML config file")
-    tail.add_argument("--from-beginning", action="store_true")
+    tail.add_argument("--config", type=Path, help="YAML config file (default: the dev stack)")
+    tail.add_argument(
+        "--from-beginning", action="store_true", help="from the oldest event, not only new ones"
+    )
     tail.add_argument(
         "--type",
         dest="types",
@@ -85,7 +103,11 @@ def _parser() -> argparse.ArgumentParser:
         help="only this event type (repeatable)",
     )
     tail.add_argument(
-        "--service", dest="services", action="append", metavar="NAME", help="(repeatable)"
+        "--service",
+        dest="services",
+        action="append",
+        metavar="NAME",
+        help="only events of this service.name (repeatable)",
     )
     tail.add_argument(
         "--since",
@@ -95,7 +117,12 @@ def _parser() -> argparse.ArgumentParser:
         "implies --from-beginning",
     )
     tail.add_argument("--until", type=_time_arg, metavar="TIME", help="events before TIME")
-    tail.add_argument("--output", choices=("json", "table"), default="json")
+    tail.add_argument(
+        "--output",
+        choices=("json", "table"),
+        default="json",
+        help="JSON lines (default) or an aligned table",
+    )
     tail.add_argument(
         "--on-error",
         choices=("skip", "raise"),
@@ -114,6 +141,24 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--config", type=Path, help="YAML config file")
     replay.add_argument("--group", default="otlp-feedback-dlq-replay", help="consumer group")
     replay.set_defaults(func=_dlq_replay)
+    dlq_tail = dlq_sub.add_parser(
+        "tail", help="print dead letters (why, then the record as sent) as JSON lines or a table"
+    )
+    dlq_tail.add_argument("--config", type=Path, help="YAML config file")
+    dlq_tail.add_argument(
+        "--from-beginning", action="store_true", help="from the oldest letter, not the newest"
+    )
+    dlq_tail.add_argument(
+        "--output",
+        choices=("json", "table"),
+        default="json",
+        help="JSON lines (default) or an aligned table",
+    )
+    dlq_tail.add_argument("--max", type=int, default=None, help="stop after this many letters")
+    dlq_tail.add_argument(
+        "--idle-timeout", type=float, default=None, help="stop after this many idle seconds"
+    )
+    dlq_tail.set_defaults(func=_dlq_tail)
 
     schemas = sub.add_parser(
         "schemas", help="list, check, register, diff and add versions of the Avro schemas"
@@ -150,7 +195,9 @@ def _parser() -> argparse.ArgumentParser:
         parents=[where],
         help="write the next vN.avsc (and proto field) with the model's new fields appended",
     )
-    new_version.add_argument("event_type", metavar="TYPE", choices=EVENT_TYPES)
+    new_version.add_argument(
+        "event_type", metavar="TYPE", choices=EVENT_TYPES, help="the event type to add a version to"
+    )
     new_version.add_argument(
         "--proto",
         type=Path,
@@ -199,6 +246,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     mint.set_defaults(func=_tokens_mint)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("otlp-feedback")
+    except PackageNotFoundError:  # a checkout on PYTHONPATH, not installed
+        return "unknown (not installed)"
 
 
 def _wait_for_signal(on_reload: Callable[[], None] | None = None) -> None:
@@ -311,31 +367,19 @@ def _dev(args: argparse.Namespace) -> int:
     from otlp_feedback.embedded.tansu import TansuBroker
     from otlp_feedback.registry.runner import RegistryServer
 
-    base = load_config(args.config)
-    dev = base.dev
-    settings = load_config(
-        args.config,
-        kafka={
-            **base.kafka.model_dump(exclude_unset=True),
-            "bootstrap_servers": f"127.0.0.1:{dev.broker_port}",
-        },
-        registry={
-            **base.registry.model_dump(exclude_unset=True),
-            "url": f"http://127.0.0.1:{dev.registry_port}",
-        },
-        spool={"directory": dev.data_dir / "spool", **base.spool.model_dump(exclude_unset=True)},
-        log_format="pretty",
-    )
+    settings = dev_settings(args.config, host=args.host)
+    dev = settings.dev
     configure_logging(settings.log_level, settings.log_format)
     configure_audit_logging(settings.audit)
     dev.data_dir.mkdir(parents=True, exist_ok=True)
     broker = TansuBroker("127.0.0.1", dev.broker_port, log_file=dev.data_dir / "tansu.log")
-    registry = RegistryServer(
-        host="127.0.0.1", port=dev.registry_port, db_path=dev.data_dir / "registry.db"
-    )
+    registry_db = dev.data_dir / "registry.db"
+    registry = RegistryServer(host="127.0.0.1", port=dev.registry_port, db_path=registry_db)
     app = FeedbackApp(settings)
     try:
         broker.start()
+        # After the broker: if another dev holds its port, start fails before touching its data.
+        forget_registry(registry_db)
         registry.start()
         app.start()
         settle_process_heap()
@@ -347,6 +391,18 @@ def _dev(args: argparse.Namespace) -> int:
         registry.shutdown()
         broker.stop()
     return 0
+
+
+def forget_registry(db: Path) -> None:
+    """Delete the dev registry's database, so it starts as empty as the broker beside it.
+
+    The embedded broker is memory-only: each ``dev`` starts with no topics and no records. A
+    registry that remembered the last session's subjects would describe data that no longer
+    exists, and the versions registered then (a schema tried and dropped) would keep failing
+    ``schemas check`` ("matches no local version") with nothing in the broker needing them.
+    Resetting the two together keeps them consistent without a flag to remember."""
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        db.with_name(db.name + suffix).unlink(missing_ok=True)
 
 
 def _print_banner(settings: Settings, port: int, http_port: int | None = None) -> None:
@@ -385,6 +441,8 @@ def _print_banner(settings: Settings, port: int, http_port: int | None = None) -
         f"{http_sdk}"
         f"{headers}"
         "Watch events arrive: otlp-feedback tail --from-beginning\n"
+        "The embedded broker keeps everything in memory: Ctrl-C forgets every event and topic,\n"
+        "and the registry is reset with it at each start (the local schemas are registered anew).\n"
         "Stop with Ctrl-C.\n",
         flush=True,
     )
@@ -424,6 +482,7 @@ def _tail(args: argparse.Namespace) -> int:
         from_beginning=args.from_beginning or args.since is not None,
         on_error=args.on_error,
     ) as consumer:
+        consumer.check_broker(BROKER_CHECK_S)
         if args.output == "table":
             print(table_header(), flush=True)
         for item in consumer.records(idle_timeout=args.idle_timeout):
@@ -446,6 +505,32 @@ def _dlq_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dlq_tail(args: argparse.Namespace) -> int:
+    from otlp_feedback.dlq import tail_dead_letters
+    from otlp_feedback.tail import letter_json_line, letter_table_header, letter_table_row
+
+    settings = load_config(args.config)
+    configure_logging("WARNING", "pretty")
+    if args.output == "table":
+        print(letter_table_header(), flush=True)
+    for seen, read in enumerate(
+        tail_dead_letters(
+            settings,
+            from_beginning=args.from_beginning,
+            idle_timeout=args.idle_timeout,
+            broker_timeout=BROKER_CHECK_S,
+        ),
+        start=1,
+    ):
+        shown = (
+            letter_table_row(read.letter) if args.output == "table" else letter_json_line(read.body)
+        )
+        print(shown, flush=True)
+        if args.max is not None and seen >= args.max:
+            break
+    return 0
+
+
 def _schemas_context(
     args: argparse.Namespace,
 ) -> tuple[Settings, SchemaSet, dict[EventType, str]]:
@@ -456,9 +541,25 @@ def _schemas_context(
 
     settings = load_config(args.config)
     configure_logging("WARNING", "pretty")
-    schemas = load_schemas(args.schemas_dir or settings.registry.schemas_dir)
+    folder = schemas_folder(args.schemas_dir or settings.registry.schemas_dir, Path.cwd())
+    # On stderr: stdout is the command's report, which scripts read.
+    print(f"schemas: {folder}", file=sys.stderr)
+    schemas = load_schemas(folder)
     subjects = {t: subject_for(settings.kafka.topic_for(t)) for t in EVENT_TYPES}
     return settings, schemas, subjects
+
+
+def schemas_folder(given: Path | None, cwd: Path) -> Path:
+    """The schemas folder the ``schemas`` commands read: the one given (``--schemas-dir``,
+    ``registry.schemas_dir``), else ``./schemas/avro`` when the working directory is a
+    checkout that has one (an installed package's bundled copy would silently ignore the
+    checkout's edits), else the package's default."""
+    from otlp_feedback.encoding.schemas import default_schemas_dir
+
+    if given is not None:
+        return given
+    local = cwd / "schemas" / "avro"
+    return local if local.is_dir() else default_schemas_dir()
 
 
 def _print_lines(lines: Sequence[str]) -> None:
@@ -510,7 +611,6 @@ def _schemas_diff(args: argparse.Namespace) -> int:
 
 
 def _schemas_new_version(args: argparse.Namespace) -> int:
-    from otlp_feedback.encoding.schemas import default_schemas_dir
     from otlp_feedback.events import EVENT_MODELS
     from otlp_feedback.mapping.convention import FIELD_KEYS
     from otlp_feedback.schema_tools import level_of
@@ -530,7 +630,7 @@ def _schemas_new_version(args: argparse.Namespace) -> int:
     if new is None:
         print(f"{event_type}: v{len(history)} already has every field of the model; nothing to do")
         return 0
-    folder = args.schemas_dir or settings.registry.schemas_dir or default_schemas_dir()
+    folder = schemas_folder(args.schemas_dir or settings.registry.schemas_dir, Path.cwd())
     proto = args.proto or proto_next_to(folder)
     proto_path = proto if proto.is_file() else None
     if args.dry_run:

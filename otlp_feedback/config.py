@@ -11,11 +11,12 @@ import os
 import re
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import phonenumbers
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -28,8 +29,21 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from otlp_feedback.errors import ConfigError
 from otlp_feedback.events import EVENT_MODELS, EVENT_TYPES, EventType
+from otlp_feedback.logthrottle import LIBRDKAFKA_LOGGER
 
 _yaml_path: ContextVar[Path | None] = ContextVar("_yaml_path", default=None)
+
+
+def _check_endpoint(endpoint: str) -> str:
+    """``host:port`` with a port from 0 (pick a free one) to 65535."""
+    _, sep, port = endpoint.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"{endpoint!r} is not host:port with a port from 0 to 65535")
+    return endpoint
+
+
+Endpoint = Annotated[str, AfterValidator(_check_endpoint)]
+"""A listen address; every one is checked the same way."""
 
 
 class _Section(BaseModel):
@@ -87,7 +101,7 @@ class HttpReceiverConfig(_Section):
     IP); narrow them together."""
 
     enabled: bool = True
-    endpoint: str = Field(
+    endpoint: Endpoint = Field(
         "0.0.0.0:4318",
         description="host:port (4318 is OTLP/HTTP's port); port 0 picks a free one.",
     )
@@ -99,14 +113,6 @@ class HttpReceiverConfig(_Section):
     )
     cors: CorsConfig = CorsConfig()
 
-    @field_validator("endpoint")
-    @classmethod
-    def _host_port(cls, endpoint: str) -> str:
-        _, sep, port = endpoint.rpartition(":")
-        if not sep or not port.isdigit() or int(port) > 65535:
-            raise ValueError(f"{endpoint!r} is not host:port")
-        return endpoint
-
     @property
     def host_port(self) -> tuple[str, int]:
         host, _, port = self.endpoint.rpartition(":")
@@ -116,7 +122,7 @@ class HttpReceiverConfig(_Section):
 class ReceiverConfig(_Section):
     """The OTLP/gRPC server, and (``http``) the OTLP/HTTP one."""
 
-    endpoint: str = "0.0.0.0:4317"
+    endpoint: Endpoint = "0.0.0.0:4317"
     max_recv_msg_size_mib: float = Field(16.0, gt=0, le=1024)
     max_workers: int = Field(16, ge=1, le=1024)
     max_concurrent_rpcs: int = Field(64, ge=1)
@@ -186,10 +192,12 @@ class KafkaConfig(_Section):
         return [*topics, self.dlq_topic] if self.dlq_topic else topics
 
     def client_config(self) -> dict[str, Any]:
-        """librdkafka settings shared by producer, admin and consumer."""
+        """librdkafka settings shared by producer, admin and consumer, with librdkafka's own
+        log lines routed through Python logging (``logthrottle``)."""
         conf: dict[str, Any] = {
             "bootstrap.servers": self.bootstrap_servers,
             "security.protocol": self.security_protocol,
+            "logger": LIBRDKAFKA_LOGGER,
         }
         if self.sasl_mechanism:
             conf["sasl.mechanism"] = self.sasl_mechanism
@@ -294,6 +302,11 @@ class ValidationConfig(_Section):
         le=65_536,
         description="Longer strings in event fields are rejected (65536 is the models' own cap).",
     )
+    log_rejections: Literal["DEBUG", "INFO", "WARNING"] = Field(
+        "INFO",
+        description="Level of the rejection log (event type, reason; each kind at most once a "
+        "minute with a count of the rest). dev: WARNING.",
+    )
     control_characters: Literal["keep", "strip", "reject"] = Field(
         "strip",
         description="Control, bidi and line-separator characters in strings (tab and newline "
@@ -380,7 +393,7 @@ class ObservabilityConfig(_Section):
     """The operator's HTTP endpoint: Prometheus /metrics, /healthz, /readyz."""
 
     enabled: bool = True
-    endpoint: str = Field("0.0.0.0:9464", description="host:port; port 0 picks a free one.")
+    endpoint: Endpoint = Field("0.0.0.0:9464", description="host:port; port 0 picks a free one.")
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -554,10 +567,15 @@ class AuditConfig(_Section):
 
 
 class DevConfig(_Section):
-    """What ``otlp-feedback dev`` starts."""
+    """What ``otlp-feedback dev`` starts (see ``dev_settings``)."""
 
-    broker_port: int = 9092
-    registry_port: int = 8081
+    host: str = Field(
+        "127.0.0.1",
+        description="Interface dev's receiver and metrics ports bind unless their endpoints "
+        "are set; 0.0.0.0 opens them to the network (auth is off by default).",
+    )
+    broker_port: int = Field(9092, ge=1, le=65535)
+    registry_port: int = Field(8081, ge=1, le=65535)
     data_dir: Path = Path(".otlp-feedback")
 
 
@@ -644,13 +662,17 @@ class _YamlSource(PydanticBaseSettingsSource):
 def load_config(path: Path | str | None = None, **overrides: Any) -> Settings:
     """Build the settings from defaults, ``path`` (YAML), env and ``overrides`` (highest).
 
+    Without ``kafka.bootstrap_servers`` or ``registry.url``, every command dials the dev stack
+    the settings describe (``dev.broker_port``, ``dev.registry_port`` on loopback): a config
+    that moves ``dev``'s ports moves ``tail``'s, ``schemas``' and ``dlq``'s with them.
+
     Raises ``ConfigError`` naming every bad key, e.g. ``kafka.partitions: Input should be
     greater than or equal to 1``.
     """
     _reject_unknown_env()
     token = _yaml_path.set(Path(path) if path else None)
     try:
-        return Settings(**overrides)
+        return _on_the_dev_stack(Settings(**overrides))
     except ValidationError as exc:
         # Not ``from exc``: pydantic's own message repeats each failing section's input, secrets
         # (kafka.sasl_password, auth.jwt.secret) in plain text, and a traceback would print it.
@@ -658,6 +680,71 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> Settings:
         raise ConfigError(_describe(exc)) from None
     finally:
         _yaml_path.reset(token)
+
+
+def dev_settings(path: Path | str | None = None, *, host: str | None = None) -> Settings:
+    """The settings ``otlp-feedback dev`` runs with: the dev stack of ``path``'s ``dev.*``.
+
+    Kafka and the registry are the embedded ones on loopback (``dev.broker_port``,
+    ``dev.registry_port``), whatever ``kafka.bootstrap_servers``/``registry.url`` say. The
+    receiver's gRPC and HTTP ports and the metrics port bind ``host`` (default ``dev.host``,
+    itself ``127.0.0.1``) unless the config sets their endpoint: auth is off by default, so
+    ``dev`` is reachable only from this machine unless told otherwise. Logs are pretty, and
+    rejections are logged at WARNING (``validation.log_rejections``) unless the config says.
+    """
+    base = load_config(path)
+    dev = base.dev
+    bind = host or dev.host
+    receiver = base.receiver.model_dump(exclude_unset=True)
+    http = receiver.setdefault("http", {})
+    observability = base.observability.model_dump(exclude_unset=True)
+    validation = base.validation.model_dump(exclude_unset=True)
+    validation.setdefault("log_rejections", "WARNING")  # a newcomer sees why a record was refused
+    receiver.setdefault("endpoint", _with_host(base.receiver.endpoint, bind))
+    http.setdefault("endpoint", _with_host(base.receiver.http.endpoint, bind))
+    observability.setdefault("endpoint", _with_host(base.observability.endpoint, bind))
+    return load_config(
+        path,
+        receiver=receiver,
+        observability=observability,
+        validation=validation,
+        kafka={
+            **base.kafka.model_dump(exclude_unset=True),
+            "bootstrap_servers": dev_broker(dev),
+        },
+        registry={**base.registry.model_dump(exclude_unset=True), "url": dev_registry(dev)},
+        spool={"directory": dev.data_dir / "spool", **base.spool.model_dump(exclude_unset=True)},
+        log_format="pretty",
+    )
+
+
+def _on_the_dev_stack(settings: Settings) -> Settings:
+    """``settings`` with the broker and registry nobody set pointed at the dev stack's."""
+    update: dict[str, Any] = {}
+    if "bootstrap_servers" not in settings.kafka.model_fields_set:
+        kafka = settings.kafka.model_copy(update={"bootstrap_servers": dev_broker(settings.dev)})
+        kafka.model_fields_set.discard("bootstrap_servers")
+        update["kafka"] = kafka
+    if "url" not in settings.registry.model_fields_set:
+        registry = settings.registry.model_copy(update={"url": dev_registry(settings.dev)})
+        registry.model_fields_set.discard("url")
+        update["registry"] = registry
+    return settings.model_copy(update=update) if update else settings
+
+
+def dev_broker(dev: DevConfig) -> str:
+    """The embedded broker's bootstrap address."""
+    return f"127.0.0.1:{dev.broker_port}"
+
+
+def dev_registry(dev: DevConfig) -> str:
+    """The bundled registry's URL."""
+    return f"http://127.0.0.1:{dev.registry_port}"
+
+
+def _with_host(endpoint: str, host: str) -> str:
+    _, _, port = endpoint.rpartition(":")
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 # kafka.extra goes to librdkafka as plain text; keys like these hold credentials.

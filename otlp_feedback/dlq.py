@@ -1,4 +1,10 @@
-"""Dead-letter replay: re-submit refused records once their cause is fixed.
+"""Dead letters: read them (``tail_dead_letters``), and replay refused records once their
+cause is fixed.
+
+``otlp-feedback dlq tail`` reads the dead-letter topic without a consumer group (every
+partition assigned at once, so there is no join to wait for and nothing is committed), from
+the end or, with ``--from-beginning``, from the oldest letter, and prints each letter (why it
+was refused, then the record as sent) as ``tail`` prints events.
 
 ``otlp-feedback dlq replay`` reads the dead-letter topic from the replay group's committed
 offsets up to the end offsets seen at start (so letters that fail again, and are dead-lettered
@@ -11,16 +17,26 @@ back on the dead-letter topic with the new reason.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 
 from otlp_feedback.config import Settings
-from otlp_feedback.encoding.dead_letter import from_value
-from otlp_feedback.errors import ConfigError, InvalidRequest
+from otlp_feedback.encoding.dead_letter import DeadLetter, from_value
+from otlp_feedback.errors import ConfigError, InvalidRequest, SinkUnavailable
 from otlp_feedback.mapping import events_api
 from otlp_feedback.mapping.events_api import CARRIER
 from otlp_feedback.mapping.records import RawFeedback, raw_from_source
@@ -37,6 +53,79 @@ class ReplayReport:
     replayed: int = 0
     still_failing: int = 0
     unreadable: int = 0
+
+
+@dataclass(frozen=True)
+class ReadLetter:
+    """One dead letter as read: decoded, with its stored JSON body and where it was."""
+
+    letter: DeadLetter
+    body: dict[str, Any]
+    partition: int
+    offset: int
+
+
+def tail_dead_letters(
+    settings: Settings,
+    *,
+    from_beginning: bool = False,
+    idle_timeout: float | None = None,
+    broker_timeout: float = 10.0,
+) -> Iterator[ReadLetter]:
+    """Yield the dead letters of ``kafka.dlq_topic`` as they arrive (from the oldest with
+    ``from_beginning``); stop after ``idle_timeout`` seconds without one (None: never). A value
+    that is not a dead letter is logged and skipped.
+
+    Raises ``ConfigError`` without a dead-letter topic, ``SinkUnavailable`` if no broker
+    answers within ``broker_timeout`` seconds.
+    """
+    topic = settings.kafka.dlq_topic
+    if not topic:
+        raise ConfigError("invalid configuration: kafka.dlq_topic is not set")
+    consumer = Consumer(
+        {
+            **settings.kafka.client_config(),
+            "group.id": "otlp-feedback-dlq-tail",  # required by librdkafka; never joined
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        try:
+            metadata = consumer.list_topics(topic, timeout=broker_timeout)
+        except KafkaException as exc:
+            raise SinkUnavailable(
+                f"no Kafka broker answered at {settings.kafka.bootstrap_servers} within "
+                f"{broker_timeout:g}s ({exc}); start one with `otlp-feedback dev`, or set "
+                "kafka.bootstrap_servers"
+            ) from exc
+        found = metadata.topics.get(topic)
+        if found is None or found.error is not None:
+            log.warning("dead-letter topic %s does not exist (yet): no dead letters", topic)
+            return
+        start = OFFSET_BEGINNING if from_beginning else OFFSET_END
+        consumer.assign([TopicPartition(topic, p, start) for p in found.partitions])
+        last = time.monotonic()
+        while True:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                if idle_timeout is not None and time.monotonic() - last > idle_timeout:
+                    return
+                continue
+            error = msg.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise SinkUnavailable(f"consumer error: {error.str()}")
+            last = time.monotonic()
+            value = msg.value() or b""
+            try:
+                letter = from_value(value)
+            except InvalidRequest as exc:
+                log.warning("skipping unreadable dead letter at offset %s: %s", msg.offset(), exc)
+                continue
+            yield ReadLetter(letter, json.loads(value), msg.partition() or 0, msg.offset() or 0)
+    finally:
+        consumer.close()
 
 
 def replay_dead_letters(

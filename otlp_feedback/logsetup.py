@@ -32,3 +32,6 @@ def configure_logging(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # httpx logs every request at INFO (the registry calls at start-up: dozens of lines before
+    # dev's banner); its warnings and errors still come through.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))

@@ -166,6 +166,8 @@ class NativeResult:
     slots: list[OutboundRecord | None]
     deferred: list[tuple[int, int, int]]
     ignored: int
+    unknown_feedback: int = 0
+    """Of the ignored, records whose ``feedback.*`` name matches no type (misspellings)."""
 
 
 class NativeLogs:
@@ -190,8 +192,8 @@ class NativeLogs:
         out = self._plan.export_logs(payload, received_ns, client_id)
         if out is None:
             return None
-        slots, deferred, ignored = out
-        return NativeResult(slots, deferred, ignored)
+        slots, deferred, ignored, unknown = out
+        return NativeResult(slots, deferred, ignored, unknown)
 
 
 # --- the redaction gate ----------------------------------------------------------------------
@@ -350,6 +352,7 @@ KNOWN_VALIDATION_OPTIONS: Mapping[str, str] = {
     # Request-level: counted by the pipeline on the batch, before and apart from the plan.
     "max_rejection_messages": "wording of partial_success; deferred records are worded in Python",
     "max_feedback_per_request": "admission, decided by the pipeline on the request's count",
+    "log_rejections": "the rejection log's level, used by the pipeline after delivery",
 }
 # ClassVars of the event models, each with how the plan compiles it. One missing here (a new
 # rule declared as data) makes the types that declare it Python-only until the plan learns it.
@@ -490,6 +493,7 @@ class PlanSpec:
     redaction: RedactionGate
     set_aside: tuple[str, ...]
     evaluation_event: str
+    feedback_prefix: str  # a name under it matching no type is counted (a misspelling)
     event_name_key: str  # the legacy event.name attribute
     service_key: str  # the attribute hashed into a content id
     carrier: str
@@ -569,6 +573,7 @@ def compile_plan(
         redaction=gate,
         set_aside=tuple(sorted(SET_ASIDE_KEYS)),
         evaluation_event=conv.GENAI_EVALUATION_EVENT,
+        feedback_prefix=conv.FEEDBACK_PREFIX,
         event_name_key=conv.EVENT_NAME_ATTRIBUTE,
         service_key=conv.SERVICE_KEY,
         carrier=LOG_RECORD_CARRIER,

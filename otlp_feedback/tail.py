@@ -6,6 +6,8 @@ Pure functions, the clock passed in; ``cli._tail`` wires them to ``FeedbackConsu
   now (``30s``, ``10m``, ``2h``, ``7d``).
 - ``TailFilter``: ``--service`` and the time window, on the event's own ``timestamp``.
 - ``json_line``: one JSON object per event, every control and non-ASCII character escaped.
+- ``letter_json_line`` / ``letter_table_row``: the same for ``dlq tail``'s dead letters (the
+  reason first, then the record as sent).
 - ``table_header`` / ``table_row``: fixed-width columns time, type, service, then the type's key
   fields as ``name=value``; strings are cut short and unprintable characters escaped, so a
   hostile value cannot break the layout or drive the terminal.
@@ -15,10 +17,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from otlp_feedback.encoding.dead_letter import DeadLetter
 from otlp_feedback.events import EventType, FeedbackEvent, event_to_json_dict
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
@@ -80,6 +83,31 @@ class TailFilter:
 def json_line(event: FeedbackEvent) -> str:
     """The event as one line of ASCII JSON, ``event_type`` first."""
     return json.dumps(event_to_json_dict(event))
+
+
+def letter_json_line(body: Mapping[str, object]) -> str:
+    """A dead letter's stored body as one line of ASCII JSON: why it was refused first
+    (``reason``, ``event_type``, ``location``), then the record as sent."""
+    first = ("reason", "event_type", "location", "event_id", "event_name", "carrier")
+    ordered = {k: body[k] for k in first if k in body}
+    ordered.update((k, v) for k, v in body.items() if k not in ordered)
+    return json.dumps(ordered)
+
+
+def letter_table_header() -> str:
+    return _row("TIME (UTC)", "TYPE", "SERVICE", "REASON")
+
+
+def letter_table_row(letter: DeadLetter) -> str:
+    """Time (the record's own), event type, service, then the reason, escaped and cut."""
+    when = datetime.fromtimestamp(letter.source.time_ns / 1e9, UTC)
+    text = when.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    return _row(
+        text,
+        letter.source.event_type,
+        _cut(_escape(letter.service or "-"), _SERVICE_W),
+        _cut(_escape(letter.reason), 4 * _TEXT_MAX),
+    )
 
 
 def table_header() -> str:

@@ -107,6 +107,7 @@ class FeedbackConsumer:
             reader_versions=reader_versions,
         )
         self._on_error = on_error
+        self._bootstrap = settings.kafka.bootstrap_servers
         self._commit_interval_s = commit_interval_s
         self.skipped = 0
         self._held: _Position | None = None  # yielded to the caller, not yet processed
@@ -126,14 +127,19 @@ class FeedbackConsumer:
                 "on_commit": self._on_commit_result,
             }
         )
-        self._consumer.subscribe(self.topics, on_revoke=self._on_revoke)
+        # When the group first handed this consumer its partitions (possibly none): the idle
+        # clock starts there, not at construction, so a slow join is not mistaken for silence.
+        self._assigned_at: float | None = None
+        self._consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
 
     def __iter__(self) -> Iterator[ConsumedEvent]:
         return self.records()
 
     def records(self, *, idle_timeout: float | None = None) -> Generator[ConsumedEvent, None, None]:
         """Yield events as they arrive; stop after ``idle_timeout`` seconds in which no record
-        arrived (None: never). Asking for the next event marks the previous one processed.
+        arrived (None: never), counted from the group's first assignment at the earliest (a
+        group join takes seconds on some brokers; until it completes nothing can arrive).
+        Asking for the next event marks the previous one processed.
 
         Raises ``UnreadableRecord`` (with ``on_error="raise"``), ``RegistryUnavailable`` and
         ``SinkUnavailable`` (a consumer error other than end-of-partition / unknown topic).
@@ -143,7 +149,11 @@ class FeedbackConsumer:
             msg = self._consumer.poll(0.5)
             if msg is None:
                 self._maybe_commit()
-                if idle_timeout is not None and time.monotonic() - last_record > idle_timeout:
+                if (
+                    idle_timeout is not None
+                    and self._assigned_at is not None
+                    and time.monotonic() - max(last_record, self._assigned_at) > idle_timeout
+                ):
                     return
                 continue
             if self._is_benign_error(msg):
@@ -171,6 +181,17 @@ class FeedbackConsumer:
         """``records()`` without the Kafka coordinates: the typed events alone, same contract."""
         for item in self.records(idle_timeout=idle_timeout):
             yield item.event
+
+    def check_broker(self, timeout: float) -> None:
+        """Raise ``SinkUnavailable`` unless a broker answers a metadata request within
+        ``timeout`` seconds (a consumer alone would wait for one in silence)."""
+        try:
+            self._consumer.list_topics(timeout=timeout)
+        except KafkaException as exc:
+            raise SinkUnavailable(
+                f"no Kafka broker answered at {self._bootstrap} within {timeout:g}s ({exc}); "
+                "start one with `otlp-feedback dev`, or set kafka.bootstrap_servers"
+            ) from exc
 
     def commit(self) -> None:
         """Mark the event in hand processed and commit every processed offset, synchronously.
@@ -292,6 +313,10 @@ class FeedbackConsumer:
         if error is not None and error.code() != KafkaError._NO_OFFSET:
             log.warning("committing offsets failed, will retry: %s", error.str())
             self._uncommitted = True
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self._assigned_at is None:
+            self._assigned_at = time.monotonic()
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Commit what was processed on the partitions that are leaving, while they are ours.

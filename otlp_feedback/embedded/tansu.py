@@ -14,9 +14,11 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from confluent_kafka.admin import AdminClient
+
+from otlp_feedback.logthrottle import LIBRDKAFKA_LOGGER
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +91,11 @@ class TansuBroker:
             if self._proc is not None and self._proc.poll() is not None:
                 raise RuntimeError(f"tansu exited with code {self._proc.returncode}")
             if _port_open(self.host, self.port):
-                admin = AdminClient({"bootstrap.servers": self.bootstrap_servers})
+                conf: dict[str, Any] = {
+                    "bootstrap.servers": self.bootstrap_servers,
+                    "logger": LIBRDKAFKA_LOGGER,
+                }
+                admin = AdminClient(conf)
                 with contextlib.suppress(Exception):
                     admin.list_topics(timeout=2)
                     return

@@ -22,6 +22,9 @@ FEEDBACK_EVENT_NAMES: Final = MappingProxyType(
         "feedback.experiment_result": "experiment_result",
     }
 )
+# Names under this prefix announce feedback; one that matches no type above is a mistake the
+# sender should hear about (a misspelling), not a record that is simply not feedback.
+FEEDBACK_PREFIX: Final = "feedback."
 GENAI_EVALUATION_EVENT: Final = "gen_ai.evaluation.result"
 GENAI_OPERATION_KEY: Final = "gen_ai.operation.name"
 EVENT_NAME_ATTRIBUTE: Final = "event.name"
@@ -157,6 +160,11 @@ CONSUMED_KEYS: Final[MappingProxyType[EventType, frozenset[str]]] = MappingProxy
         for event_type, fields in FIELD_KEYS.items()
     }
 )
+
+
+def is_unknown_feedback_name(event_name: str) -> bool:
+    """A ``feedback.*`` name that announces no event type (``feedback.user_feedbak``)."""
+    return event_name.startswith(FEEDBACK_PREFIX) and event_name not in FEEDBACK_EVENT_NAMES
 
 
 def event_type_for(event_name: str | None) -> EventType | None:

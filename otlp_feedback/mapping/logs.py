@@ -39,6 +39,8 @@ def map_logs_request(
                 event_type = conv.event_type_for(event_name)
                 if event_type is None or event_name is None:
                     out.ignored += 1
+                    if event_name and conv.is_unknown_feedback_name(event_name):
+                        out.unknown_names.append(event_name)
                     continue
                 if resource_attrs is None:
                     resource_attrs = attributes_dict(resource_logs.resource.attributes)
@@ -69,6 +71,18 @@ def feedback_locations(request: ExportLogsServiceRequest) -> list[tuple[int, int
         for si, scope_logs in enumerate(resource_logs.scope_logs)
         for li, record in enumerate(scope_logs.log_records)
         if conv.event_type_for(_event_name(record)) is not None
+    ]
+
+
+def unknown_feedback_names(request: ExportLogsServiceRequest) -> list[str]:
+    """The ``feedback.*`` names in ``request`` that announce no event type, in order (the
+    native fast path counts them; this names them, for the warning)."""
+    return [
+        name
+        for resource_logs in request.resource_logs
+        for scope_logs in resource_logs.scope_logs
+        for record in scope_logs.log_records
+        if (name := _event_name(record)) and conv.is_unknown_feedback_name(name)
     ]
 
 

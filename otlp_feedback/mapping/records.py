@@ -202,6 +202,8 @@ class MappedRequest:
 
     feedback: list[RawFeedback] = field(default_factory=list)
     ignored: int = 0
+    unknown_names: list[str] = field(default_factory=list)
+    """``feedback.*`` names among the ignored that announce no type (misspellings)."""
 
 
 def deterministic_event_id(*parts: bytes) -> str:

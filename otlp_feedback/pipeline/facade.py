@@ -5,6 +5,7 @@
     export(signal, payload) ─┐
     export_events(feedback) ─┴► ingest ──Batch──► admission ──Batch──► process ──Processed──►
                                  deliver ──ExportOutcome──► telemetry (once per request)
+                                                             rejection log (``log_rejections``)
 
 ``export`` is the one entry point for OTLP requests as sent (gRPC today, OTLP/HTTP next):
 ``signal`` says which request message the bytes are. ``export_events`` is the entry for typed
@@ -28,6 +29,7 @@ Thread-safe after ``start``: any number of request threads may call the entry po
 
 from __future__ import annotations
 
+import difflib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -39,7 +41,9 @@ from otlp_feedback.config import RedactionConfig, Settings
 from otlp_feedback.encoding.outbound import EventEncoder
 from otlp_feedback.errors import SinkUnavailable
 from otlp_feedback.events import EventType
+from otlp_feedback.logthrottle import REJECTIONS_LOGGER
 from otlp_feedback.mapping import RawFeedback
+from otlp_feedback.mapping.convention import FEEDBACK_EVENT_NAMES
 from otlp_feedback.observability.metrics import Telemetry
 from otlp_feedback.pipeline.admission import Admission, admit
 from otlp_feedback.pipeline.deliver import Delivery
@@ -63,7 +67,7 @@ from otlp_feedback.pipeline.startup import (
 )
 from otlp_feedback.registry.client import SchemaRegistry
 from otlp_feedback.sinks.base import Sink
-from otlp_feedback.validation import Validator
+from otlp_feedback.validation import Rejection, Validator
 from otlp_feedback.validation.redaction import Redactor
 
 log = logging.getLogger(__name__)
@@ -91,6 +95,8 @@ class Pipeline:
         self._processor: Processor | None = None  # set by ``start``: it needs the encoder
         self._delivery = Delivery(sink, settings, self._telemetry)
         self._max_per_request = settings.validation.max_feedback_per_request
+        self._rejection_level = logging.getLevelName(settings.validation.log_rejections)
+        self._unknown_names = UnknownNames()
         self._shut_down = False
         self.started = False
 
@@ -219,9 +225,54 @@ class Pipeline:
         processor = self._processor
         if processor is None or self._shut_down:
             raise SinkUnavailable("pipeline is not running", retry_after=1.0)
+        if batch.unknown_names:
+            self._unknown_names.warn(batch.unknown_names)
         admit(batch, self._max_per_request, admission)
         scope = admission.scope if admission is not None else None
         processed = processor.process(batch, redactor, client_id, scope)
         outcome = self._delivery.deliver(batch, processed, redactor)
         self._telemetry.count_request(outcome)
+        if outcome.rejections:
+            log_rejections(outcome.rejections, self._rejection_level)
         return outcome
+
+
+class UnknownNames:
+    """Warns once per ``feedback.*`` event name that announces no type, with the nearest
+    known name: such a record is ignored, not rejected, so neither the sender (partial_success
+    counts only rejections) nor the rejection log would say a word about a misspelling."""
+
+    MAX_NAMES = 1000  # names warned about and remembered; beyond, new ones are not warned
+
+    def __init__(self) -> None:
+        self._warned: set[str] = set()
+
+    def warn(self, names: Sequence[str]) -> None:
+        for name in dict.fromkeys(names):
+            if name in self._warned or len(self._warned) >= self.MAX_NAMES:
+                continue
+            self._warned.add(name)  # a race may warn twice: harmless
+            log.warning(
+                "ignored records named %r: no event type has that name%s (known: %s)",
+                name,
+                did_you_mean(name),
+                ", ".join(FEEDBACK_EVENT_NAMES),
+            )
+
+
+def did_you_mean(name: str) -> str:
+    """``"; did you mean 'feedback.user_feedback'?"`` for the nearest known name, if any."""
+    close = difflib.get_close_matches(name, FEEDBACK_EVENT_NAMES, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def log_rejections(rejections: Sequence[Rejection], level: int) -> None:
+    """One line per rejection to ``otlp_feedback.rejections``, whose ``Throttle`` passes each
+    (event type, category, reason) at most once a minute with a count of the rest: the sender
+    may never read partial_success (the OTel SDKs drop it), so the operator must see why."""
+    if not REJECTIONS_LOGGER.isEnabledFor(level):
+        return
+    for r in rejections:
+        REJECTIONS_LOGGER.log(
+            level, "rejected a %s record (%s): %s", r.event_type, r.category, r.reason
+        )

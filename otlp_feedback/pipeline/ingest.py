@@ -34,7 +34,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from otlp_feedback.encoding.outbound import OutboundRecord
 from otlp_feedback.errors import InvalidRequest
 from otlp_feedback.mapping import RawFeedback, map_logs_request, map_traces_request
-from otlp_feedback.mapping.logs import feedback_locations
+from otlp_feedback.mapping.logs import feedback_locations, unknown_feedback_names
 from otlp_feedback.native import NativeLogs, NativeResult
 
 M = TypeVar("M", bound=Message)
@@ -60,6 +60,8 @@ class Batch:
     received_ns: int
     native: int = 0
     deferred: int = 0
+    # Ignored records named feedback.* that match no type (misspellings), for the warning.
+    unknown_names: Sequence[str] = ()
     # For the sources of records C encoded (logs only): the bytes, and the request once decoded.
     payload: bytes | None = field(default=None, repr=False)
     _request: ExportLogsServiceRequest | None = field(default=None, repr=False)
@@ -122,10 +124,24 @@ def native_batch(result: NativeResult, payload: bytes, received_ns: int) -> Batc
     """The C path's result as a batch: its encoded records, with the records it deferred
     mapped in Python (the request decoded once, only those records mapped) in their places."""
     slots = result.slots
-    if not result.deferred:  # the common case: every feedback record encoded, nothing to map
+    if not result.deferred and not result.unknown_feedback:
+        # The common case: every feedback record encoded, nothing to map.
         entries = cast("list[Entry]", slots)  # no None where nothing was deferred
         return Batch(entries, result.ignored, received_ns, native=len(slots), payload=payload)
     request = decode(ExportLogsServiceRequest, payload)
+    # Rare (a misspelt name): C counted them; Python names them, from the one decode.
+    unknown = unknown_feedback_names(request) if result.unknown_feedback else ()
+    if not result.deferred:
+        entries = cast("list[Entry]", slots)
+        return Batch(
+            entries,
+            result.ignored,
+            received_ns,
+            native=len(slots),
+            unknown_names=unknown,
+            payload=payload,
+            _request=request,
+        )
     deferred = map_logs_request(request, only=frozenset(result.deferred)).feedback
     pending = iter(deferred)
     merged: list[Entry] = [slot if slot is not None else next(pending) for slot in slots]
@@ -135,6 +151,7 @@ def native_batch(result: NativeResult, payload: bytes, received_ns: int) -> Batc
         received_ns,
         native=len(slots) - len(deferred),
         deferred=len(deferred),
+        unknown_names=unknown,
         payload=payload,
         _request=request,
     )
@@ -143,13 +160,13 @@ def native_batch(result: NativeResult, payload: bytes, received_ns: int) -> Batc
 def logs_batch(request: ExportLogsServiceRequest, received_ns: int) -> Batch:
     """A decoded logs request, mapped in Python."""
     mapped = map_logs_request(request)
-    return Batch(mapped.feedback, mapped.ignored, received_ns)
+    return Batch(mapped.feedback, mapped.ignored, received_ns, unknown_names=mapped.unknown_names)
 
 
 def traces_batch(request: ExportTraceServiceRequest, received_ns: int) -> Batch:
     """A decoded traces request: feedback span events and GenAI spans, mapped in Python."""
     mapped = map_traces_request(request)
-    return Batch(mapped.feedback, mapped.ignored, received_ns)
+    return Batch(mapped.feedback, mapped.ignored, received_ns, unknown_names=mapped.unknown_names)
 
 
 def events_batch(feedback: Sequence[RawFeedback], received_ns: int) -> Batch:

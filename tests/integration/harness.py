@@ -277,6 +277,7 @@ def tail_config(settings: Settings, tmp_path: Path) -> str:
                 "kafka": {
                     "bootstrap_servers": settings.kafka.bootstrap_servers,
                     "topics": dict(settings.kafka.topics),
+                    "dlq_topic": settings.kafka.dlq_topic,
                 },
                 "registry": {"url": settings.registry.url},
             }

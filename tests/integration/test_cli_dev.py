@@ -126,3 +126,147 @@ def test_dev_runs_everything_accepts_feedback_and_stops_on_sigterm(tmp_path: Pat
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _start_dev(config: Path) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "otlp_feedback.cli", "dev", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    _wait_for(_lines(proc), "otlp-feedback dev is running", timeout=60)
+    return proc
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_dev_restart_forgets_broker_and_registry_together(tmp_path: Path) -> None:
+    # A version registered in one session (a schema tried, then dropped from the local files)
+    # must not outlive the broker's memory: after a restart `schemas check` agrees with the
+    # local history, with only the dev config (the dev stack's ports) to find the registry.
+    from otlp_feedback.encoding import load_schemas
+    from otlp_feedback.pipeline import subject_for
+
+    registry_port = free_port()
+    config = tmp_path / "dev.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "receiver": {"endpoint": "127.0.0.1:0", "http": {"endpoint": "127.0.0.1:0"}},
+                "kafka": {"partitions": 1},
+                "observability": {"endpoint": "127.0.0.1:0"},
+                "dev": {
+                    "broker_port": free_port(),
+                    "registry_port": registry_port,
+                    "data_dir": str(tmp_path / "data"),
+                },
+            }
+        )
+    )
+    subject = subject_for("feedback.user_feedback")
+    tried = json.loads(load_schemas().latest("user_feedback").text)
+    tried["fields"].append({"name": "tried_field", "type": ["null", "string"], "default": None})
+    proc = _start_dev(config)
+    try:
+        posted = httpx.post(
+            f"http://127.0.0.1:{registry_port}/subjects/{subject}/versions",
+            json={"schema": json.dumps(tried)},
+            timeout=30,
+        )
+        assert posted.status_code == 200, posted.text
+        check = [sys.executable, "-m", "otlp_feedback.cli", "schemas", "check"]
+        failing = subprocess.run([*check, "--config", str(config)], capture_output=True, text=True)
+        assert failing.returncode == 1, failing.stdout  # the tried version matches no file
+        _stop(proc)
+
+        proc = _start_dev(config)
+        done = subprocess.run([*check, "--config", str(config)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+    finally:
+        _stop(proc)
+
+
+def test_a_newcomers_path_good_and_bad_records_are_all_accounted_for(tmp_path: Path) -> None:
+    # Fresh dev; good feedback, a bad record and a misspelt name; the dev log says why each
+    # was refused or ignored; tail shows the good events, dlq tail the bad one; stop, restart.
+    receiver = free_port()
+    config = tmp_path / "dev.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "receiver": {"endpoint": f"127.0.0.1:{receiver}", "http": {"enabled": False}},
+                "kafka": {"partitions": 1},
+                "observability": {"endpoint": "127.0.0.1:0"},
+                "dev": {
+                    "broker_port": free_port(),
+                    "registry_port": free_port(),
+                    "data_dir": str(tmp_path / "data"),
+                },
+            }
+        )
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "otlp_feedback.cli", "dev", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        lines = _lines(proc)
+        _wait_for(lines, "otlp-feedback dev is running", timeout=60)
+        stub = LogsServiceStub(grpc.insecure_channel(f"127.0.0.1:{receiver}"))
+        records = [
+            make_log_record("feedback.user_feedback", {"session.id": "good", "feedback.rating": 4}),
+            make_log_record("feedback.user_feedback", {"session.id": "bad", "feedback.rating": 9}),
+            make_log_record("feedback.user_feedbak", {"session.id": "typo"}),
+        ]
+        response = stub.Export(logs_request(records), timeout=30)
+        assert response.partial_success.rejected_log_records == 1
+        # In this order: names are checked at ingest, rejections logged after delivery.
+        _wait_for(lines, "did you mean 'feedback.user_feedback'?", 30)
+        _wait_for(lines, "rejected a user_feedback record (invalid): feedback.rating", 30)
+
+        cli = [sys.executable, "-m", "otlp_feedback.cli"]
+        tail = subprocess.run(
+            [*cli, "tail", "--config", str(config), "--from-beginning", "--idle-timeout", "3"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert tail.returncode == 0, tail.stderr
+        assert [json.loads(x)["session_id"] for x in tail.stdout.splitlines()] == ["good"]
+        dlq = subprocess.run(
+            [*cli, "dlq", "tail", "--config", str(config), "--from-beginning", "--max", "1"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert dlq.returncode == 0, dlq.stderr
+        (letter,) = [json.loads(x) for x in dlq.stdout.splitlines()]
+        assert "feedback.rating" in letter["reason"]
+        assert letter["attributes"]["session.id"] == "bad"
+
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
+        assert proc.wait(timeout=30) == 0
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "otlp_feedback.cli", "dev", "--config", str(config)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        _wait_for(_lines(proc), "keeps everything in memory", timeout=60)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

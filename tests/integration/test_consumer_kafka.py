@@ -277,3 +277,44 @@ def test_tail_table_output_aligns_time_type_service_and_key_fields(
         assert row.index("session_id=") == header.index("DETAILS")
     assert rows[0].endswith("session_id=s-1 rating=4 thumbs=down")
     assert rows[1].endswith('session_id=s-2 rating=4 comment="Wrong price"')
+
+
+def test_tail_idle_timeout_counts_from_the_group_join_not_from_start(
+    app: FeedbackApp, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The README's `tail --from-beginning --idle-timeout 3`: a group join on Tansu takes
+    # about as long, and with the clock started before it tail printed nothing.
+    export(app, "web", feedback("s-a", minutes_ago=1), feedback("s-b", minutes_ago=1))
+    config = tail_config(settings, tmp_path)
+
+    code = main(["tail", "--config", config, "--from-beginning", "--idle-timeout", "3"])
+
+    assert code == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert sorted(e["session_id"] for e in printed) == ["s-a", "s-b"]
+
+
+def test_dlq_tail_prints_why_a_record_was_refused_and_the_record(
+    app: FeedbackApp, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stub = LogsServiceStub(grpc.insecure_channel(f"127.0.0.1:{app.port}"))
+    bad = make_log_record("feedback.user_feedback", {"session.id": "s-bad", "feedback.rating": 9})
+    response = stub.Export(logs_request([bad], {"service.name": "web"}), timeout=30)
+    assert response.partial_success.rejected_log_records == 1
+    config = tail_config(settings, tmp_path)
+
+    code = main(["dlq", "tail", "--config", config, "--from-beginning", "--max", "1"])
+
+    assert code == 0
+    (letter,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert list(letter)[:2] == ["reason", "event_type"]
+    assert "feedback.rating" in letter["reason"]
+    assert letter["event_type"] == "user_feedback"
+    assert letter["attributes"]["session.id"] == "s-bad"
+
+    code = main(["dlq", "tail", "--config", config, "--from-beginning", "--output", "table",
+                 "--max", "1"])  # fmt: skip
+    assert code == 0
+    header, row = capsys.readouterr().out.splitlines()
+    assert header.split() == ["TIME", "(UTC)", "TYPE", "SERVICE", "REASON"]
+    assert "user_feedback" in row and "web" in row and "feedback.rating" in row

@@ -261,3 +261,16 @@ def test_secret_from_env_is_secret_too(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load_config()
     assert isinstance(settings.registry.basic_auth_password, SecretStr)
     assert "env-hunter2" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    "key", ["receiver.endpoint", "receiver.http.endpoint", "observability.endpoint"]
+)
+@pytest.mark.parametrize("endpoint", ["localhost:99999", "localhost", "localhost:http"])
+def test_every_listen_address_needs_a_port_from_0_to_65535(key: str, endpoint: str) -> None:
+    section, *rest = key.split(".")
+    value: object = endpoint
+    for name in reversed(rest):
+        value = {name: value}
+    with pytest.raises(ConfigError, match=rf"{key}: .*not host:port"):
+        load_config(**{section: value})

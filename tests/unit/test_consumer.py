@@ -339,12 +339,21 @@ class FakeKafka:
         self.closed = False
         FakeKafka.last = self
 
-    def subscribe(self, topics: list[str], on_revoke: Any = None) -> None:
+    join_polls = 0  # polls before the group assigns partitions (a slow join)
+
+    def subscribe(self, topics: list[str], on_assign: Any = None, on_revoke: Any = None) -> None:
         self.topics = topics
+        self.on_assign = on_assign
         self.on_revoke = on_revoke
+        self.polls = 0
 
     def poll(self, timeout: float) -> FakeMessage | None:
         assert not self.closed
+        self.polls += 1
+        if self.polls <= self.join_polls:
+            return None
+        if self.polls == self.join_polls + 1:
+            self.on_assign(self, [TopicPartition(PM_TOPIC, 0)])
         while self.commit_reports:
             self.conf["on_commit"](self.commit_reports.pop(0), [])
         while self.position < len(self.log):
@@ -619,3 +628,18 @@ def test_on_error_must_be_raise_or_skip(
 ) -> None:
     with pytest.raises(ValueError, match="on_error"):
         FeedbackConsumer(settings, registry=registry, on_error="ignore")  # type: ignore[arg-type]
+
+
+def test_the_idle_clock_starts_when_the_group_assigns_partitions(
+    kafka: type[FakeKafka],
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Settings,
+    registry: InMemoryRegistry,
+) -> None:
+    # A join that takes four polls of a clock that advances one second each: with the clock
+    # started at construction, idle_timeout=3 would end the iteration before the record came.
+    now = iter(range(1000))
+    monkeypatch.setattr(reader_module.time, "monotonic", lambda: float(next(now)))
+    monkeypatch.setattr(FakeKafka, "join_polls", 4)
+    consumer = consumer_over(settings, registry, pm_log(registry, 1))
+    assert [item.offset for item in consumer.records(idle_timeout=3)] == [0]

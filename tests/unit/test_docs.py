@@ -53,3 +53,22 @@ def test_every_attribute_key_of_the_convention_is_documented() -> None:
             documented += " ".join(f"`{family}{m}`" for m in members.split(","))
     missing = sorted(k for k in keys if f"`{k}`" not in documented)
     assert not missing, f"README convention lacks {missing}"
+
+
+def test_every_readme_block_says_whether_it_runs() -> None:
+    from otlp_feedback.testing.readme import LANGUAGES, blocks
+
+    found = blocks(Path(__file__).parents[2] / "README.md")
+    unmarked = [(b.line, b.language) for b in found if b.language not in LANGUAGES]
+    assert not unmarked, f"README blocks with no or an unknown language: {unmarked}"
+    runnable = [b for b in found if b.runnable]
+    assert len(runnable) >= 5  # the SDK example, the curl examples, the consumer example
+    # A runnable block needs nothing the reader has not got: no config file it never made.
+    assert not [b.line for b in runnable if "config.yaml" in b.code]
+
+
+def test_a_sh_block_says_what_it_prints_in_comment_lines() -> None:
+    from otlp_feedback.testing.readme import Block
+
+    block = Block(1, "sh", "# a note\ncurl -sS x \\\n  -d '{}'\n# {\"accepted\":1}\n", True)
+    assert block.expected == ['{"accepted":1}']

@@ -20,7 +20,7 @@ PACKAGE = Path(otlp_feedback.__file__).parent
 STAGES = ["mapping", "validation", "encoding", "sinks"]
 # Modules any stage may import: settings, the error hierarchy, the typed events, and the
 # telemetry object the sinks count into.
-BASE = ["config", "errors", "events", "observability.metrics"]
+BASE = ["config", "errors", "events", "logthrottle", "observability.metrics"]
 
 # The pipeline package's modules, in stage order, and the ones every stage may use.
 PIPELINE_STAGES = ["startup", "ingest", "admission", "process", "deliver", "facade"]

@@ -337,3 +337,85 @@ def test_a_reload_between_a_requests_reads_cannot_pair_old_and_new_rules(
     assert outcome.redacted_by_type == {"user_feedback": 2}
     assert (outcome.native, outcome.deferred) == (0, 2)
     pipeline.shutdown(1.0)
+
+
+@pytest.fixture
+def rejection_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    from otlp_feedback.logthrottle import REJECTIONS_THROTTLE
+
+    REJECTIONS_THROTTLE.reset()
+    caplog.set_level("DEBUG", logger="otlp_feedback.rejections")
+    return caplog
+
+
+def test_rejections_are_logged_with_event_type_and_reason_each_kind_once(
+    pipeline: Pipeline, rejection_log: pytest.LogCaptureFixture
+) -> None:
+    # The OTel SDKs drop partial_success without a word: the log is where a newcomer sees why.
+    pipeline.export_logs(mixed_request())
+    pipeline.export_logs(mixed_request())  # the same two problems again: held back, counted
+    lines = [
+        (r.levelname, r.getMessage())
+        for r in rejection_log.records
+        if r.name == "otlp_feedback.rejections"
+    ]
+    assert lines == [
+        (
+            "INFO",
+            "rejected a user_feedback record (invalid): "
+            "feedback.rating: Input should be less than or equal to 5 (got 9)",
+        ),
+        ("INFO", "rejected a user_feedback record (invalid): session.id is required"),
+    ]
+
+
+def test_dev_logs_rejections_at_warning() -> None:
+    from otlp_feedback.config import dev_settings
+
+    assert dev_settings().validation.log_rejections == "WARNING"
+    assert load_config().validation.log_rejections == "INFO"
+
+
+def misspelt_request() -> ExportLogsServiceRequest:
+    return logs_request(
+        log_record("feedback.user_feedbak", {"session.id": "s", "feedback.thumbs": "up"}),
+        log_record("feedback.user_feedback", {"event.id": "ok", **MINIMAL["user_feedback"]}),
+        log_record("feedback.user_feedbak", {"session.id": "s", "feedback.thumbs": "up"}),
+        log_record("browser.page_view", {"session.id": "s"}),
+    )
+
+
+@pytest.mark.parametrize("path", ["native", "python"])
+def test_a_misspelt_feedback_name_is_warned_about_once_with_the_nearest_name(
+    pipeline: Pipeline, caplog: pytest.LogCaptureFixture, path: str
+) -> None:
+    caplog.set_level("WARNING", logger="otlp_feedback.pipeline.facade")
+    request = misspelt_request()
+    for _ in range(2):
+        if path == "native":
+            outcome = pipeline.export("logs", request.SerializeToString())
+        else:
+            outcome = pipeline.export_logs(request)
+        assert (outcome.accepted, outcome.ignored) == (1, 3)
+        assert outcome.native == (1 if path == "native" else 0)  # C encoded the good one
+    warned = [r.getMessage() for r in caplog.records if "no event type" in r.getMessage()]
+    assert len(warned) == 1
+    assert warned[0].startswith(
+        "ignored records named 'feedback.user_feedbak': no event type has that name; "
+        "did you mean 'feedback.user_feedback'?"
+    )
+
+
+def test_a_misspelt_span_event_name_is_warned_about_too(
+    pipeline: Pipeline, caplog: pytest.LogCaptureFixture
+) -> None:
+    from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+    caplog.set_level("WARNING", logger="otlp_feedback.pipeline.facade")
+    span = Span(name="chat", trace_id=b"t" * 16, span_id=b"s" * 8)
+    span.events.add(name="feedback.sytem_health")
+    request = ExportTraceServiceRequest(
+        resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[span])])]
+    )
+    pipeline.export_traces(request)
+    assert any("did you mean 'feedback.system_health'" in r.getMessage() for r in caplog.records)

@@ -157,3 +157,34 @@ def test_table_row_escapes_unprintable_characters_and_cuts_long_values() -> None
     assert row.isprintable()
     assert "svc\\x1b[31m-wit…" in row
     assert 'comment="line one\\nline two \\u202egnp.exexxxxxxx…"' in row  # 40 chars
+
+
+def test_a_dead_letter_prints_its_reason_first_then_the_record() -> None:
+    from otlp_feedback.config import load_config
+    from otlp_feedback.encoding.dead_letter import DeadLetter, from_value, to_outbound
+    from otlp_feedback.mapping.records import SourceRecord
+    from otlp_feedback.tail import letter_json_line, letter_table_row
+    from otlp_feedback.validation.redaction import Redactor
+
+    source = SourceRecord(
+        event_name="feedback.user_feedback",
+        event_type="user_feedback",
+        carrier="log_record",
+        record_attributes={"session.id": "s-1", "feedback.rating": 9},
+        span_attributes={},
+        resource_attributes={"service.name": "web\x1b[31m"},
+        body_text=None,
+        time_ns=1_740_832_215_000_000_000,
+        trace_id=b"",
+        span_id=b"",
+    )
+    letter = DeadLetter("feedback.rating: too high (got 9)", "log_records[0]", "e-1", source)
+    redactor = Redactor(load_config().redaction)
+    value = to_outbound(letter, "feedback.dlq", redactor, 1_000_000).value
+    line = json.loads(letter_json_line(json.loads(value)))
+    assert list(line)[:3] == ["reason", "event_type", "location"]
+    assert line["attributes"] == {"session.id": "s-1", "feedback.rating": 9}
+    row = letter_table_row(from_value(value))
+    assert row.isprintable()
+    assert row.startswith("2025-03-01 12:30:15.000  user_feedback")
+    assert row.endswith("web\\x1b[31m       feedback.rating: too high (got 9)")
