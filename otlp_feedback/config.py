@@ -546,11 +546,21 @@ class TlsConfig(_Section):
 
 
 class RateLimitConfig(_Section):
-    """A token bucket of feedback events per client id (per peer address without auth)."""
+    """A token bucket of feedback events per authenticated client id (API key, JWT subject,
+    feedback token's client). Unauthenticated peers (``auth.mode: none``) are limited only when
+    ``anonymous`` is set: a sidecar or collector gateway sends everything from one address, and
+    a default per-address limit would throttle the whole deployment."""
 
     enabled: bool = True
-    events_per_s: float = Field(1000.0, gt=0, description="Default refill rate per client.")
-    burst: int = Field(2000, ge=1, description="Default bucket size per client.")
+    events_per_s: float = Field(
+        1000.0, gt=0, description="Default refill rate per authenticated client."
+    )
+    burst: int = Field(2000, ge=1, description="Default bucket size per authenticated client.")
+    anonymous: ClientRateLimit | None = Field(
+        None,
+        description="Each unauthenticated peer address's bucket; unset: unauthenticated "
+        "requests are not rate-limited.",
+    )
     max_clients: int = Field(
         10_000, ge=1, description="Buckets kept; the least recently used is forgotten beyond."
     )

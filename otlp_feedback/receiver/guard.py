@@ -15,14 +15,18 @@ A request sent with a feedback token (``otlp_feedback.tokens``) has the token's 
 process stage holds each of its records to (``FeedbackToken.refusal``). Audit lines name a
 feedback token by its fingerprint (key id + 12 hex digits of its SHA-256), never whole.
 
-Rate-limit buckets are keyed by the authenticated client id; without authentication by the
-peer's IP address (``peer:<ip>``), or ``anonymous`` when the peer has none. The metrics label of
-unauthenticated traffic is always ``anonymous``, so the label set stays as small as the set of
-configured clients. Thread-safe.
+Rate limits apply to authenticated callers (API keys, JWTs, feedback tokens), keyed by client
+id (``limiter``). Unauthenticated requests (``auth.mode: none``) are limited only when
+``rate_limit.anonymous`` is set (``anonymous``), keyed by the peer's IP address (``peer:<ip>``,
+or ``anonymous`` when the peer has none): by default a sidecar or a collector gateway, which
+sends everything from one address, is never throttled. The metrics label of unauthenticated
+traffic is always ``anonymous``, so the label set stays as small as the set of configured
+clients. ``from_settings`` logs one line saying what is limited. Thread-safe.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import unquote
@@ -37,6 +41,8 @@ from otlp_feedback.receiver.ratelimit import RateLimiter
 from otlp_feedback.tokens import FeedbackToken, TokenVerifier, fingerprint
 
 ANONYMOUS = "anonymous"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +80,11 @@ class RequestGuard:
         telemetry: Telemetry,
         ledger: TokenLedger | None = None,
         tokens: TokensConfig | None = None,
+        anonymous: RateLimiter | None = None,
     ) -> None:
         self.authenticator = authenticator
-        self.limiter = limiter
+        self.limiter = limiter  # authenticated callers, by client id
+        self.anonymous = anonymous  # unauthenticated callers, by peer address
         self.tokens = tokens or TokensConfig()  # what /v1/feedback-tokens mints with
         self.ledger = ledger or TokenLedger(self.tokens.rate_limit, self.tokens.max_tracked)
         self.audit = audit
@@ -94,17 +102,18 @@ class RequestGuard:
         else:
             ledger.configure(tokens.rate_limit, tokens.max_tracked)
         cfg = settings.rate_limit
-        limiter = (
-            RateLimiter(
+        limiter = anonymous = None
+        if cfg.enabled:
+            limiter = RateLimiter(
                 ClientRateLimit(events_per_s=cfg.events_per_s, burst=cfg.burst),
                 settings.client_rate_limits(),
                 cfg.max_clients,
             )
-            if cfg.enabled
-            else None
-        )
+            if cfg.anonymous is not None:
+                anonymous = RateLimiter(cfg.anonymous, None, cfg.max_clients)
+        log.info("%s", describe_limits(settings))
         authenticator = Authenticator(settings.auth, tokens)
-        return cls(authenticator, limiter, AuditLog(), telemetry, ledger, tokens)
+        return cls(authenticator, limiter, AuditLog(), telemetry, ledger, tokens, anonymous)
 
     @classmethod
     def open(cls, telemetry: Telemetry) -> RequestGuard:
@@ -143,8 +152,9 @@ class RequestGuard:
         Raises ``RateLimited`` or ``PermissionDenied`` (audited and counted)."""
         token = caller.token
         try:
-            if self.limiter is not None:
-                self.limiter.acquire(caller.bucket, events)
+            limiter = self.limiter if caller.client_id is not None else self.anonymous
+            if limiter is not None:
+                limiter.acquire(caller.bucket, events)
             if token is not None:
                 self.ledger.acquire(token, events)
         except RateLimited as exc:
@@ -172,6 +182,26 @@ class RequestGuard:
                 token=token.fingerprint,
             )
             raise
+
+
+def describe_limits(settings: Settings) -> str:
+    """The one line start-up (and each reload) logs: what is rate-limited, and by how much."""
+    cfg, token = settings.rate_limit, settings.tokens.rate_limit
+    tokens = f"feedback tokens: {token.events_per_s:g} events/s (burst {token.burst}) each"
+    if not cfg.enabled:
+        return f"rate limits: off (rate_limit.enabled: false); {tokens}"
+    clients = f"authenticated clients: {cfg.events_per_s:g} events/s (burst {cfg.burst}) each" + (
+        f", {len(settings.client_rate_limits())} with their own"
+        if settings.client_rate_limits()
+        else ""
+    )
+    peers = (
+        f"unauthenticated peers: {cfg.anonymous.events_per_s:g} events/s "
+        f"(burst {cfg.anonymous.burst}) per address"
+        if cfg.anonymous is not None
+        else "unauthenticated peers: not limited (set rate_limit.anonymous to limit them)"
+    )
+    return f"rate limits: {clients}; {peers}; {tokens}"
 
 
 def _token_named(headers: Iterable[tuple[str, str | bytes]]) -> dict[str, str]:

@@ -332,7 +332,7 @@ def test_a_client_id_in_the_body_is_rejected_and_never_overrides_the_authenticat
 def test_the_rate_limit_counts_events_and_answers_429_with_retry_after(
     pipeline: Pipeline, executor: ThreadPoolExecutor
 ) -> None:
-    settings, guard = _guarded(rate_limit={"events_per_s": 1, "burst": 2})
+    settings, guard = _guarded(rate_limit={"anonymous": {"events_per_s": 1, "burst": 2}})
     client = client_for(pipeline, executor, settings, guard)
     assert post(client, [THUMBS_DOWN, THUMBS_DOWN]).status_code == 200
     limited = post(client, [THUMBS_DOWN, THUMBS_DOWN])

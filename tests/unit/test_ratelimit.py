@@ -1,11 +1,18 @@
-"""Per-client token buckets in events/s, on an injected clock (no sleeping, no timing)."""
+"""Per-client token buckets in events/s, on an injected clock (no sleeping, no timing); and
+who the guard limits by default (authenticated clients; unauthenticated peers only when asked)."""
 
 from __future__ import annotations
+
+import logging
+from typing import Any
 
 import pytest
 
 from otlp_feedback.config import ClientRateLimit, load_config
 from otlp_feedback.errors import ConfigError, RateLimited
+from otlp_feedback.observability.metrics import Telemetry
+from otlp_feedback.receiver.auth import hash_api_key
+from otlp_feedback.receiver.guard import RequestGuard, describe_limits
 from otlp_feedback.receiver.ratelimit import RateLimiter, TokenBucket
 
 
@@ -168,3 +175,74 @@ def test_two_different_limits_for_one_client_fail_at_start_up() -> None:
 def test_the_default_limit_is_1000_events_per_second_with_a_burst_of_2000() -> None:
     cfg = load_config().rate_limit
     assert (cfg.enabled, cfg.events_per_s, cfg.burst) == (True, 1000.0, 2000)
+    assert cfg.anonymous is None  # unauthenticated peers: not limited unless configured
+
+
+# --- the guard: who is limited by default (issue 14 item 1) --------------------------------
+
+API_KEY = "k" * 32
+PEER = "ipv4:10.0.0.7:51234"
+
+
+def guard_for(**sections: Any) -> RequestGuard:
+    return RequestGuard.from_settings(load_config(**sections), Telemetry())
+
+
+def keyed(**rate_limit: Any) -> RequestGuard:
+    keys = [{"client_id": "collector", "key_sha256": hash_api_key(API_KEY)}]
+    return guard_for(auth={"mode": "api_key", "api_keys": keys}, rate_limit=rate_limit)
+
+
+def test_by_default_an_unauthenticated_gateway_is_never_throttled() -> None:
+    # A collector gateway or sidecar (auth.mode none): every event arrives from one address.
+    caller = guard_for().check([], PEER, "Export")
+    for _ in range(10):
+        caller.admit(2000)  # 20,000 events at once: over the old 1000/s, burst 2000 per IP
+
+
+def test_by_default_an_authenticated_client_over_its_limit_is_refused() -> None:
+    caller = keyed().check([("authorization", f"Bearer {API_KEY}")], PEER, "Export")
+    caller.admit(2000)
+    with pytest.raises(RateLimited, match=r"1000 events/s \(burst 2000\) of client 'collector'"):
+        caller.admit(2000)
+
+
+def test_an_anonymous_limit_throttles_each_unauthenticated_peer_address() -> None:
+    guard = guard_for(rate_limit={"anonymous": {"events_per_s": 10, "burst": 20}})
+    caller = guard.check([], PEER, "Export")
+    caller.admit(20)
+    with pytest.raises(RateLimited, match=r"of client 'peer:10\.0\.0\.7'"):
+        caller.admit(1)
+    guard.check([], "ipv4:10.0.0.8:1", "Export").admit(20)  # another address: its own bucket
+
+
+def test_rate_limit_enabled_false_turns_the_anonymous_limit_off_too() -> None:
+    guard = guard_for(rate_limit={"enabled": False, "anonymous": {"events_per_s": 1, "burst": 1}})
+    caller = guard.check([], PEER, "Export")
+    caller.admit(5)
+    caller.admit(5)
+
+
+def test_an_anonymous_limit_must_name_a_rate_and_a_burst() -> None:
+    with pytest.raises(ConfigError, match="anonymous"):
+        load_config(rate_limit={"anonymous": {"events_per_s": 0, "burst": 1}})
+
+
+def test_start_up_logs_one_line_saying_what_is_limited(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="otlp_feedback.receiver.guard"):
+        guard_for()
+        keyed(
+            anonymous={"events_per_s": 5, "burst": 10},
+            clients={"b": {"events_per_s": 1, "burst": 1}},
+        )
+        guard_for(rate_limit={"enabled": False})
+    assert [r.getMessage() for r in caplog.records] == [
+        "rate limits: authenticated clients: 1000 events/s (burst 2000) each; "
+        "unauthenticated peers: not limited (set rate_limit.anonymous to limit them); "
+        "feedback tokens: 1 events/s (burst 10) each",
+        "rate limits: authenticated clients: 1000 events/s (burst 2000) each, 1 with their own; "
+        "unauthenticated peers: 5 events/s (burst 10) per address; "
+        "feedback tokens: 1 events/s (burst 10) each",
+        "rate limits: off (rate_limit.enabled: false); feedback tokens: 1 events/s (burst 10) each",
+    ]
+    assert describe_limits(load_config()) == caplog.records[0].getMessage()

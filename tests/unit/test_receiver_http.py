@@ -585,7 +585,7 @@ def test_a_token_without_the_scope_is_403(pipeline: Pipeline, executor: ThreadPo
 def test_the_rate_limit_answers_429_with_retry_after_and_retry_info(
     pipeline: Pipeline, executor: ThreadPoolExecutor
 ) -> None:
-    settings, guard = _guarded({}, rate_limit={"events_per_s": 1, "burst": 2})
+    settings, guard = _guarded({}, rate_limit={"anonymous": {"events_per_s": 1, "burst": 2}})
     client = client_for(pipeline, executor, settings, guard=guard)
     first = client.post("/v1/logs", content=valid_logs(2).SerializeToString(), headers=PROTOBUF)
     second = client.post("/v1/logs", content=valid_logs(2).SerializeToString(), headers=PROTOBUF)

@@ -260,11 +260,13 @@ def test_rate_limited_requests_are_counted_per_client_and_audited(
     assert entries[0]["retry_after_s"] > 0
 
 
-def test_without_authentication_the_limit_applies_per_peer_labelled_anonymous(
+def test_without_authentication_the_anonymous_limit_applies_per_peer_labelled_anonymous(
     sink: InMemorySink,
 ) -> None:
     with (
-        run_receiver(sink=sink, rate_limit={"events_per_s": 0.001, "burst": 3}) as app,
+        run_receiver(
+            sink=sink, rate_limit={"anonymous": {"events_per_s": 0.001, "burst": 3}}
+        ) as app,
         grpc.insecure_channel(f"127.0.0.1:{app.port}") as channel,
     ):
         assert export(channel, None, feedback(3)) == grpc.StatusCode.OK
@@ -277,7 +279,7 @@ def test_a_request_refused_as_too_large_takes_no_tokens(sink: InMemorySink) -> N
     with (
         run_receiver(
             sink=sink,
-            rate_limit={"events_per_s": 0.001, "burst": 3},
+            rate_limit={"anonymous": {"events_per_s": 0.001, "burst": 3}},
             validation={"max_feedback_per_request": 3},
         ) as app,
         grpc.insecure_channel(f"127.0.0.1:{app.port}") as channel,
@@ -289,7 +291,8 @@ def test_a_request_refused_as_too_large_takes_no_tokens(sink: InMemorySink) -> N
 def test_rate_limiting_can_be_turned_off(sink: InMemorySink) -> None:
     with (
         run_receiver(
-            sink=sink, rate_limit={"enabled": False, "events_per_s": 0.001, "burst": 1}
+            sink=sink,
+            rate_limit={"enabled": False, "anonymous": {"events_per_s": 0.001, "burst": 1}},
         ) as app,
         grpc.insecure_channel(f"127.0.0.1:{app.port}") as channel,
     ):
