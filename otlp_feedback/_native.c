@@ -545,6 +545,9 @@ typedef struct {
     Slice carrier;        /* "log_record" */
     /* Header names, from ``outbound.HEADERS`` (interned, owned). */
     PyObject *event_id_header, *trace_id_header, *client_id_header;
+    /* The lineage pairs every record ends with (``outbound.RECEIVER_HEADERS``): a tuple of
+     * (str, bytes) tuples, owned; appended as they are, so both paths share the objects. */
+    PyObject *receiver_headers;
     int n_types;
     TypeSpec types[MAX_TYPES];
 } Plan;
@@ -831,6 +834,7 @@ static void Plan_dealloc(Plan *self) {
     Py_XDECREF(self->event_id_header);
     Py_XDECREF(self->trace_id_header);
     Py_XDECREF(self->client_id_header);
+    Py_XDECREF(self->receiver_headers);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -908,6 +912,25 @@ static int header_name(PyObject *headers, const char *attr, PyObject **out) {
     return 0;
 }
 
+/* The plan's ``receiver_headers``: a tuple of (str, bytes) pairs, kept as given. */
+static int parse_receiver_headers(Plan *self, PyObject *pairs) {
+    if (!PyTuple_CheckExact(pairs)) {
+        PyErr_SetString(PyExc_TypeError, "plan: receiver_headers must be a tuple");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(pairs); i++) {
+        PyObject *h = PyTuple_GET_ITEM(pairs, i);
+        if (!PyTuple_CheckExact(h) || PyTuple_GET_SIZE(h) != 2 ||
+            !PyUnicode_CheckExact(PyTuple_GET_ITEM(h, 0)) ||
+            !PyBytes_CheckExact(PyTuple_GET_ITEM(h, 1))) {
+            PyErr_SetString(PyExc_TypeError, "plan: a receiver header is a (str, bytes) pair");
+            return -1;
+        }
+    }
+    Py_XSETREF(self->receiver_headers, Py_NewRef(pairs));
+    return 0;
+}
+
 /* native.PlanLimits -> the plan's limits. */
 static int parse_limits(Plan *self, PyObject *limits) {
     long long future, age;
@@ -941,6 +964,10 @@ static int Plan_init(Plan *self, PyObject *args, PyObject *kwds) {
     if (header_name(attr, "event_id", &self->event_id_header) < 0 ||
         header_name(attr, "trace_id", &self->trace_id_header) < 0 ||
         header_name(attr, "client_id", &self->client_id_header) < 0)
+        goto done;
+    Py_CLEAR(attr);
+    if ((attr = PyObject_GetAttrString(spec, "receiver_headers")) == NULL ||
+        parse_receiver_headers(self, attr) < 0)
         goto done;
     Py_CLEAR(attr);
     if ((self->record_class = PyObject_GetAttrString(spec, "record_class")) == NULL) goto done;
@@ -1917,7 +1944,8 @@ static PyObject *make_record(Call *c, const Out *o) {
     if (event_id == NULL) goto done;
     id_bytes = PyBytes_FromStringAndSize(arena + o->id_off, (Py_ssize_t)o->id_len);
     if (id_bytes == NULL) goto done;
-    Py_ssize_t nh = 3 + o->has_trace + (c->client_header != NULL);
+    PyObject *lineage = c->plan->receiver_headers;
+    Py_ssize_t nh = 3 + o->has_trace + (c->client_header != NULL) + PyTuple_GET_SIZE(lineage);
     headers = PyList_New(nh);
     if (headers == NULL) goto done;
     Py_ssize_t i = 0;
@@ -1933,6 +1961,8 @@ static PyObject *make_record(Call *c, const Out *o) {
         PyList_SET_ITEM(headers, i++, h);
     }
     if (c->client_header != NULL) PyList_SET_ITEM(headers, i++, Py_NewRef(c->client_header));
+    for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(lineage); j++)
+        PyList_SET_ITEM(headers, i++, Py_NewRef(PyTuple_GET_ITEM(lineage, j)));
     PyObject *args[6] = {ts->topic, key, value, headers, event_id, ts->event_type};
     result = PyObject_Vectorcall(c->plan->record_class, args, 6, NULL);
 done:

@@ -249,12 +249,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    # The one lookup, shared with the receiver_version header.
+    from otlp_feedback.encoding.outbound import package_version
 
-    try:
-        return version("otlp-feedback")
-    except PackageNotFoundError:  # a checkout on PYTHONPATH, not installed
-        return "unknown (not installed)"
+    return package_version()
 
 
 def _wait_for_signal(on_reload: Callable[[], None] | None = None) -> None:

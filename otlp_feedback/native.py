@@ -63,7 +63,7 @@ bytes, headers, keys, ids, messages); U = ``tests/unit/test_native_primitives.py
 | needs_one_of                     | FeedbackEvent._rules      | TypePlan.one_of    | F; P        |
 | sum_fields (tokens_total)        | FeedbackEvent._rules      | TypePlan.sums      | N sums; P   |
 | Kafka key                        | FeedbackEvent.kafka_key   | TypePlan.kafka_key | P           |
-| header order (names: HEADERS)    | outbound (record, request)| make_record        | P           |
+| header order, lineage pairs     | outbound (HEADERS, RECEIVER_HEADERS: plan data) | make_record | P |
 | Avro binary encoding             | compiled_writer/fastavro  | buf_*              | F loadgen; P|
 
 Redaction: C never decides what a detector finds, only whether the redactor could change a
@@ -98,7 +98,13 @@ from pydantic.types import AllowInfNan
 
 from otlp_feedback.config import ValidationConfig
 from otlp_feedback.encoding import AvroEventSerializer
-from otlp_feedback.encoding.outbound import HEADERS, HeaderNames, OutboundRecord, type_headers
+from otlp_feedback.encoding.outbound import (
+    HEADERS,
+    RECEIVER_HEADERS,
+    HeaderNames,
+    OutboundRecord,
+    type_headers,
+)
 from otlp_feedback.events import EVENT_MODELS, Carrier, EventType, FeedbackEvent
 from otlp_feedback.mapping import convention as conv
 from otlp_feedback.mapping.records import EVENT_ID_NAMESPACE, FIELD_PLAN, SET_ASIDE_KEYS
@@ -498,6 +504,7 @@ class PlanSpec:
     service_key: str  # the attribute hashed into a content id
     carrier: str
     headers: HeaderNames
+    receiver_headers: tuple[tuple[str, bytes], ...]  # the lineage pairs every record ends with
     types: tuple[TypePlan, ...]
 
 
@@ -578,6 +585,7 @@ def compile_plan(
         service_key=conv.SERVICE_KEY,
         carrier=LOG_RECORD_CARRIER,
         headers=HEADERS,
+        receiver_headers=RECEIVER_HEADERS,
         types=tuple(type_plans),
     )
     return spec, python_only

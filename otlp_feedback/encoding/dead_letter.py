@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from otlp_feedback.encoding.outbound import OutboundRecord
+from otlp_feedback.encoding.outbound import RECEIVER_HEADERS, OutboundRecord
 from otlp_feedback.errors import InvalidRequest
 from otlp_feedback.events import EVENT_TYPES
 from otlp_feedback.mapping.attributes import AttrValue
@@ -83,6 +83,7 @@ def to_outbound(
         ("source_service", cut_text(letter.service, _MAX_SERVICE_HEADER).encode()),
         ("event_type", src.event_type.encode()),
         ("replay_count", str(letter.replay_count).encode()),
+        *RECEIVER_HEADERS,  # which receiver dead-lettered it, as on every event record
     ]
     key = letter.event_id.encode() if letter.event_id else None
     budget = (

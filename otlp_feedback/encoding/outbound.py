@@ -5,16 +5,27 @@ The record key keeps related events in one partition: session for user feedback,
 performance and model-response events, service for health, experiment id for experiments.
 
 The headers of an event record are named and built here, once for both paths: ``HEADERS``
-names them, ``type_headers`` builds the two that depend only on the event type (the native
-plan takes both from here), ``add_request_headers`` the two that depend on the request
-(``redacted``, ``client_id``). In order: event_type, event_id, schema_version, [trace_id],
-[redacted], [client_id].
+names them, ``type_headers`` builds the two that depend only on the event type,
+``RECEIVER_HEADERS`` the two that say which receiver process produced the record (lineage; the
+native plan takes all of these from here), ``add_request_headers`` the two that depend on the
+request (``redacted``, ``client_id``) and then the lineage pair. In order: event_type, event_id,
+schema_version, [trace_id], [redacted], [client_id], receiver_id, receiver_version.
+
+``receiver_id`` is ``<hostname>-<pid>-<8 hex digits drawn at process start>``: the host name is
+the name an operator knows (the pod, the machine), the pid tells apart several processes on one
+host (``receiver.reuse_port``), and the random part tells apart two runs that share both (a
+container restarted in place is pid 1 each time), so a consumer can tell exactly which run of
+which receiver wrote a record. ``receiver_version`` is the installed package's version.
 """
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 
 from otlp_feedback.encoding.avro import AvroEventSerializer, SerializationContext
 from otlp_feedback.events import EventType, FeedbackEvent
@@ -32,9 +43,39 @@ class HeaderNames:
     trace_id: str = "trace_id"
     redacted: str = "redacted"
     client_id: str = "client_id"
+    receiver_id: str = "receiver_id"
+    receiver_version: str = "receiver_version"
 
 
 HEADERS = HeaderNames()
+# A host name is at most 253 bytes by RFC 1035; clipped so the lineage headers stay small.
+_MAX_HOSTNAME = 64
+
+
+def package_version() -> str:
+    """The installed otlp-feedback's version (``--version``, the ``receiver_version`` header)."""
+    try:
+        return version("otlp-feedback")
+    except PackageNotFoundError:  # a checkout on PYTHONPATH, not installed
+        return "unknown (not installed)"
+
+
+def instance_id() -> str:
+    """This process's ``receiver_id``: host name, pid, and 8 hex digits drawn now (see above)."""
+    host = socket.gethostname()[:_MAX_HOSTNAME] or "localhost"
+    return f"{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def receiver_headers(receiver_id: str, receiver_version: str) -> tuple[Header, Header]:
+    """The lineage headers every event record ends with."""
+    return (
+        (HEADERS.receiver_id, receiver_id.encode()),
+        (HEADERS.receiver_version, receiver_version.encode()),
+    )
+
+
+# Drawn once per process, at import (the receiver never forks after importing this).
+RECEIVER_HEADERS = receiver_headers(instance_id(), package_version())
 # The ``redacted`` header lists attribute keys, which are the sender's and unbounded: clipped so
 # the header cannot push the record past ``kafka.message_max_bytes``.
 _MAX_REDACTED_HEADER = 1024
@@ -59,11 +100,14 @@ def add_request_headers(record: OutboundRecord, redacted: list[str], client_id: 
     """Append the headers that depend on the request: the fields redaction changed (events
     whose schema has ``redacted_fields`` carry the list in the value too; the header tells
     every consumer, older schema versions and header-only filters included, without decoding)
-    and the authenticated client id. The record's header list is its own, fresh per record."""
+    and the authenticated client id; then the receiver's lineage (``RECEIVER_HEADERS``). The
+    record's header list is its own, fresh per record."""
+    headers = record.headers
     if redacted:
-        record.headers.append((HEADERS.redacted, redacted_header(redacted)))
+        headers.append((HEADERS.redacted, redacted_header(redacted)))
     if client_id is not None:
-        record.headers.append((HEADERS.client_id, client_id.encode()))
+        headers.append((HEADERS.client_id, client_id.encode()))
+    headers += RECEIVER_HEADERS
 
 
 @dataclass(slots=True)

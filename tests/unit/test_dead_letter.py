@@ -12,6 +12,7 @@ import pytest
 
 from otlp_feedback.config import RedactionConfig
 from otlp_feedback.encoding.dead_letter import MAX_VALUE_CHARS, DeadLetter, from_value, to_outbound
+from otlp_feedback.encoding.outbound import RECEIVER_HEADERS
 from otlp_feedback.errors import InvalidRequest
 from otlp_feedback.mapping.attributes import AttrValue
 from otlp_feedback.mapping.records import SourceRecord, raw_from_source
@@ -52,6 +53,7 @@ def test_a_dead_letter_round_trips_every_field_with_types() -> None:
         "source_service": b"shop",
         "event_type": b"user_feedback",
         "replay_count": b"2",
+        **dict(RECEIVER_HEADERS),
     }
     json.loads(record.value)  # strict JSON: no NaN/Infinity literals
     assert b"Infinity" not in record.value

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+import socket
 import struct
 from datetime import UTC, datetime
 from io import BytesIO
@@ -14,7 +17,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from otlp_builders import event_of
 
 from otlp_feedback.encoding import AvroEventSerializer, SerializationContext, load_schemas
-from otlp_feedback.encoding.outbound import EventEncoder
+from otlp_feedback.encoding.outbound import (
+    RECEIVER_HEADERS,
+    EventEncoder,
+    add_request_headers,
+    instance_id,
+    package_version,
+)
 from otlp_feedback.errors import EncodingError
 from otlp_feedback.events import (
     EVENT_MODELS,
@@ -431,6 +440,25 @@ def test_headers_name_type_id_schema_version_and_trace() -> None:
 def test_schema_version_header_is_the_newest_local_version(event_type: EventType) -> None:
     headers = dict(encoder().encode(GOLDEN_EVENTS[event_type]).headers)
     assert headers["schema_version"] == str(GOLDEN_VERSION[event_type]).encode()
+
+
+def test_request_headers_then_the_receivers_lineage_end_every_record() -> None:
+    record = encoder().encode(GOLDEN_EVENTS["user_feedback"])
+    add_request_headers(record, ["comment"], "web")
+    assert [name for name, _ in record.headers] == [
+        "event_type", "event_id", "schema_version", "trace_id", "redacted", "client_id",
+        "receiver_id", "receiver_version",
+    ]  # fmt: skip
+    assert tuple(record.headers[-2:]) == RECEIVER_HEADERS
+
+
+def test_the_lineage_names_this_process_and_the_installed_version() -> None:
+    (_, receiver_id), (_, receiver_version) = RECEIVER_HEADERS
+    host = re.escape(socket.gethostname()[:64])
+    assert re.fullmatch(rf"{host}-{os.getpid()}-[0-9a-f]{{8}}", receiver_id.decode())
+    assert receiver_version == package_version().encode()
+    # The random part tells apart two runs with the same host name and pid (pid 1 in containers).
+    assert instance_id() != instance_id()
 
 
 def test_trace_id_header_only_when_the_event_has_a_trace() -> None:

@@ -28,7 +28,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs
 from otlp_builders import RECEIVED_NS, T0_NS, Admit
 
 from otlp_feedback.config import RedactionConfig, load_config
-from otlp_feedback.encoding.outbound import OutboundRecord
+from otlp_feedback.encoding.outbound import RECEIVER_HEADERS, OutboundRecord
 from otlp_feedback.errors import DeliveryFailed, InvalidRequest, RateLimited, RequestTooLarge
 from otlp_feedback.pipeline import Pipeline
 from otlp_feedback.registry.client import InMemoryRegistry
@@ -970,3 +970,16 @@ def test_attribute_values_of_every_kind_get_the_python_text_natively(
     result = pair.compare(payload_of(record("user_feedback", attributes)))
     assert (result.outcome["accepted"], result.outcome["rejected"]) == (1, 0)
     assert (result.native_events, result.native_deferred) == (1, 0)
+
+
+@pytest.mark.parametrize("client_id", [None, "tenant-a"])
+def test_both_paths_end_every_record_with_the_receivers_lineage_headers(
+    pair: Pair, client_id: str | None
+) -> None:
+    # The same pairs (names and values from outbound.RECEIVER_HEADERS, the plan's data) last.
+    result = pair.compare(payload_of(record("user_feedback")), client_id)
+    assert result.native_events == 1
+    (fast,) = result.fast_records
+    assert tuple(fast.headers[-2:]) == RECEIVER_HEADERS
+    client = [("client_id", client_id.encode())] if client_id else []
+    assert [name for name, _ in fast.headers[3:-2]] == ["trace_id", *(n for n, _ in client)]

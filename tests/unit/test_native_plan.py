@@ -247,6 +247,8 @@ _NOT_READ_BY_C = {
     ("HeaderNames", "event_type"): "inside TypePlan.type_header",
     ("HeaderNames", "schema_version"): "inside TypePlan.version_header",
     ("HeaderNames", "redacted"): "a redacted record is deferred: C never writes it",
+    ("HeaderNames", "receiver_id"): "inside PlanSpec.receiver_headers",
+    ("HeaderNames", "receiver_version"): "inside PlanSpec.receiver_headers",
 }
 
 
