@@ -37,6 +37,7 @@ from test_js_sdk import SCHEMA_VERSION, _node_required
 
 from otlp_feedback.app import FeedbackApp
 from otlp_feedback.config import Settings, TokensConfig
+from otlp_feedback.encoding.outbound import RECEIVER_HEADERS
 from otlp_feedback.receiver.auth import hash_api_key
 from otlp_feedback.tokens import mint
 
@@ -272,6 +273,7 @@ def test_a_real_browser_sends_feedback_across_origins_and_is_refused_as_document
             "event_id": event_id.encode(),
             "schema_version": SCHEMA_VERSION["user_feedback"],
             "client_id": b"shop-web",
+            **dict(RECEIVER_HEADERS),  # which receiver produced it
         }
         assert isinstance(received_at, datetime) and received_at.tzinfo is not None
         assert isinstance(timestamp, datetime) and timestamp <= received_at

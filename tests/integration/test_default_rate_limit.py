@@ -1,6 +1,7 @@
 """The default rate limit never throttles an unauthenticated sender (issue 14 item 1): a
 sidecar or collector gateway with ``auth.mode: none`` sends everything from one address, and
-the old default (1,000 events/s, burst 2,000 per peer address) refused it."""
+the old default (1,000 events/s, burst 2,000 per peer address) refused it. The records read
+back also carry the receiver's lineage headers (item 11)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from opentelemetry.sdk.resources import Resource
 
 from otlp_feedback.app import FeedbackApp
 from otlp_feedback.config import Settings
+from otlp_feedback.encoding.outbound import RECEIVER_HEADERS
 
 pytestmark = pytest.mark.integration
 
@@ -45,3 +47,6 @@ def test_the_sdk_sends_3000_events_at_once_without_auth_and_all_reach_kafka(
     assert "otlp_feedback_rate_limited_total{" not in metrics
     records = kafka_reader(EVENTS, timeout=60)
     assert {r["value"]["event_id"] for r in records} == {f"burst-{n}" for n in range(EVENTS)}
+    # Lineage (issue 14 item 11): every record names the receiver run and version that wrote it,
+    # here through the native path (SDK log records) and a real broker.
+    assert {tuple(list(r["headers"].items())[-2:]) for r in records} == {RECEIVER_HEADERS}
