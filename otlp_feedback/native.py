@@ -63,7 +63,7 @@ bytes, headers, keys, ids, messages); U = ``tests/unit/test_native_primitives.py
 | needs_one_of                     | FeedbackEvent._rules      | TypePlan.one_of    | F; P        |
 | sum_fields (tokens_total)        | FeedbackEvent._rules      | TypePlan.sums      | N sums; P   |
 | Kafka key                        | FeedbackEvent.kafka_key   | TypePlan.kafka_key | P           |
-| header order, lineage pairs     | outbound (HEADERS, RECEIVER_HEADERS: plan data) | make_record | P |
+| header order, lineage pairs      | outbound (plan data)      | make_record        | P           |
 | Avro binary encoding             | compiled_writer/fastavro  | buf_*              | F loadgen; P|
 
 Redaction: C never decides what a detector finds, only whether the redactor could change a
