@@ -103,8 +103,14 @@ class FeedbackApp:
         return self.otlp_http.port
 
     def start(self) -> None:
-        """Resolve schemas, open the spool, start Kafka, then open the ports."""
-        self.pipeline.start()
+        """Open the ports, then open the spool, start Kafka and bind the schemas.
+
+        Returns at once whatever Kafka or the registry is doing: topic creation and, if the
+        registry does not answer, the schema binding go on in the background; until the
+        schemas are bound requests are answered UNAVAILABLE/503 with a retry delay and
+        ``/readyz`` says why (``Pipeline``). Raises ``SchemaError`` (a schema refused),
+        ``OSError`` (a port taken), ``ConfigError``.
+        """
         try:
             obs = self.settings.observability
             if obs.enabled:
@@ -112,6 +118,7 @@ class FeedbackApp:
             self.receiver.start()
             if self.otlp_http is not None:
                 self.otlp_http.start()
+            self.pipeline.start()
         except BaseException:
             if self.otlp_http is not None:
                 self.otlp_http.shutdown(1.0)

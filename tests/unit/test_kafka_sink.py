@@ -4,6 +4,7 @@ stand-ins for ``confluent_kafka.Producer`` (``otlp_feedback.testing.kafka.FakeKa
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -278,9 +279,16 @@ def test_a_missing_topic_is_retryable_and_recreated_before_the_next_delivery(
 ) -> None:
     created: list[float] = []
     sink = KafkaSink(load_config(kafka={"create_topics": True}).kafka, ["feedback.t"])
-    monkeypatch.setattr(sink, "create_topics", lambda timeout=5.0: created.append(timeout))
+    made = threading.Event()
+
+    def create_topics(timeout: float = 5.0) -> None:
+        created.append(timeout)
+        made.set()
+
+    monkeypatch.setattr(sink, "create_topics", create_topics)
     with sink:
-        assert len(created) == 1  # at start
+        assert made.wait(30.0)  # at start, by the background thread
+        assert len(created) == 1
         # produce() refuses at once when the metadata says the topic does not exist.
         missing = KafkaException(KafkaError(KafkaError._UNKNOWN_TOPIC))
         kafka.raise_on_produce("a", missing, missing)  # the first call and _produce's retry
