@@ -57,7 +57,12 @@ class FeedbackApp:
         # One guard behind both ports (same credentials, same rate-limit buckets), replaced
         # whole on a reload. ConfigError: a key file that cannot be used.
         self.guard = RequestGuard.from_settings(settings, self.telemetry)
-        self.registry = registry or ConfluentRegistry(settings.registry.client_config())
+        # The schema bootstrap retries with its own backoff (``Pipeline``), which shutdown
+        # interrupts; the client's own retries (1.7 s per call on a refused connection) would
+        # only hold ``start`` up, so there are none.
+        self.registry = registry or ConfluentRegistry(
+            {**settings.registry.client_config(), "max.retries": 0}
+        )
         self.kafka: KafkaSink | None = None
         self.failover: FailoverSink | None = None
         if sink is None:

@@ -289,7 +289,9 @@ class Pipeline:
                 f"not serving yet: {self.not_ready}", retry_after=_UNBOUND_RETRY_AFTER_S
             )
         if processor is None or self._shut_down:
-            raise SinkUnavailable("pipeline is not running", retry_after=1.0)
+            # Not started yet (the ports open before ``start``: for milliseconds) or stopped.
+            state = "shut down" if self._shut_down else "not started yet"
+            raise SinkUnavailable(f"pipeline is {state}", retry_after=1.0)
         if batch.unknown_names:
             self._unknown_names.warn(batch.unknown_names)
         admit(batch, self._max_per_request, admission)

@@ -130,6 +130,7 @@ class KafkaSink:
         # and after a broker restart (Tansu's memory storage forgets topics).
         self._topics_pending = config.create_topics
         self._topic_maker: threading.Thread | None = None
+        self._interrupted = threading.Event()  # set by ``interrupt``: waits end at once
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -149,6 +150,12 @@ class KafkaSink:
                 target=self._make_topics, name="kafka-topics", daemon=True
             )
             self._topic_maker.start()
+
+    def interrupt(self) -> None:
+        """Fail every delivery waiting now or later with ``SinkUnavailable``, at once, and cut
+        topic creation short: the owner is stopping and still holds those records (the spool's
+        replayer commits only what Kafka confirmed). ``shutdown`` still flushes what is queued."""
+        self._interrupted.set()
 
     def force_flush(self, timeout: float) -> bool:
         if self._rebuild_reason is not None and not self._shut_down:
@@ -262,7 +269,7 @@ class KafkaSink:
             except (BufferError, KafkaException):
                 # Nothing was queued: _produce tries again, waits for room, or classifies.
                 self._produce(producer, record, batch, deadline)
-        if not batch.done.wait(max(0.0, deadline - time.monotonic())):
+        if not self._await(batch, deadline):
             # A stuck producer looks like this too: after a broker restart librdkafka can loop
             # forever bumping its idempotent epoch (UNKNOWN_PRODUCER_ID) without surfacing a
             # fatal error. Replacing it is always safe: every queued record belongs to a caller
@@ -274,6 +281,18 @@ class KafkaSink:
                 retry_after=1.0,
             )
         return batch.errors
+
+    def _await(self, batch: _Batch, deadline: float) -> bool:
+        """Wait for every report of ``batch`` until ``deadline``; False if some did not come.
+        Raises ``SinkUnavailable`` as soon as ``interrupt`` is called."""
+        while True:
+            left = deadline - time.monotonic()
+            if batch.done.wait(max(0.0, min(left, 0.1))):
+                return True
+            if self._interrupted.is_set():
+                raise SinkUnavailable("Kafka sink is shutting down", retry_after=1.0)
+            if left <= 0.1:
+                return batch.done.is_set()
 
     def _produce(
         self, producer: Producer, record: OutboundRecord, batch: _Batch, deadline: float
@@ -391,6 +410,8 @@ class KafkaSink:
             try:
                 self._ensure_topics()
             except SinkUnavailable as exc:
+                if self._stop.is_set() or self._interrupted.is_set():
+                    return True  # stopping: nothing to retry or report
                 log.warning("cannot create topics yet, retrying: %s", exc)
                 return False
             return True
@@ -412,7 +433,7 @@ class KafkaSink:
         deadline = time.monotonic() + timeout + 1
         pending = set(futures.values())
         while pending and time.monotonic() < deadline:
-            if self._stop.is_set():
+            if self._stop.is_set() or self._interrupted.is_set():
                 raise SinkUnavailable("Kafka sink is shutting down")
             pending = concurrent.futures.wait(pending, timeout=0.1).not_done
         for topic, future in futures.items():

@@ -339,3 +339,23 @@ def test_an_epoch_bump_reported_without_a_fatal_error_is_retried_on_the_same_pro
         scripted.deliver(_records("a"), timeout=5.0)
     scripted.deliver(_records("a"), timeout=5.0)
     assert scripted.rebuilds == 0 and kafka.delivered == ["a"]
+
+
+def test_interrupt_ends_a_delivery_waiting_on_a_broker_that_never_answers(
+    sink: KafkaSink,
+) -> None:
+    # What a stopping FailoverSink does to its replayer's delivery: the records stay spooled.
+    failed: list[BaseException] = []
+
+    def deliver() -> None:
+        try:
+            sink.deliver([_record()], timeout=3600.0)
+        except SinkUnavailable as exc:
+            failed.append(exc)
+
+    waiting = threading.Thread(target=deliver)
+    waiting.start()
+    sink.interrupt()
+    waiting.join(30.0)  # a bound far under the hour the delivery would otherwise wait
+    assert not waiting.is_alive()
+    assert len(failed) == 1
