@@ -57,7 +57,12 @@ class FeedbackApp:
         # One guard behind both ports (same credentials, same rate-limit buckets), replaced
         # whole on a reload. ConfigError: a key file that cannot be used.
         self.guard = RequestGuard.from_settings(settings, self.telemetry)
-        self.registry = registry or ConfluentRegistry(settings.registry.client_config())
+        # The schema bootstrap retries with its own backoff (``Pipeline``), which shutdown
+        # interrupts; the client's own retries (1.7 s per call on a refused connection) would
+        # only hold ``start`` up, so there are none.
+        self.registry = registry or ConfluentRegistry(
+            {**settings.registry.client_config(), "max.retries": 0}
+        )
         self.kafka: KafkaSink | None = None
         self.failover: FailoverSink | None = None
         if sink is None:
@@ -103,8 +108,14 @@ class FeedbackApp:
         return self.otlp_http.port
 
     def start(self) -> None:
-        """Resolve schemas, open the spool, start Kafka, then open the ports."""
-        self.pipeline.start()
+        """Open the ports, then open the spool, start Kafka and bind the schemas.
+
+        Returns at once whatever Kafka or the registry is doing: topic creation and, if the
+        registry does not answer, the schema binding go on in the background; until the
+        schemas are bound requests are answered UNAVAILABLE/503 with a retry delay and
+        ``/readyz`` says why (``Pipeline``). Raises ``SchemaError`` (a schema refused),
+        ``OSError`` (a port taken), ``ConfigError``.
+        """
         try:
             obs = self.settings.observability
             if obs.enabled:
@@ -112,6 +123,7 @@ class FeedbackApp:
             self.receiver.start()
             if self.otlp_http is not None:
                 self.otlp_http.start()
+            self.pipeline.start()
         except BaseException:
             if self.otlp_http is not None:
                 self.otlp_http.shutdown(1.0)

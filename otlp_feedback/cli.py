@@ -255,9 +255,13 @@ def _version() -> str:
     return package_version()
 
 
-def _wait_for_signal(on_reload: Callable[[], None] | None = None) -> None:
+def _wait_for_signal(
+    on_reload: Callable[[], None] | None = None, start: Callable[[], None] | None = None
+) -> None:
     """Block the main thread until SIGINT or SIGTERM. With ``on_reload``, SIGHUP runs it here
-    on the main thread."""
+    on the main thread. ``start`` runs once the signals are watched: a SIGTERM that comes while
+    it runs (the ports open first) stops the process cleanly right after, not by the default
+    action."""
     # The kernel may deliver a signal to any thread (gRPC's, librdkafka's); then the main
     # thread is not interrupted and a Python handler would run only when it next wakes. The
     # wakeup fd is written by the C-level handler whichever thread takes the signal, so the
@@ -270,8 +274,10 @@ def _wait_for_signal(on_reload: Callable[[], None] | None = None) -> None:
     previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
     previous = {sig: signal.signal(sig, _note_signal) for sig in watched}
     reloads = ", SIGHUP reloads the configuration" if on_reload is not None else ""
-    log.info("serving; SIGTERM or SIGINT stops%s", reloads)
     try:
+        if start is not None:
+            start()
+        log.info("serving; SIGTERM or SIGINT stops%s", reloads)
         while True:
             for signum in reader.recv(64):
                 if signum == signal.SIGHUP and on_reload is not None:
@@ -309,12 +315,14 @@ def _serve(args: argparse.Namespace) -> int:
             # A bad reload must not take down a process that is serving fine.
             log.exception("config reload failed, keeping the running configuration")
 
-    app.start()
-    settle_process_heap()
+    def start() -> None:
+        app.start()
+        settle_process_heap()
+
     try:
-        _wait_for_signal(on_reload=reload)
+        _wait_for_signal(on_reload=reload, start=start)
     finally:
-        app.shutdown()
+        app.shutdown()  # idempotent; safe after a failed start
     return 0
 
 

@@ -3,8 +3,9 @@
 - ``/metrics``: Prometheus exposition of ``Telemetry``.
 - ``/healthz``: 200 while the process serves (liveness); 503 once shutdown began.
 - ``/readyz``: 200 when the receiver serves, schema ids are resolved, and events have somewhere
-  to go: the Kafka circuit is closed, or the spool can take them. Else 503 with the reasons, so
-  Kubernetes stops routing to a pod that would only refuse.
+  to go: the Kafka circuit is closed, or the spool can take them. Else 503 with the reasons
+  (e.g. "schema registry unavailable: ..." while the schema bootstrap retries), so Kubernetes
+  stops routing to a pod that would only refuse.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ def readiness_problems(app: FeedbackApp) -> list[str]:
         problems.append("receiver is not serving")
     if app.otlp_http is not None and not app.otlp_http.serving:
         problems.append("OTLP/HTTP receiver is not serving")
-    if not app.pipeline.started:
-        problems.append("schema ids are not resolved")
+    not_ready = app.pipeline.not_ready
+    if not_ready is not None:
+        problems.append(not_ready)
     failover = app.failover
     if failover is not None and failover.breaker.state != "closed" and not failover.can_spool:
         problems.append("Kafka is unavailable and the spool cannot take events")

@@ -16,9 +16,14 @@ every dead letter) is confirmed by the sink, or raises: ``InvalidRequest`` (unde
 ``RequestTooLarge`` or the admission's refusal (nothing validated), or a ``RetryableError`` so
 the client retries the whole request.
 
-Lifecycle: ``start`` once (binds schemas, compiles the native plan, starts the sink; raises
-``SchemaError``/``RegistryUnavailable``); ``shutdown`` idempotent and safe before ``start``.
-Requests before ``start`` or after ``shutdown`` raise ``SinkUnavailable`` (retryable).
+Lifecycle: ``start`` once: starts the sink, then binds schemas and compiles the native plan.
+It returns at once if the registry answers nothing (``RegistryUnavailable``): a background
+thread retries the binding with jittered backoff until it answers (``started`` turns True) or
+``shutdown`` interrupts it; meanwhile requests raise ``RegistryUnavailable`` (retryable:
+UNAVAILABLE/503 with a retry delay) and ``not_ready`` says why. A registry that answers and
+refuses a schema (``SchemaError``) is a configuration error: ``start`` raises it.
+``shutdown`` is idempotent and safe before ``start``. Requests before ``start`` or after
+``shutdown`` raise ``SinkUnavailable`` (retryable).
 
 Redaction reload (``set_redaction``): the redactor and the native plan compiled from it are one
 immutable ``RedactionRules``, swapped by one assignment and read once per request, so a request
@@ -31,15 +36,17 @@ from __future__ import annotations
 
 import difflib
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from otlp_feedback.backoff import retry_until
 from otlp_feedback.config import RedactionConfig, Settings
 from otlp_feedback.encoding.outbound import EventEncoder
-from otlp_feedback.errors import SinkUnavailable
+from otlp_feedback.errors import OtlpFeedbackError, RegistryUnavailable, SinkUnavailable
 from otlp_feedback.events import EventType
 from otlp_feedback.logthrottle import REJECTIONS_LOGGER
 from otlp_feedback.mapping import RawFeedback
@@ -72,6 +79,12 @@ from otlp_feedback.validation.redaction import Redactor
 
 log = logging.getLogger(__name__)
 
+# The schema bootstrap's retries while the registry is down, and the retry delay a refused
+# client is told (about one bootstrap attempt: it may well be serving by then).
+_BOOTSTRAP_INITIAL_BACKOFF_S = 0.5
+_BOOTSTRAP_MAX_BACKOFF_S = 10.0
+_UNBOUND_RETRY_AFTER_S = 2.0
+
 
 class Pipeline:
     """The processing pipeline of one receiver process. Thread-safe after ``start``."""
@@ -98,24 +111,67 @@ class Pipeline:
         self._rejection_level = logging.getLevelName(settings.validation.log_rejections)
         self._unknown_names = UnknownNames()
         self._shut_down = False
+        self._stop = threading.Event()  # set by shutdown: interrupts the schema bootstrap
+        self._bootstrap: threading.Thread | None = None
+        self._bootstrap_error: str | None = None  # why schemas are not bound yet
         self.started = False
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Bind schema ids, compile the native plan, start the sink. Raises
-        ``SchemaError``/``RegistryUnavailable``."""
+        """Start the sink, then bind schema ids and compile the native plan, in the background
+        if the registry does not answer (see the module docstring). Raises ``SchemaError``."""
+        self._delivery.start()
+        try:
+            self._bind()
+        except RegistryUnavailable as exc:
+            self._bootstrap_error = f"schema registry unavailable: {exc}"
+            log.warning("%s; serving UNAVAILABLE and retrying in the background", exc)
+            self._bootstrap = threading.Thread(
+                target=self._bind_in_background, name="schema-bootstrap", daemon=True
+            )
+            self._bootstrap.start()
+
+    def _bind(self) -> None:
         binding = bind_schemas(self._settings, self._registry)
         self._binding = binding
         self._rules = compile_rules(
             self._settings, self._rules.redactor.config, binding, self._telemetry
         )
+        # Published last: a request sees either no processor (UNAVAILABLE) or a complete one.
         self._processor = Processor(
             self._validator, binding.encoder, max_value_bytes(self._settings.kafka)
         )
-        self._delivery.start()
+        self._bootstrap_error = None
         self.started = True
         log.info("pipeline started; schema ids %s", binding.encoder.schema_ids())
+
+    def _bind_in_background(self) -> None:
+        def attempt() -> bool:
+            try:
+                self._bind()
+            except OtlpFeedbackError as exc:
+                # A refusal (SchemaError) may be a registry still loading, or one an operator
+                # fixes without restarting us: keep trying, and say why in /readyz and the log.
+                kind = "unavailable" if isinstance(exc, RegistryUnavailable) else "refused"
+                self._bootstrap_error = f"schema registry {kind}: {exc}"
+                log.warning("binding schemas failed (%s), retrying", exc)
+                return False
+            return True
+
+        retry_until(
+            attempt,
+            self._stop,
+            _BOOTSTRAP_INITIAL_BACKOFF_S,
+            _BOOTSTRAP_MAX_BACKOFF_S,
+        )
+
+    @property
+    def not_ready(self) -> str | None:
+        """Why requests are refused for now (schemas not bound yet); None once bound."""
+        if self.started:
+            return None
+        return self._bootstrap_error or "schema ids are not resolved"
 
     def force_flush(self, timeout: float) -> bool:
         return self._delivery.force_flush(timeout)
@@ -125,6 +181,11 @@ class Pipeline:
         if self._shut_down:
             return
         self._shut_down = True
+        self._stop.set()
+        if self._bootstrap is not None:
+            # A registry call in flight ends by its own timeout; the thread is a daemon and
+            # publishes nothing a stopped pipeline reads, so it is not waited for long.
+            self._bootstrap.join(min(timeout, 0.5))
         self._delivery.shutdown(timeout)
 
     # -- what the pipeline holds -------------------------------------------------------------
@@ -223,8 +284,14 @@ class Pipeline:
     ) -> ExportOutcome:
         """admission -> process -> deliver, then the request is counted (once)."""
         processor = self._processor
+        if processor is None and self._bootstrap is not None and not self._shut_down:
+            raise RegistryUnavailable(
+                f"not serving yet: {self.not_ready}", retry_after=_UNBOUND_RETRY_AFTER_S
+            )
         if processor is None or self._shut_down:
-            raise SinkUnavailable("pipeline is not running", retry_after=1.0)
+            # Not started yet (the ports open before ``start``: for milliseconds) or stopped.
+            state = "shut down" if self._shut_down else "not started yet"
+            raise SinkUnavailable(f"pipeline is {state}", retry_after=1.0)
         if batch.unknown_names:
             self._unknown_names.warn(batch.unknown_names)
         admit(batch, self._max_per_request, admission)

@@ -4,8 +4,10 @@
 ``DeliveryTimeout``/``SinkUnavailable`` (retryable: the caller answers UNAVAILABLE so the client
 retries) or ``DeliveryFailed`` (permanent, naming the records refused).
 
-Lifecycle, as in the OTel Collector: ``start`` returns quickly; ``shutdown`` is idempotent, safe
-before ``start``, and flushes within its deadline; ``force_flush(timeout) -> bool``.
+Lifecycle, as in the OTel Collector: ``start`` returns quickly, even with the destination down
+(what needs it, e.g. creating topics, is retried in the background, ``backoff.retry_until``);
+``shutdown`` is idempotent, safe before ``start``, interrupts those retries and any wait on
+the destination at once, and flushes within its deadline; ``force_flush(timeout) -> bool``.
 """
 
 from __future__ import annotations

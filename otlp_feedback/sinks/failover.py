@@ -115,6 +115,12 @@ class FailoverSink:
         self._shut_down = True
         self._stop.set()
         self._wake.set()
+        # A replay delivery waiting on a broker that is down would hold the stop for up to
+        # twice ``attempt_timeout_s``; its records are still in the spool (committed only once
+        # confirmed), so it is cut short. Requests have drained by now (the ports close first).
+        interrupt = getattr(self._primary, "interrupt", None)
+        if interrupt is not None:
+            interrupt()
         if self._replayer is not None:
             self._replayer.join(timeout)
         self._primary.shutdown(timeout)

@@ -19,6 +19,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from otlp_feedback.backoff import retry_until
 from otlp_feedback.config import KafkaConfig
 from otlp_feedback.encoding.outbound import OutboundRecord
 from otlp_feedback.errors import DeliveryFailed, DeliveryTimeout, SinkUnavailable
@@ -30,6 +31,10 @@ from otlp_feedback.observability.metrics import (
 )
 
 log = logging.getLogger(__name__)
+
+# How long one attempt to create the topics waits for the broker (a delivery waits no longer
+# than its own deadline).
+_CREATE_TOPICS_TIMEOUT_S = 5.0
 
 # -- how a librdkafka error is classified: this table is the one place -------------------
 # tests/unit/test_kafka_sink.py holds every code confluent-kafka defines to it, so a new code (a
@@ -124,20 +129,33 @@ class KafkaSink:
         # Topics are (re)created lazily when this is set: at start-up with the broker down,
         # and after a broker restart (Tansu's memory storage forgets topics).
         self._topics_pending = config.create_topics
+        self._topic_maker: threading.Thread | None = None
+        self._interrupted = threading.Event()  # set by ``interrupt``: waits end at once
 
     # -- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Create the producer and poll thread, then the topics (if configured).
+        """Create the producer and poll thread; return at once (``sinks.base``).
 
-        Raises ``SinkUnavailable`` if the topics cannot be created; the sink is usable anyway
-        and retries creating them before the next delivery.
+        The topics (if configured) are created by a background thread that retries with
+        jittered backoff until the broker answers or ``shutdown``; a delivery before then
+        creates them itself first (and fails retryably if it cannot).
         """
         with self._lock:
             self._producer = self._new_producer()
         self._poller = threading.Thread(target=self._poll_loop, name="kafka-poll", daemon=True)
         self._poller.start()
-        self._ensure_topics()
+        if self._topics_pending:
+            self._topic_maker = threading.Thread(
+                target=self._make_topics, name="kafka-topics", daemon=True
+            )
+            self._topic_maker.start()
+
+    def interrupt(self) -> None:
+        """Fail every delivery waiting now or later with ``SinkUnavailable``, at once, and cut
+        topic creation short: the owner is stopping and still holds those records (the spool's
+        replayer commits only what Kafka confirmed). ``shutdown`` still flushes what is queued."""
+        self._interrupted.set()
 
     def force_flush(self, timeout: float) -> bool:
         if self._rebuild_reason is not None and not self._shut_down:
@@ -164,6 +182,8 @@ class KafkaSink:
         self._stop.set()
         if self._poller is not None:
             self._poller.join(timeout=2.0)
+        if self._topic_maker is not None:
+            self._topic_maker.join(timeout=1.0)  # create_topics sees the stop within 0.1 s
         with self._lock:
             # Dropping the last reference closes librdkafka's threads and connections now.
             self._producer = None
@@ -234,7 +254,7 @@ class KafkaSink:
         Raises ``DeliveryTimeout`` (no confirmation by the deadline) or ``SinkUnavailable``.
         """
         producer = self._current_producer()
-        self._ensure_topics()
+        self._ensure_topics(max(0.1, min(_CREATE_TOPICS_TIMEOUT_S, deadline - time.monotonic())))
         batch = _Batch(len(records))
         produce, on_delivery = producer.produce, batch.on_delivery
         for record in records:
@@ -249,7 +269,7 @@ class KafkaSink:
             except (BufferError, KafkaException):
                 # Nothing was queued: _produce tries again, waits for room, or classifies.
                 self._produce(producer, record, batch, deadline)
-        if not batch.done.wait(max(0.0, deadline - time.monotonic())):
+        if not self._await(batch, deadline):
             # A stuck producer looks like this too: after a broker restart librdkafka can loop
             # forever bumping its idempotent epoch (UNKNOWN_PRODUCER_ID) without surfacing a
             # fatal error. Replacing it is always safe: every queued record belongs to a caller
@@ -261,6 +281,18 @@ class KafkaSink:
                 retry_after=1.0,
             )
         return batch.errors
+
+    def _await(self, batch: _Batch, deadline: float) -> bool:
+        """Wait for every report of ``batch`` until ``deadline``; False if some did not come.
+        Raises ``SinkUnavailable`` as soon as ``interrupt`` is called."""
+        while True:
+            left = deadline - time.monotonic()
+            if batch.done.wait(max(0.0, min(left, 0.1))):
+                return True
+            if self._interrupted.is_set():
+                raise SinkUnavailable("Kafka sink is shutting down", retry_after=1.0)
+            if left <= 0.1:
+                return batch.done.is_set()
 
     def _produce(
         self, producer: Producer, record: OutboundRecord, batch: _Batch, deadline: float
@@ -364,15 +396,33 @@ class KafkaSink:
                 continue
             producer.poll(0.05)
 
-    def _ensure_topics(self) -> None:
+    def _ensure_topics(self, timeout: float = _CREATE_TOPICS_TIMEOUT_S) -> None:
         if self._topics_pending:
-            self.create_topics()
+            self.create_topics(timeout)
             self._topics_pending = False
 
-    def create_topics(self, timeout: float = 5.0) -> None:
+    def _make_topics(self) -> None:
+        """The start-up thread: create the topics, retrying until the broker answers."""
+
+        def attempt() -> bool:
+            if not self._topics_pending:
+                return True  # a delivery made them meanwhile
+            try:
+                self._ensure_topics()
+            except SinkUnavailable as exc:
+                if self._stop.is_set() or self._interrupted.is_set():
+                    return True  # stopping: nothing to retry or report
+                log.warning("cannot create topics yet, retrying: %s", exc)
+                return False
+            return True
+
+        retry_until(attempt, self._stop, initial=0.5, maximum=10.0)
+
+    def create_topics(self, timeout: float = _CREATE_TOPICS_TIMEOUT_S) -> None:
         """Create the configured topics; existing ones are left as they are.
 
-        Raises ``SinkUnavailable`` if the broker does not answer within ``timeout``.
+        Raises ``SinkUnavailable`` if the broker does not answer within ``timeout`` or the sink
+        is shut down meanwhile (the wait is cut short, so shutdown never waits on a broker).
         """
         admin = AdminClient(self._config.client_config())
         wanted = [
@@ -380,9 +430,15 @@ class KafkaSink:
             for t in self._topics
         ]
         futures = admin.create_topics(wanted, request_timeout=timeout, operation_timeout=timeout)
+        deadline = time.monotonic() + timeout + 1
+        pending = set(futures.values())
+        while pending and time.monotonic() < deadline:
+            if self._stop.is_set() or self._interrupted.is_set():
+                raise SinkUnavailable("Kafka sink is shutting down")
+            pending = concurrent.futures.wait(pending, timeout=0.1).not_done
         for topic, future in futures.items():
             try:
-                future.result(timeout=timeout + 1)
+                future.result(timeout=0)
             except concurrent.futures.TimeoutError as exc:
                 raise SinkUnavailable(f"timed out creating topic {topic}") from exc
             except KafkaException as exc:

@@ -3,6 +3,7 @@
 - ``otlp``: build OTLP log/trace export requests from plain Python values.
 - ``InMemorySink`` (``otlp_feedback.sinks.memory``) and ``InMemoryRegistry``
   (``otlp_feedback.registry.client``): the sink and registry twins.
+- ``registry.DownRegistry``: the registry twin that is down until brought up (start-up).
 - ``kafka.FakeKafka``: a scripted ``confluent_kafka.Producer`` stand-in for the Kafka sink.
 - ``run_receiver``: a receiver on a free loopback port with those twins.
 - ``observe``: what a pipeline did with one export, as values two runs compare by (the native

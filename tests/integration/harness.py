@@ -1,16 +1,22 @@
 """Tools for the integration tests: a steady sender that records what was acknowledged, a
 collector that keeps reading the topics (across broker restarts) and records what arrived, and
-``KafkaReader``, which decodes the topics through the registry as a downstream consumer would."""
+``KafkaReader``, which decodes the topics through the registry as a downstream consumer would,
+and ``ServeProcess``: ``otlp-feedback serve`` as a subprocess whose log lines can be awaited."""
 
 from __future__ import annotations
 
+import json
+import queue
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import grpc
 import yaml
@@ -333,3 +339,49 @@ class KafkaReader:
             "raw": msg.value(),
             "value": self._deserializer(msg.value(), ctx),
         }
+
+
+class ServeProcess:
+    """``otlp-feedback serve --config FILE`` with its JSON log lines readable as they come."""
+
+    def __init__(self, config: Path) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "otlp_feedback.cli", "serve", "--config", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self._lines: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        assert self.process.stderr is not None
+        threading.Thread(target=self._read, args=(self.process.stderr,), daemon=True).start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            try:
+                self._lines.put(json.loads(line))
+            except json.JSONDecodeError:  # e.g. a traceback: keep it visible in failures
+                self._lines.put({"level": "RAW", "msg": line.rstrip()})
+        self._lines.put(None)
+
+    def wait_for_log(self, matches: Callable[[dict[str, Any]], bool], timeout: float = 60) -> str:
+        """The message of the first log line (from now on) that ``matches``."""
+        seen = []
+        while True:
+            try:
+                entry = self._lines.get(timeout=timeout)
+            except queue.Empty:
+                raise AssertionError(f"no matching log line; saw {seen}") from None
+            if entry is None:
+                raise AssertionError(f"serve exited ({self.process.poll()}); saw {seen}")
+            seen.append(entry["msg"])
+            if matches(entry):
+                return str(entry["msg"])
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(30)
+
+
+def message_starts(prefix: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda entry: str(entry["msg"]).startswith(prefix)

@@ -4,6 +4,7 @@ stand-ins for ``confluent_kafka.Producer`` (``otlp_feedback.testing.kafka.FakeKa
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -278,9 +279,16 @@ def test_a_missing_topic_is_retryable_and_recreated_before_the_next_delivery(
 ) -> None:
     created: list[float] = []
     sink = KafkaSink(load_config(kafka={"create_topics": True}).kafka, ["feedback.t"])
-    monkeypatch.setattr(sink, "create_topics", lambda timeout=5.0: created.append(timeout))
+    made = threading.Event()
+
+    def create_topics(timeout: float = 5.0) -> None:
+        created.append(timeout)
+        made.set()
+
+    monkeypatch.setattr(sink, "create_topics", create_topics)
     with sink:
-        assert len(created) == 1  # at start
+        assert made.wait(30.0)  # at start, by the background thread
+        assert len(created) == 1
         # produce() refuses at once when the metadata says the topic does not exist.
         missing = KafkaException(KafkaError(KafkaError._UNKNOWN_TOPIC))
         kafka.raise_on_produce("a", missing, missing)  # the first call and _produce's retry
@@ -331,3 +339,23 @@ def test_an_epoch_bump_reported_without_a_fatal_error_is_retried_on_the_same_pro
         scripted.deliver(_records("a"), timeout=5.0)
     scripted.deliver(_records("a"), timeout=5.0)
     assert scripted.rebuilds == 0 and kafka.delivered == ["a"]
+
+
+def test_interrupt_ends_a_delivery_waiting_on_a_broker_that_never_answers(
+    sink: KafkaSink,
+) -> None:
+    # What a stopping FailoverSink does to its replayer's delivery: the records stay spooled.
+    failed: list[BaseException] = []
+
+    def deliver() -> None:
+        try:
+            sink.deliver([_record()], timeout=3600.0)
+        except SinkUnavailable as exc:
+            failed.append(exc)
+
+    waiting = threading.Thread(target=deliver)
+    waiting.start()
+    sink.interrupt()
+    waiting.join(30.0)  # a bound far under the hour the delivery would otherwise wait
+    assert not waiting.is_alive()
+    assert len(failed) == 1

@@ -1,0 +1,147 @@
+"""``otlp-feedback serve`` with its dependencies down (issue 14 item 9): the ports open at once;
+with the registry not yet running the OTel SDK's export is refused UNAVAILABLE with a retry
+delay and retried until the registry starts, then its event lands in Kafka; SIGTERM during a
+broker outage exits 0 promptly. Each step awaits an event (a log line, an open port), never a
+sleep; the bounds are generous, the times measured are printed (``-s``) for the record."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+import yaml
+from harness import KafkaReader, ServeProcess, message_starts, wait_until
+from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
+from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
+from opentelemetry.sdk._logs.export import (
+    InMemoryLogRecordExporter,
+    LogRecordExportResult,
+    SimpleLogRecordProcessor,
+)
+
+from otlp_feedback.config import Settings
+from otlp_feedback.embedded.tansu import TansuBroker, free_port
+from otlp_feedback.registry.runner import RegistryServer
+from otlp_feedback.testing import logs_request, make_log_record
+
+pytestmark = pytest.mark.integration
+
+BOUND_S = 60.0  # generous: what is measured below takes about a second
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def write_config(tmp_path: Path, settings: Settings, **sections: Any) -> tuple[Path, int]:
+    """A serve config for this test's topics; returns it and the gRPC port. (The metrics port
+    is the tests' ``OTLP_FEEDBACK_OBSERVABILITY__ENDPOINT``: a free one, named in the log.)"""
+    port = free_port()
+    config: dict[str, Any] = {
+        "receiver": {"endpoint": f"127.0.0.1:{port}"},
+        "kafka": {
+            "bootstrap_servers": settings.kafka.bootstrap_servers,
+            "topics": dict(settings.kafka.topics),
+            "dlq_topic": settings.kafka.dlq_topic,
+            "partitions": 1,
+        },
+        "registry": {"url": settings.registry.url},
+        "spool": {"directory": str(tmp_path / "spool")},
+        "log_level": "INFO",
+        "log_format": "json",
+        **sections,
+    }
+    path = tmp_path / "serve.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path, port
+
+
+def sdk_log_records(session_id: str) -> Sequence[ReadableLogRecord]:
+    """What the OTel SDK hands its exporter for one ``feedback.user_feedback`` event."""
+    captured = InMemoryLogRecordExporter()
+    provider = LoggerProvider()
+    provider.add_log_record_processor(SimpleLogRecordProcessor(captured))
+    provider.get_logger("feedback-widget").emit(
+        event_name="feedback.user_feedback",
+        timestamp=time.time_ns(),
+        attributes={"session.id": session_id, "feedback.rating": 5},
+    )
+    provider.shutdown()
+    return captured.get_finished_logs()
+
+
+def test_registry_down_at_start_the_sdk_is_retried_until_it_runs_then_the_event_lands(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    registry_port = free_port()
+    registry = RegistryServer(host="127.0.0.1", port=registry_port, db_path=tmp_path / "r.db")
+    settings = make_settings(registry={"url": f"http://127.0.0.1:{registry_port}"})
+    config, port = write_config(tmp_path, settings)
+    started = time.monotonic()
+    serve = ServeProcess(config)
+    try:
+        wait_until(lambda: port_open(port), BOUND_S, "the gRPC port")
+        print(f"\ngRPC port open {time.monotonic() - started:.2f}s after launch")
+        # "metrics and health on http://127.0.0.1:PORT (/metrics /healthz /readyz)"
+        health = serve.wait_for_log(message_starts("metrics and health on")).split()[4]
+        ready = httpx.get(f"{health}/readyz", timeout=BOUND_S)
+        assert ready.status_code == 503
+        assert any("registry unavailable" in p for p in ready.json()["problems"])
+
+        exporter = OTLPLogExporter(endpoint=f"127.0.0.1:{port}", insecure=True, timeout=BOUND_S)
+        results: list[LogRecordExportResult] = []
+        sending = threading.Thread(
+            target=lambda: results.append(exporter.export(sdk_log_records("sess-late-registry")))
+        )
+        sending.start()
+        serve.wait_for_log(message_starts("export failed: not serving yet"))  # refused once
+        registry.start()
+        sending.join(BOUND_S)
+        exporter.shutdown()
+        assert results == [LogRecordExportResult.SUCCESS]
+
+        (record,) = KafkaReader(settings).read(1)
+        assert record["value"]["session_id"] == "sess-late-registry"
+        assert httpx.get(f"{health}/readyz", timeout=BOUND_S).status_code == 200
+        assert serve.stop() == 0
+    finally:
+        serve.stop()
+        registry.shutdown()
+
+
+def test_sigterm_during_a_broker_outage_exits_zero_promptly(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    broker = TansuBroker("127.0.0.1", free_port(), log_file=tmp_path / "tansu.log")
+    broker.start()
+    try:
+        settings = make_settings(kafka={"bootstrap_servers": broker.bootstrap_servers})
+        config, port = write_config(tmp_path, settings, delivery={"attempt_timeout_s": 1.0})
+        serve = ServeProcess(config)
+        try:
+            serve.wait_for_log(message_starts("serving; SIGTERM or SIGINT stops"))
+            broker.kill()
+            record = make_log_record(
+                "feedback.user_feedback", {"session.id": "s-outage", "feedback.rating": 4}
+            )
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                LogsServiceStub(channel).Export(logs_request([record]), timeout=BOUND_S)
+            # Accepted into the spool; the replayer now retries against the dead broker.
+            serve.wait_for_log(message_starts("spool replay failed"))
+            stopping = time.monotonic()
+            assert serve.stop() == 0
+            print(f"\nSIGTERM during the outage: exit 0 in {time.monotonic() - stopping:.2f}s")
+        finally:
+            serve.stop()
+    finally:
+        broker.stop()

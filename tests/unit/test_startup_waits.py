@@ -1,0 +1,175 @@
+"""Start-up never waits on the registry or Kafka (issue 14 item 9): the ports open at once; with
+the registry down requests are answered UNAVAILABLE/503 with a retry delay and ``/readyz`` says
+why, the schema binding is retried in the background until the registry answers, and shutdown
+interrupts that retry (and topic creation) at once."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
+from otlp_builders import MINIMAL, log_record, logs_request
+
+import otlp_feedback.pipeline.facade as facade
+import otlp_feedback.sinks.kafka as kafka_sink
+from otlp_feedback.app import FeedbackApp
+from otlp_feedback.config import load_config
+from otlp_feedback.errors import SchemaError
+from otlp_feedback.pipeline import Pipeline
+from otlp_feedback.registry.client import InMemoryRegistry
+from otlp_feedback.sinks.kafka import KafkaSink
+from otlp_feedback.sinks.memory import InMemorySink
+from otlp_feedback.testing.kafka import FakeKafka
+from otlp_feedback.testing.registry import DownRegistry
+
+WAIT_S = 30.0  # a generous bound for what takes milliseconds; never a measure
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    done = threading.Event()
+    for _ in range(int(WAIT_S / 0.02)):
+        if condition():
+            return
+        done.wait(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def request() -> ExportLogsServiceRequest:
+    return logs_request(log_record("feedback.user_feedback", MINIMAL["user_feedback"]))
+
+
+@pytest.fixture
+def registry() -> DownRegistry:
+    return DownRegistry()
+
+
+@pytest.fixture
+def app(registry: DownRegistry, sink: InMemorySink) -> Iterator[FeedbackApp]:
+    settings = load_config(
+        receiver={"endpoint": "127.0.0.1:0", "http": {"endpoint": "127.0.0.1:0"}},
+        observability={"endpoint": "127.0.0.1:0"},
+        validation={"max_age_days": 36500},
+    )
+    app = FeedbackApp(settings, registry, sink)
+    app.start()  # returns although the registry answers nothing
+    try:
+        yield app
+    finally:
+        app.shutdown(grace=2.0)
+
+
+def retry_info(error: grpc.RpcError) -> error_details_pb2.RetryInfo | None:
+    status = rpc_status.from_call(error)
+    for detail in status.details if status is not None else ():
+        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            info = error_details_pb2.RetryInfo()
+            detail.Unpack(info)
+            return info
+    return None
+
+
+def test_registry_down_grpc_is_unavailable_with_retry_info_then_accepted_once_it_answers(
+    app: FeedbackApp, registry: DownRegistry, sink: InMemorySink
+) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+        stub = LogsServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.Export(request(), timeout=WAIT_S)
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "registry" in (caught.value.details() or "")
+        info = retry_info(caught.value)
+        assert info is not None and info.retry_delay.ToTimedelta().total_seconds() > 0
+        assert sink.records == []
+
+        registry.bring_up()
+        wait_until(lambda: app.pipeline.started, "the background binding")
+        stub.Export(request(), timeout=WAIT_S)
+    assert len(sink.records) == 1
+
+
+def test_registry_down_http_is_503_with_retry_after_and_readyz_says_why(
+    app: FeedbackApp, registry: DownRegistry, sink: InMemorySink
+) -> None:
+    assert app.http is not None
+    body = request().SerializeToString()
+    headers = {"content-type": "application/x-protobuf"}
+    with httpx.Client(timeout=WAIT_S) as client:
+        refused = client.post(
+            f"http://127.0.0.1:{app.http_port}/v1/logs", content=body, headers=headers
+        )
+        assert refused.status_code == 503
+        assert float(refused.headers["retry-after"]) > 0
+        ready = client.get(f"{app.http.url}/readyz")
+        assert ready.status_code == 503
+        assert any("registry unavailable" in p for p in ready.json()["problems"])
+
+        registry.bring_up()
+        wait_until(lambda: client.get(f"{app.http.url}/readyz").status_code == 200, "ready")
+        accepted = client.post(
+            f"http://127.0.0.1:{app.http_port}/v1/logs", content=body, headers=headers
+        )
+        assert accepted.status_code == 200
+    assert len(sink.records) == 1
+
+
+def test_shutdown_interrupts_the_binding_backoff(
+    registry: DownRegistry, sink: InMemorySink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A backoff far longer than the bound below: only an interrupted wait ends in time.
+    monkeypatch.setattr(facade, "_BOOTSTRAP_INITIAL_BACKOFF_S", 3600.0)
+    pipeline = Pipeline(load_config(), registry, sink)
+    pipeline.start()
+    assert registry.refused.wait(WAIT_S)
+    wait_until(lambda: registry.attempts >= 2, "the background attempt")  # now in its backoff
+    stopper = threading.Thread(target=pipeline.shutdown, args=(2.0,))
+    stopper.start()
+    stopper.join(WAIT_S)
+    assert not stopper.is_alive()
+    assert not pipeline.started
+
+
+def test_a_schema_the_registry_refuses_still_fails_start() -> None:
+    class Refusing(InMemoryRegistry):
+        def register(self, subject: str, schema_text: str) -> int:
+            raise SchemaError("incompatible (test)")
+
+    pipeline = Pipeline(load_config(), Refusing(), InMemorySink())
+    with pytest.raises(SchemaError):
+        pipeline.start()
+    pipeline.shutdown(1.0)
+
+
+class _SilentAdmin:
+    """An AdminClient whose broker never answers: every future stays pending."""
+
+    calls = 0
+
+    def __init__(self, conf: dict[str, Any]) -> None:
+        pass
+
+    def create_topics(self, topics: list[Any], **_: Any) -> dict[str, Future[None]]:
+        type(self).calls += 1
+        return {t.topic: Future() for t in topics}
+
+
+def test_kafka_down_start_returns_at_once_and_shutdown_interrupts_topic_creation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(kafka_sink, "Producer", FakeKafka().producer)
+    monkeypatch.setattr(kafka_sink, "AdminClient", _SilentAdmin)
+    sink = KafkaSink(load_config(kafka={"create_topics": True}).kafka, ["feedback.t"])
+    sink.start()  # before: waited out the creation timeout, then raised SinkUnavailable
+    wait_until(lambda: _SilentAdmin.calls >= 1, "the background topic creation")
+    stopper = threading.Thread(target=sink.shutdown, args=(1.0,))
+    stopper.start()
+    stopper.join(WAIT_S)
+    assert not stopper.is_alive()
