@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -26,8 +26,11 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
+from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 
 from otlp_feedback.config import Settings
+from otlp_feedback.embedded.tansu import free_port
 from otlp_feedback.events import EVENT_TYPES
 from otlp_feedback.testing import logs_request, make_log_record
 
@@ -385,3 +388,43 @@ class ServeProcess:
 
 def message_starts(prefix: str) -> Callable[[dict[str, Any]], bool]:
     return lambda entry: str(entry["msg"]).startswith(prefix)
+
+
+def serve_config(
+    tmp_path: Path, settings: Settings, partitions: int, **sections: Any
+) -> tuple[Path, dict[str, Any], int]:
+    """A config for ``otlp-feedback serve`` on a free gRPC port, writing to this test's topics
+    (JSON logs at INFO); ``sections`` add or replace whole sections. Returns the file, what it
+    holds and the port."""
+    port = free_port()
+    config: dict[str, Any] = {
+        "receiver": {"endpoint": f"127.0.0.1:{port}"},
+        "kafka": {
+            "bootstrap_servers": settings.kafka.bootstrap_servers,
+            "topics": dict(settings.kafka.topics),
+            "dlq_topic": settings.kafka.dlq_topic,
+            "partitions": partitions,
+        },
+        "registry": {"url": settings.registry.url},
+        "spool": {"directory": str(tmp_path / "spool")},
+        "log_level": "INFO",
+        "log_format": "json",
+        **sections,
+    }
+    path = tmp_path / "serve.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path, config, port
+
+
+def sdk_log_records(session_id: str) -> Sequence[ReadableLogRecord]:
+    """What the OTel SDK hands its exporter for one ``feedback.user_feedback`` event."""
+    captured = InMemoryLogRecordExporter()
+    provider = LoggerProvider()
+    provider.add_log_record_processor(SimpleLogRecordProcessor(captured))
+    provider.get_logger("feedback-widget").emit(
+        event_name="feedback.user_feedback",
+        timestamp=time.time_ns(),
+        attributes={"session.id": session_id, "feedback.rating": 5},
+    )
+    provider.shutdown()
+    return captured.get_finished_logs()

@@ -15,12 +15,10 @@ import time
 from collections.abc import Sequence
 
 import pytest
+from harness import sdk_log_records
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
-from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
 from opentelemetry.sdk._logs.export import (
-    InMemoryLogRecordExporter,
     LogRecordExportResult,
-    SimpleLogRecordProcessor,
 )
 
 from otlp_feedback.encoding.outbound import OutboundRecord
@@ -49,20 +47,6 @@ class RefusesTheFirstDelivery(InMemorySink):
         super().deliver(records, timeout)
 
 
-def one_feedback_log_record() -> Sequence[ReadableLogRecord]:
-    """What the SDK hands its exporter for one ``feedback.user_feedback`` event."""
-    captured = InMemoryLogRecordExporter()
-    provider = LoggerProvider()
-    provider.add_log_record_processor(SimpleLogRecordProcessor(captured))
-    provider.get_logger("feedback-widget").emit(
-        event_name="feedback.user_feedback",
-        timestamp=time.time_ns(),
-        attributes={"session.id": "sess-retry", "feedback.rating": 5},
-    )
-    provider.shutdown()
-    return captured.get_finished_logs()
-
-
 @pytest.mark.parametrize(
     "refusal",
     [
@@ -76,7 +60,7 @@ def test_the_python_sdk_waits_the_advised_retry_delay_before_resending(
     refusal: RetryableError,
 ) -> None:
     assert SDK_FIRST_BACKOFF_MAX_S < ADVISED_DELAY_S  # else the SDK's own backoff could pass
-    records = one_feedback_log_record()
+    records = sdk_log_records("sess-retry")
     sink = RefusesTheFirstDelivery(refusal)
     with run_receiver(sink=sink) as app:
         exporter = OTLPLogExporter(endpoint=f"127.0.0.1:{app.port}", insecure=True, timeout=10)

@@ -12,11 +12,10 @@ from typing import Any
 import grpc
 import pytest
 import yaml
-from harness import ServeProcess, message_starts
+from harness import ServeProcess, message_starts, serve_config
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
 
 from otlp_feedback.config import Settings
-from otlp_feedback.embedded.tansu import free_port
 from otlp_feedback.testing import logs_request, make_log_record
 
 pytestmark = pytest.mark.integration
@@ -25,24 +24,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def config_file(settings: Settings, tmp_path: Path) -> tuple[Path, dict[str, Any], int]:
     """A serve config on a free port writing to this test's topics (JSON logs, INFO)."""
-    port = free_port()
-    config = {
-        "receiver": {"endpoint": f"127.0.0.1:{port}"},
-        "kafka": {
-            "bootstrap_servers": settings.kafka.bootstrap_servers,
-            "topics": dict(settings.kafka.topics),
-            "dlq_topic": settings.kafka.dlq_topic,
-            "partitions": 3,
-        },
-        "registry": {"url": settings.registry.url},
-        "spool": {"directory": str(tmp_path / "spool")},
-        "observability": {"endpoint": "127.0.0.1:0"},
-        "log_level": "INFO",
-        "log_format": "json",
-    }
-    path = tmp_path / "serve.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path, config, port
+    return serve_config(tmp_path, settings, 3, observability={"endpoint": "127.0.0.1:0"})
 
 
 @pytest.fixture

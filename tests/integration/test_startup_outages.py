@@ -9,22 +9,24 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import grpc
 import httpx
 import pytest
-import yaml
-from harness import KafkaReader, ServeProcess, message_starts, wait_until
+from harness import (
+    KafkaReader,
+    ServeProcess,
+    message_starts,
+    sdk_log_records,
+    serve_config,
+    wait_until,
+)
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
-from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
 from opentelemetry.sdk._logs.export import (
-    InMemoryLogRecordExporter,
     LogRecordExportResult,
-    SimpleLogRecordProcessor,
 )
 
 from otlp_feedback.config import Settings
@@ -43,50 +45,13 @@ def port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def write_config(tmp_path: Path, settings: Settings, **sections: Any) -> tuple[Path, int]:
-    """A serve config for this test's topics; returns it and the gRPC port. (The metrics port
-    is the tests' ``OTLP_FEEDBACK_OBSERVABILITY__ENDPOINT``: a free one, named in the log.)"""
-    port = free_port()
-    config: dict[str, Any] = {
-        "receiver": {"endpoint": f"127.0.0.1:{port}"},
-        "kafka": {
-            "bootstrap_servers": settings.kafka.bootstrap_servers,
-            "topics": dict(settings.kafka.topics),
-            "dlq_topic": settings.kafka.dlq_topic,
-            "partitions": 1,
-        },
-        "registry": {"url": settings.registry.url},
-        "spool": {"directory": str(tmp_path / "spool")},
-        "log_level": "INFO",
-        "log_format": "json",
-        **sections,
-    }
-    path = tmp_path / "serve.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path, port
-
-
-def sdk_log_records(session_id: str) -> Sequence[ReadableLogRecord]:
-    """What the OTel SDK hands its exporter for one ``feedback.user_feedback`` event."""
-    captured = InMemoryLogRecordExporter()
-    provider = LoggerProvider()
-    provider.add_log_record_processor(SimpleLogRecordProcessor(captured))
-    provider.get_logger("feedback-widget").emit(
-        event_name="feedback.user_feedback",
-        timestamp=time.time_ns(),
-        attributes={"session.id": session_id, "feedback.rating": 5},
-    )
-    provider.shutdown()
-    return captured.get_finished_logs()
-
-
 def test_registry_down_at_start_the_sdk_is_retried_until_it_runs_then_the_event_lands(
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
     registry_port = free_port()
     registry = RegistryServer(host="127.0.0.1", port=registry_port, db_path=tmp_path / "r.db")
     settings = make_settings(registry={"url": f"http://127.0.0.1:{registry_port}"})
-    config, port = write_config(tmp_path, settings)
+    config, _, port = serve_config(tmp_path, settings, 1)
     started = time.monotonic()
     serve = ServeProcess(config)
     try:
@@ -126,7 +91,7 @@ def test_sigterm_during_a_broker_outage_exits_zero_promptly(
     broker.start()
     try:
         settings = make_settings(kafka={"bootstrap_servers": broker.bootstrap_servers})
-        config, port = write_config(tmp_path, settings, delivery={"attempt_timeout_s": 1.0})
+        config, _, port = serve_config(tmp_path, settings, 1, delivery={"attempt_timeout_s": 1.0})
         serve = ServeProcess(config)
         try:
             serve.wait_for_log(message_starts("serving; SIGTERM or SIGINT stops"))
