@@ -72,12 +72,7 @@ def test_dev_runs_everything_accepts_feedback_and_stops_on_sigterm(tmp_path: Pat
             }
         )
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "otlp_feedback.cli", "dev", "--config", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = _spawn_dev(config)
     try:
         lines = _lines(proc)
         _wait_for(lines, "otlp-feedback dev is running", timeout=60)
@@ -128,13 +123,18 @@ def test_dev_runs_everything_accepts_feedback_and_stops_on_sigterm(tmp_path: Pat
             proc.wait()
 
 
-def _start_dev(config: Path) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
+def _spawn_dev(config: Path) -> subprocess.Popen[str]:
+    """``otlp-feedback dev`` with ``config``, its output (stderr too) readable as text."""
+    return subprocess.Popen(
         [sys.executable, "-m", "otlp_feedback.cli", "dev", "--config", str(config)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def _start_dev(config: Path) -> subprocess.Popen[str]:
+    proc = _spawn_dev(config)
     _wait_for(_lines(proc), "otlp-feedback dev is running", timeout=60)
     return proc
 
@@ -214,12 +214,7 @@ def test_a_newcomers_path_good_and_bad_records_are_all_accounted_for(tmp_path: P
             }
         )
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "otlp_feedback.cli", "dev", "--config", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = _spawn_dev(config)
     try:
         lines = _lines(proc)
         _wait_for(lines, "otlp-feedback dev is running", timeout=60)
@@ -257,12 +252,7 @@ def test_a_newcomers_path_good_and_bad_records_are_all_accounted_for(tmp_path: P
 
         proc.send_signal(signal.SIGINT)  # Ctrl-C
         assert proc.wait(timeout=30) == 0
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "otlp_feedback.cli", "dev", "--config", str(config)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        proc = _spawn_dev(config)
         _wait_for(_lines(proc), "keeps everything in memory", timeout=60)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
