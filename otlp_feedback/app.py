@@ -5,7 +5,8 @@ The sink chain is Kafka behind a ``FailoverSink`` (circuit breaker, in-flight bu
 ``spool.enabled``, the disk spool). ``FeedbackApp`` is what ``otlp-feedback serve``/``dev`` run
 and what tests start in-process; tests may pass their own ``registry``/``sink`` (e.g. the
 in-memory doubles), which then replace the whole chain. One ``Telemetry`` is built here and
-handed to every component at construction; they report into it and ``/metrics`` reads only it.
+handed to every component at construction; they report into it and ``/metrics`` reads only it
+(and, with ``telemetry.otlp`` set, ``SelfTelemetry`` sends it and the request spans over OTLP).
 ``reload`` applies the settings that can change while serving (``serve`` calls it on SIGHUP).
 """
 
@@ -22,6 +23,7 @@ from otlp_feedback.config import Settings
 from otlp_feedback.httpserve import BackgroundHttpServer
 from otlp_feedback.observability.http import create_app as create_http_app
 from otlp_feedback.observability.metrics import Telemetry
+from otlp_feedback.observability.selftelemetry import SelfTelemetry
 from otlp_feedback.pipeline import Pipeline
 from otlp_feedback.receiver import GrpcReceiver
 from otlp_feedback.receiver.guard import RequestGuard
@@ -73,7 +75,12 @@ class FeedbackApp:
             )
             sink = self.failover
         self.sink = sink
-        self.pipeline = Pipeline(settings, self.registry, sink, telemetry=self.telemetry)
+        # Opt-in (telemetry.otlp): the receiver's own spans and metrics to a collector.
+        self.self_telemetry = SelfTelemetry.from_settings(settings, self.telemetry)
+        tracer = self.self_telemetry.tracer if self.self_telemetry is not None else None
+        self.pipeline = Pipeline(
+            settings, self.registry, sink, telemetry=self.telemetry, tracer=tracer
+        )
         self.receiver = GrpcReceiver(
             settings.receiver,
             self.pipeline,
@@ -124,12 +131,16 @@ class FeedbackApp:
             if self.otlp_http is not None:
                 self.otlp_http.start()
             self.pipeline.start()
+            if self.self_telemetry is not None:
+                self.self_telemetry.start()
         except BaseException:
             if self.otlp_http is not None:
                 self.otlp_http.shutdown(1.0)
             self.receiver.shutdown(1.0)  # also shuts the pipeline down; safe before start
             if self.http is not None:
                 self.http.shutdown(1.0)
+            if self.self_telemetry is not None:
+                self.self_telemetry.shutdown(1.0)
             raise
 
     def _start_http(self, host: str, port: int) -> None:
@@ -203,6 +214,10 @@ class FeedbackApp:
         if self.otlp_http is not None:
             self.otlp_http.shutdown(grace)
         self.receiver.shutdown(grace)  # also shuts the pipeline and its sinks down
+        if self.self_telemetry is not None:
+            # After the pipeline: its last requests' spans and counts go out too. Bounded, so
+            # a collector that is down does not hold the exit up.
+            self.self_telemetry.shutdown(min(grace, 5.0))
         if self.http is not None:
             self.http.shutdown(2.0)
 

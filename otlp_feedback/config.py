@@ -401,6 +401,82 @@ class ObservabilityConfig(_Section):
         return host.strip("[]") or "0.0.0.0", int(port)
 
 
+# Hosts that mean "this machine" when an exporter dials them.
+_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0", "::", "ip6-localhost"})
+
+
+class OtlpTelemetryConfig(_Section):
+    """The receiver's own spans and metrics sent over OTLP (``observability/selftelemetry.py``).
+
+    Off until ``endpoint`` is set. Metrics are what ``/metrics`` shows, under the same names;
+    spans are one per request (``export logs``, ``export traces``, ``export events``) with a
+    child per stage (ingest, encode, deliver), joined to the sender's trace when the request
+    carries ``traceparent``. Standard ``OTEL_EXPORTER_OTLP_*`` variables the SDK reads still
+    fill what is not set here (e.g. a CA file)."""
+
+    endpoint: str | None = Field(
+        None,
+        description="http(s)://host:port of a collector; unset: no self-telemetry. Never this "
+        "receiver's own port (its spans would come back to it).",
+    )
+    protocol: Literal["grpc", "http/protobuf"] = "grpc"
+    headers: dict[str, SecretStr] = Field(
+        default_factory=dict, description="Sent with every export (e.g. a collector's API key)."
+    )
+    timeout_s: float = Field(
+        10.0, gt=0, le=300, description="One export's deadline, retries included."
+    )
+    traces: bool = Field(True, description="Send spans.")
+    metrics: bool = Field(True, description="Send metrics.")
+    sample_ratio: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="Share of requests traced when the sender's traceparent does not decide "
+        "(a sampled parent is always followed, an unsampled one never).",
+    )
+    metrics_interval_s: float = Field(
+        60.0, gt=0, description="How often the metrics are sent (and once more at shutdown)."
+    )
+    service_name: str = Field("otlp-feedback", min_length=1, description="service.name")
+    resource_attributes: dict[str, str] = Field(
+        default_factory=dict,
+        description="More resource attributes (deployment.environment.name, k8s.pod.name...).",
+    )
+
+    @field_validator("endpoint")
+    @classmethod
+    def _url(cls, endpoint: str | None) -> str | None:
+        if endpoint is not None:
+            otlp_target(endpoint, "grpc")  # raises ValueError naming what is wrong
+        return endpoint
+
+    @property
+    def enabled(self) -> bool:
+        return self.endpoint is not None and (self.traces or self.metrics)
+
+
+# scheme :// host (a name or a bracketed IPv6 address) [:port] [/path]
+_OTLP_URL = re.compile(r"(https?)://(\[[0-9A-Fa-f:.]+\]|[^/:\[\]]+)(?::(\d{1,5}))?(/.*)?")
+
+
+def otlp_target(endpoint: str, protocol: str) -> tuple[str, str, int]:
+    """``(scheme, host, port)`` of an OTLP exporter URL; the port defaults to the protocol's
+    (4317 for gRPC, 4318 for HTTP). Raises ``ValueError`` for anything but http(s)://host[:port]
+    with an optional path."""
+    match = _OTLP_URL.fullmatch(endpoint)
+    if match is None or (match[3] is not None and int(match[3]) > 65535):
+        raise ValueError(f"{endpoint!r} is not http(s)://host[:port] with a port up to 65535")
+    default = 4317 if protocol == "grpc" else 4318
+    return match[1], match[2].strip("[]").lower(), int(match[3]) if match[3] else default
+
+
+class TelemetryConfig(_Section):
+    """The receiver's own telemetry pushed out (``/metrics`` is pulled: ``observability``)."""
+
+    otlp: OtlpTelemetryConfig = OtlpTelemetryConfig()
+
+
 class ClientRateLimit(_Section):
     """One client's token bucket: ``events_per_s`` refill, room for ``burst`` events."""
 
@@ -607,6 +683,7 @@ class Settings(BaseSettings):
     validation: ValidationConfig = ValidationConfig()
     redaction: RedactionConfig = RedactionConfig()
     observability: ObservabilityConfig = ObservabilityConfig()
+    telemetry: TelemetryConfig = TelemetryConfig()
     auth: AuthConfig = AuthConfig()
     tokens: TokensConfig = TokensConfig()
     tls: TlsConfig = TlsConfig()
@@ -638,6 +715,29 @@ class Settings(BaseSettings):
             if known != key.rate_limit:
                 raise ValueError(
                     f"auth.api_keys: client {key.client_id!r} has two different rate limits"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _no_telemetry_loop(self) -> Settings:
+        # The receiver's own spans sent to its own OTLP port would be received, traced and sent
+        # again, for ever. A collector in between is the operator's to configure; this is not.
+        otlp = self.telemetry.otlp
+        if otlp.endpoint is None or not otlp.enabled:
+            return self
+        _, host, port = otlp_target(otlp.endpoint, otlp.protocol)
+        own = [self.receiver.endpoint]
+        if self.receiver.http.enabled:
+            own.append(self.receiver.http.endpoint)
+        for endpoint in own:
+            bind, _, bind_port = endpoint.rpartition(":")
+            bind = bind.strip("[]").lower() or "0.0.0.0"
+            same_host = host == bind or (host in _LOCAL_HOSTS and bind in _LOCAL_HOSTS)
+            if same_host and int(bind_port) == port:
+                raise ValueError(
+                    f"telemetry.otlp.endpoint {otlp.endpoint} is this receiver's own port "
+                    f"({endpoint}): its spans would come back to it, for ever; send them to a "
+                    "collector"
                 )
         return self
 
@@ -779,7 +879,7 @@ def _describe(exc: ValidationError) -> str:
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"])
         msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-        problems.append(f"{key}: {msg}")
+        problems.append(f"{key}: {msg}" if key else msg)  # a rule across sections names its keys
     return "invalid configuration: " + "; ".join(problems)
 
 

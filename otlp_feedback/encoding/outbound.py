@@ -74,8 +74,10 @@ def receiver_headers(receiver_id: str, receiver_version: str) -> tuple[Header, H
     )
 
 
-# Drawn once per process, at import (the receiver never forks after importing this).
-RECEIVER_HEADERS = receiver_headers(instance_id(), package_version())
+# Drawn once per process, at import (the receiver never forks after importing this). The
+# self-telemetry's ``service.instance.id`` is the same id: spans and records name one process.
+RECEIVER_ID = instance_id()
+RECEIVER_HEADERS = receiver_headers(RECEIVER_ID, package_version())
 # The ``redacted`` header lists attribute keys, which are the sender's and unbounded: clipped so
 # the header cannot push the record past ``kafka.message_max_bytes``.
 _MAX_REDACTED_HEADER = 1024

@@ -10,6 +10,7 @@ it counts into a private, throwaway one, which is what unit tests of a lone comp
 - the Kafka sink: once per batch, records published by topic, failures by kind, publish latency
   and batch size, producer rebuilds;
 - the failover sink: spooled, replayed, refusals; the circuit breaker: times opened;
+- the self-telemetry exporters (``selftelemetry``): each export of spans or metrics;
 - the native plan's build (``native.build_plan``, at start and each redaction reload): which
   event types it leaves wholly to Python (``set_native_python_only``, a labelled gauge);
 - gauges of current state (in-flight events, spool records and bytes, circuit state) are
@@ -72,6 +73,7 @@ SPOOLED = "otlp_feedback_events_spooled"
 REPLAYED = "otlp_feedback_events_replayed"
 REFUSALS = "otlp_feedback_refusals"
 CIRCUIT_OPENED = "otlp_feedback_circuit_opened"
+TELEMETRY_EXPORTS = "otlp_feedback_telemetry_exports"
 # -- gauges: functions registered by the owner of the state (``watch``) ------------------------
 INFLIGHT = "otlp_feedback_inflight_events"
 SPOOL_PENDING = "otlp_feedback_spool_pending_records"
@@ -154,6 +156,13 @@ _FAMILIES = (
     _Family(SPOOL_BYTES, "Bytes of spool segment files.", gauge=True),
     _Family(CIRCUIT_STATE, "Kafka circuit breaker: 0 closed, 1 half-open, 2 open.", gauge=True),
     _Family(CIRCUIT_OPENED, "Times the Kafka circuit opened.", section="breaker"),
+    _Family(
+        TELEMETRY_EXPORTS,
+        "Exports of the receiver's own spans and metrics over OTLP (telemetry.otlp), by "
+        "signal (spans, metrics) and outcome (ok, failed).",
+        ("signal", "outcome"),
+        "telemetry",
+    ),
     _Family(
         NATIVE_PYTHON_ONLY,
         "1 for an event type the native fast path's plan leaves wholly to the Python path "
@@ -331,6 +340,12 @@ class Telemetry:
 
     def count_circuit_opened(self) -> None:
         self._add((CIRCUIT_OPENED,), 1)
+
+    # -- reports: the self-telemetry exporters -----------------------------------------------
+
+    def count_telemetry_export(self, signal: str, ok: bool) -> None:
+        """One export of the receiver's own ``signal`` (spans, metrics) over OTLP."""
+        self._add((TELEMETRY_EXPORTS, signal, "ok" if ok else "failed"), 1)
 
     def _add(self, key: Key, count: int) -> None:
         with self._lock:

@@ -52,6 +52,7 @@ from otlp_feedback.logthrottle import REJECTIONS_LOGGER
 from otlp_feedback.mapping import RawFeedback
 from otlp_feedback.mapping.convention import FEEDBACK_EVENT_NAMES
 from otlp_feedback.observability.metrics import Telemetry
+from otlp_feedback.observability.tracing import RequestOrigin, RequestTracer, StageClock
 from otlp_feedback.pipeline.admission import Admission, admit
 from otlp_feedback.pipeline.deliver import Delivery
 from otlp_feedback.pipeline.ingest import (
@@ -96,8 +97,10 @@ class Pipeline:
         sink: Sink,
         clock_ns: Callable[[], int] = time.time_ns,
         telemetry: Telemetry | None = None,
+        tracer: RequestTracer | None = None,
     ) -> None:
         self._settings = settings
+        self._tracer = tracer  # None: no spans, and no clock read for them
         self._telemetry = telemetry or Telemetry()
         self._registry = registry
         self._clock_ns = clock_ns
@@ -205,6 +208,11 @@ class Pipeline:
         return self._binding.encoder if self._binding is not None else None
 
     @property
+    def tracing(self) -> bool:
+        """Whether requests are traced: a transport then passes each one's ``origin``."""
+        return self._tracer is not None
+
+    @property
     def max_per_request(self) -> int:
         """The per-request limit of feedback records (``validation.max_feedback_per_request``)."""
         return self._max_per_request
@@ -227,33 +235,58 @@ class Pipeline:
         payload: bytes,
         client_id: str | None = None,
         admission: Admission | None = None,
+        origin: RequestOrigin | None = None,
     ) -> ExportOutcome:
         """One OTLP request as sent: what every transport calls.
 
         ``client_id`` (the authenticated sender) goes on every event record as the Kafka
         header ``client_id``; ``admission`` (the caller's, e.g. its rate limit) is asked once,
-        with the request's count of feedback records, before any is validated. Raises
-        ``InvalidRequest`` if ``payload`` is not a ``signal`` request.
+        with the request's count of feedback records, before any is validated; ``origin``
+        (the transport and the request's ``traceparent``) is for the request's spans, when
+        ``tracing``. Raises ``InvalidRequest`` if ``payload`` is not a ``signal`` request.
         """
+        if self._tracer is not None:
+            return self._tracer.run(
+                f"export {signal}",
+                origin,
+                lambda clock: self._export(signal, payload, client_id, admission, clock),
+            )
+        return self._export(signal, payload, client_id, admission, None)
+
+    def _export(
+        self,
+        signal: Signal,
+        payload: bytes,
+        client_id: str | None,
+        admission: Admission | None,
+        clock: StageClock | None,
+    ) -> ExportOutcome:
         rules = self._rules  # the one read: this request's plan and redactor
         running = self._processor is not None and not self._shut_down
         # A scoped caller's records are each held to its scope by process, so none takes C.
         scoped = admission is not None and admission.scope is not None
         native = rules.native if running and not scoped else None
         batch = ingest_payload(signal, payload, native, self._clock_ns(), client_id)
-        return self._run(batch, rules.redactor, client_id, admission)
+        return self._run(batch, rules.redactor, client_id, admission, clock)
 
     def export_events(
         self,
         feedback: Sequence[RawFeedback],
         client_id: str | None = None,
         admission: Admission | None = None,
+        origin: RequestOrigin | None = None,
     ) -> ExportOutcome:
         """Typed events that arrive already mapped (the events API builds them from JSON;
         dead-letter replay from letters): admission, process and deliver as for ``export``.
         The records are the pipeline's from here on (``client_id`` is written into them)."""
-        batch = events_batch(feedback, self._clock_ns())
-        return self._run(batch, self._rules.redactor, client_id, admission)
+
+        def run(clock: StageClock | None) -> ExportOutcome:
+            batch = events_batch(feedback, self._clock_ns())
+            return self._run(batch, self._rules.redactor, client_id, admission, clock)
+
+        if self._tracer is not None and origin is not None:  # replay is no request: no span
+            return self._tracer.run("export events", origin, run)
+        return run(None)
 
     def export_logs(
         self,
@@ -263,7 +296,7 @@ class Pipeline:
     ) -> ExportOutcome:
         """``export`` for a logs request already decoded (the Python path)."""
         batch = logs_batch(request, self._clock_ns())
-        return self._run(batch, self._rules.redactor, client_id, admission)
+        return self._run(batch, self._rules.redactor, client_id, admission, None)
 
     def export_traces(
         self,
@@ -273,7 +306,7 @@ class Pipeline:
     ) -> ExportOutcome:
         """``export`` for a traces request already decoded."""
         batch = traces_batch(request, self._clock_ns())
-        return self._run(batch, self._rules.redactor, client_id, admission)
+        return self._run(batch, self._rules.redactor, client_id, admission, None)
 
     def _run(
         self,
@@ -281,8 +314,14 @@ class Pipeline:
         redactor: Redactor,
         client_id: str | None,
         admission: Admission | None,
+        clock: StageClock | None,
     ) -> ExportOutcome:
-        """admission -> process -> deliver, then the request is counted (once)."""
+        """admission -> process -> deliver, then the request is counted (once). ``clock``
+        (tracing only) notes when ingest, process ("encode") and deliver ended."""
+        if clock is not None:
+            clock.mark()
+            clock.batch = batch
+            clock.client_id = client_id
         processor = self._processor
         if processor is None and self._bootstrap is not None and not self._shut_down:
             raise RegistryUnavailable(
@@ -297,7 +336,11 @@ class Pipeline:
         admit(batch, self._max_per_request, admission)
         scope = admission.scope if admission is not None else None
         processed = processor.process(batch, redactor, client_id, scope)
+        if clock is not None:
+            clock.mark()
         outcome = self._delivery.deliver(batch, processed, redactor)
+        if clock is not None:
+            clock.mark()
         self._telemetry.count_request(outcome)
         if outcome.rejections:
             log_rejections(outcome.rejections, self._rejection_level)

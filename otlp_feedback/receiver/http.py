@@ -77,6 +77,7 @@ from otlp_feedback.httpserve import BackgroundHttpServer
 from otlp_feedback.mapping import RawFeedback
 from otlp_feedback.mapping.events_api import Refused, location_of, map_event
 from otlp_feedback.observability.metrics import Telemetry
+from otlp_feedback.observability.tracing import RequestOrigin
 from otlp_feedback.pipeline import ExportOutcome, Pipeline, Signal, check_count
 from otlp_feedback.receiver import events_api, mint_api, otlp_json
 from otlp_feedback.receiver.auth import MINT
@@ -106,9 +107,16 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
-def export(pipeline: Pipeline, signal: Signal, payload: bytes, caller: Caller) -> ExportOutcome:
+def export(
+    pipeline: Pipeline, signal: Signal, payload: bytes, caller: Caller, headers: Headers
+) -> ExportOutcome:
     """The one call from this transport into the pipeline: protobuf bytes, as gRPC hands them."""
-    return pipeline.export(signal, payload, caller.client_id, caller)
+    return pipeline.export(signal, payload, caller.client_id, caller, origin_of(pipeline, headers))
+
+
+def origin_of(pipeline: Pipeline, headers: Headers) -> RequestOrigin | None:
+    """The request's transport and trace headers, for its span (when the pipeline traces)."""
+    return RequestOrigin.of("http", headers) if pipeline.tracing else None
 
 
 def peer_of(client: tuple[str, int] | list[Any] | None) -> str:
@@ -202,7 +210,7 @@ class ExportHandler:
         def decode_and_export(sent: bytes) -> ExportOutcome:
             raw = inflate(sent, self.max_body_bytes) if gzipped else sent
             payload = otlp_json.to_protobuf(signal, raw) if encoding == "json" else raw
-            return export(self._pipeline, signal, payload, caller)
+            return export(self._pipeline, signal, payload, caller, headers)
 
         try:
             # Refusals are audited by the guard; the application log stays quiet, as for gRPC.
@@ -225,7 +233,8 @@ class ExportHandler:
             check_count(len(items), self._pipeline.max_per_request)  # before any mapping
             mapped = [map_event(item, location_of(i)) for i, item in enumerate(items)]
             records = [m for m in mapped if isinstance(m, RawFeedback)]
-            return mapped, self._pipeline.export_events(records, caller.client_id, caller)
+            origin = origin_of(self._pipeline, headers)
+            return mapped, self._pipeline.export_events(records, caller.client_id, caller, origin)
 
         try:
             caller = self.guard.check(headers, peer, EVENTS_PATH)

@@ -34,6 +34,7 @@ from otlp_feedback.errors import (
     Unauthenticated,
 )
 from otlp_feedback.observability.metrics import Telemetry
+from otlp_feedback.observability.tracing import RequestOrigin
 from otlp_feedback.pipeline import ExportOutcome, Pipeline, Signal
 from otlp_feedback.receiver import status
 from otlp_feedback.receiver.guard import Caller, RequestGuard
@@ -114,9 +115,18 @@ class ExportService:
     ) -> ExportOutcome:
         """Authenticate, then run the pipeline as the caller: what both RPCs share."""
         caller = self._authenticate(context, method)
+        origin = (
+            RequestOrigin.of("grpc", context.invocation_metadata())
+            if self._pipeline.tracing
+            else None
+        )
         try:
             as_caller = functools.partial(
-                self._pipeline.export, signal, client_id=caller.client_id, admission=caller
+                self._pipeline.export,
+                signal,
+                client_id=caller.client_id,
+                admission=caller,
+                origin=origin,
             )
             outcome = run_export(as_caller, payload)
         except OtlpFeedbackError as exc:

@@ -20,7 +20,16 @@ PACKAGE = Path(otlp_feedback.__file__).parent
 STAGES = ["mapping", "validation", "encoding", "sinks"]
 # Modules any stage may import: settings, the error hierarchy, the typed events, the retry
 # backoff, and the telemetry object the sinks count into.
-BASE = ["backoff", "config", "errors", "events", "logthrottle", "observability.metrics"]
+# ``observability.tracing`` is how the pipeline notes its stages' times for its spans.
+BASE = [
+    "backoff",
+    "config",
+    "errors",
+    "events",
+    "logthrottle",
+    "observability.metrics",
+    "observability.tracing",
+]
 
 # The pipeline package's modules, in stage order, and the ones every stage may use.
 PIPELINE_STAGES = ["startup", "ingest", "admission", "process", "deliver", "facade"]

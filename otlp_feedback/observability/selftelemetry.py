@@ -1,0 +1,230 @@
+"""Self-telemetry over OTLP (opt-in: ``telemetry.otlp.endpoint``): the receiver's own spans and
+metrics, sent with the OpenTelemetry SDK's exporters to a collector.
+
+Built by ``SelfTelemetry.from_settings`` (None when off), started and shut down by the app:
+
+- spans: a ``TracerProvider`` of our own (never the global one: a library user's is theirs),
+  sampler ``ParentBased(TraceIdRatioBased(sample_ratio))``, the SDK's ``BatchSpanProcessor``
+  (a bounded queue of 2048 spans: beyond it the oldest are dropped, which the SDK logs) and
+  OTLP span exporter. ``tracer`` (a ``tracing.RequestTracer``) is what the pipeline is given.
+- metrics: every ``metrics_interval_s`` (and once more at shutdown), the telemetry's
+  Prometheus families translated by ``otlp_metrics.metrics_data`` and handed to the SDK's OTLP
+  metric exporter, from one thread of ours that shutdown interrupts. No SDK ``MeterProvider``:
+  the counts already live in ``Telemetry``, and recording them twice would cost the hot path.
+- the resource: ``service.name`` (``otlp-feedback`` unless set), ``service.version``,
+  ``service.instance.id`` (the ``receiver_id`` every record's lineage header carries: a span
+  and the records of that run name the same process), plus ``resource_attributes``.
+
+Every export is counted in ``otlp_feedback_telemetry_exports_total{signal, outcome}``, and the
+SDK's own log lines (a collector down: one per retry) pass a ``Throttle``. The exporters retry
+with the SDK's jittered backoff within ``timeout_s``; ``shutdown`` interrupts them, so a
+collector that is down never holds up SIGTERM by more than one attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+from otlp_feedback.config import OtlpTelemetryConfig, Settings
+from otlp_feedback.encoding.outbound import RECEIVER_ID, package_version
+from otlp_feedback.logthrottle import Throttle
+from otlp_feedback.observability.metrics import Telemetry
+from otlp_feedback.observability.otlp_metrics import metrics_data
+from otlp_feedback.observability.tracing import RequestTracer
+
+log = logging.getLogger(__name__)
+
+# The SDK's loggers that speak once per failed export, retry or dropped span.
+_SDK_LOGGERS = (
+    "opentelemetry.exporter.otlp.proto.grpc.exporter",
+    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    "opentelemetry.exporter.otlp.proto.http.metric_exporter",
+    "opentelemetry.sdk._shared_internal",
+)
+for _name in _SDK_LOGGERS:
+    logging.getLogger(_name).addFilter(Throttle())
+
+
+def resource_of(config: OtlpTelemetryConfig) -> Resource:
+    """The receiver's OTel resource (``Resource.create`` also reads ``OTEL_RESOURCE_ATTRIBUTES``,
+    as every SDK does; what the config sets wins)."""
+    return Resource.create(
+        {
+            **config.resource_attributes,
+            "service.name": config.service_name,
+            "service.version": package_version(),
+            "service.instance.id": RECEIVER_ID,
+        }
+    )
+
+
+class SelfTelemetry:
+    """The receiver's span and metric exporters. ``start`` then ``shutdown`` (idempotent)."""
+
+    def __init__(
+        self,
+        config: OtlpTelemetryConfig,
+        telemetry: Telemetry,
+        span_exporter: SpanExporter | None = None,
+        metric_exporter: MetricExporter | None = None,
+    ) -> None:
+        self.config = config
+        self._telemetry = telemetry
+        telemetry.attach("telemetry")
+        self.resource = resource_of(config)
+        self._started_ns = time.time_ns()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.tracer: RequestTracer | None = None
+        self._provider: TracerProvider | None = None
+        if config.traces:
+            exporter = span_exporter or _span_exporter(config)
+            self._provider = TracerProvider(
+                resource=self.resource,
+                sampler=ParentBased(TraceIdRatioBased(config.sample_ratio)),
+            )
+            self._provider.add_span_processor(
+                BatchSpanProcessor(_CountedSpans(exporter, telemetry))
+            )
+            self.tracer = RequestTracer(self._provider.get_tracer("otlp_feedback"))
+        self._metrics: MetricExporter | None = None
+        if config.metrics:
+            self._metrics = metric_exporter or _metric_exporter(config)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, telemetry: Telemetry) -> SelfTelemetry | None:
+        """None unless ``telemetry.otlp`` is enabled."""
+        config = settings.telemetry.otlp
+        return cls(config, telemetry) if config.enabled else None
+
+    def start(self) -> None:
+        if self._metrics is not None and self._thread is None:
+            self._thread = threading.Thread(
+                target=self._send_metrics_periodically, name="otlp-feedback-metrics", daemon=True
+            )
+            self._thread.start()
+        sent = [name for name, on in (("spans", self._provider), ("metrics", self._metrics)) if on]
+        log.info(
+            "self-telemetry: %s to %s (%s)",
+            " and ".join(sent),
+            self.config.endpoint,
+            self.config.protocol,
+        )
+
+    def send_metrics(self) -> bool:
+        """Send the metrics now (the periodic thread's work; tests). True if the exporter took
+        them."""
+        if self._metrics is None:
+            return False
+        data = metrics_data(
+            self._telemetry.registry.collect(), self.resource, self._started_ns, time.time_ns()
+        )
+        try:
+            ok = self._metrics.export(data) is MetricExportResult.SUCCESS
+        except Exception:  # an exporter bug must not end the thread that sends the next ones
+            log.exception("sending metrics failed")
+            ok = False
+        self._telemetry.count_telemetry_export("metrics", ok)
+        return ok
+
+    def _send_metrics_periodically(self) -> None:
+        while not self._stop.wait(self.config.metrics_interval_s):
+            self.send_metrics()
+
+    def shutdown(self, timeout_s: float = 5.0) -> None:
+        """Send what is pending (spans queued, the metrics once more), within ``timeout_s``
+        each, then stop the exporters. After the pipeline's shutdown, so its last requests'
+        spans and counts are in."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        if self._provider is not None:
+            self._provider.force_flush(int(timeout_s * 1000))
+            self._provider.shutdown()
+        if self._metrics is not None:
+            if self._thread is not None:
+                self.send_metrics()
+            self._metrics.shutdown(timeout_millis=timeout_s * 1000)
+
+
+class _CountedSpans(SpanExporter):
+    """The span exporter, with each export counted in the telemetry."""
+
+    def __init__(self, exporter: SpanExporter, telemetry: Telemetry) -> None:
+        self._exporter = exporter
+        self._telemetry = telemetry
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        result = self._exporter.export(spans)
+        self._telemetry.count_telemetry_export("spans", result is SpanExportResult.SUCCESS)
+        return result
+
+    def shutdown(self) -> None:
+        self._exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._exporter.force_flush(timeout_millis)
+
+
+def _exporter_options(config: OtlpTelemetryConfig) -> dict[str, Any]:
+    return {
+        "headers": {k: v.get_secret_value() for k, v in config.headers.items()},
+        "timeout": config.timeout_s,
+    }
+
+
+def _span_exporter(config: OtlpTelemetryConfig) -> SpanExporter:
+    # Imported here: only a receiver with self-telemetry on loads an exporter.
+    assert config.endpoint is not None
+    if config.protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter(
+            endpoint=config.endpoint,
+            insecure=config.endpoint.startswith("http://"),
+            **_exporter_options(config),
+        )
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+        OTLPSpanExporter as HttpSpanExporter,
+    )
+
+    return HttpSpanExporter(
+        endpoint=_http_url(config.endpoint, "traces"), **_exporter_options(config)
+    )
+
+
+def _metric_exporter(config: OtlpTelemetryConfig) -> MetricExporter:
+    assert config.endpoint is not None
+    if config.protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+
+        return OTLPMetricExporter(
+            endpoint=config.endpoint,
+            insecure=config.endpoint.startswith("http://"),
+            **_exporter_options(config),
+        )
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+        OTLPMetricExporter as HttpMetricExporter,
+    )
+
+    return HttpMetricExporter(
+        endpoint=_http_url(config.endpoint, "metrics"), **_exporter_options(config)
+    )
+
+
+def _http_url(endpoint: str, signal: str) -> str:
+    """OTLP/HTTP's base-URL rule (``OTEL_EXPORTER_OTLP_ENDPOINT``): ``/v1/<signal>`` appended
+    to the URL's path."""
+    return f"{endpoint.rstrip('/')}/v1/{signal}"
