@@ -4,6 +4,7 @@ exporter and a recording metric exporter (the real collector is tests/integratio
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -62,7 +63,7 @@ def test_off_by_default() -> None:
     ],
 )
 def test_the_receivers_own_port_is_refused(endpoint: str, protocol: str) -> None:
-    with pytest.raises(ConfigError, match="own port .* for ever"):
+    with pytest.raises(ConfigError, match=r"own port .* for ever"):
         _otlp(endpoint=endpoint, protocol=protocol)
 
 
@@ -240,7 +241,7 @@ def test_a_request_is_a_server_span_with_a_child_per_stage_in_the_senders_trace(
     # One after the other, inside the request.
     times = [(s.start_time, s.end_time) for s in stages]
     assert root.start_time == times[0][0]
-    assert all(a[1] == b[0] for a, b in zip(times, times[1:], strict=False))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(times))
     assert times[-1][1] is not None and root.end_time is not None
     assert times[-1][1] <= root.end_time
     assert found["ingest"].attributes is not None
