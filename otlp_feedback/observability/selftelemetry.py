@@ -87,15 +87,14 @@ class SelfTelemetry:
         self._thread: threading.Thread | None = None
         self.tracer: RequestTracer | None = None
         self._provider: TracerProvider | None = None
+        self._spans: _CountedSpans | None = None
         if config.traces:
-            exporter = span_exporter or _span_exporter(config)
+            self._spans = _CountedSpans(span_exporter or _span_exporter(config), telemetry)
             self._provider = TracerProvider(
                 resource=self.resource,
                 sampler=ParentBased(TraceIdRatioBased(config.sample_ratio)),
             )
-            self._provider.add_span_processor(
-                BatchSpanProcessor(_CountedSpans(exporter, telemetry))
-            )
+            self._provider.add_span_processor(BatchSpanProcessor(self._spans))
             self.tracer = RequestTracer(self._provider.get_tracer("otlp_feedback"))
         self._metrics: MetricExporter | None = None
         if config.metrics:
@@ -142,21 +141,40 @@ class SelfTelemetry:
             self.send_metrics()
 
     def shutdown(self, timeout_s: float = 5.0) -> None:
-        """Send what is pending (spans queued, the metrics once more), within ``timeout_s``
-        each, then stop the exporters. After the pipeline's shutdown, so its last requests'
-        spans and counts are in."""
+        """Send what is pending (the spans queued, the metrics once more), then stop the
+        exporters; returns within about ``timeout_s`` whatever the collector does. Called after
+        the pipeline's shutdown, so its last requests' spans and counts are in. Idempotent.
+
+        The SDK's own flush ignores its timeout (it blocks on an export that retries for up to
+        ``timeout_s`` of the config), so the sending is done on a thread of its own, waited for
+        ``timeout_s``; then the exporters are shut down, which ends a retry still waiting.
+        """
         if self._stop.is_set():
             return
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-        if self._provider is not None:
-            self._provider.force_flush(int(timeout_s * 1000))
-            self._provider.shutdown()
+        closer = threading.Thread(
+            target=self._send_the_rest, name="otlp-feedback-telemetry-close", daemon=True
+        )
+        closer.start()
+        closer.join(timeout_s)
+        if closer.is_alive():
+            log.warning(
+                "self-telemetry: the collector took nothing within %.1f s; stopping without "
+                "the last spans and metrics",
+                timeout_s,
+            )
+        if self._spans is not None:
+            self._spans.shutdown()
         if self._metrics is not None:
-            if self._thread is not None:
-                self.send_metrics()
-            self._metrics.shutdown(timeout_millis=timeout_s * 1000)
+            self._metrics.shutdown(timeout_millis=0)
+
+    def _send_the_rest(self) -> None:
+        if self._thread is not None:
+            self._thread.join()  # ends at once, or after the export it is in
+        if self._provider is not None:
+            self._provider.shutdown()  # the batch processor exports what it holds, then stops
+        if self._metrics is not None and self._thread is not None:
+            self.send_metrics()
 
 
 class _CountedSpans(SpanExporter):
@@ -165,6 +183,7 @@ class _CountedSpans(SpanExporter):
     def __init__(self, exporter: SpanExporter, telemetry: Telemetry) -> None:
         self._exporter = exporter
         self._telemetry = telemetry
+        self._shut = threading.Lock()  # held for good once shut: both we and the SDK call it
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         result = self._exporter.export(spans)
@@ -172,7 +191,8 @@ class _CountedSpans(SpanExporter):
         return result
 
     def shutdown(self) -> None:
-        self._exporter.shutdown()
+        if self._shut.acquire(blocking=False):
+            self._exporter.shutdown()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return self._exporter.force_flush(timeout_millis)

@@ -5,6 +5,7 @@ exporter and a recording metric exporter (the real collector is tests/integratio
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -390,3 +391,31 @@ def test_a_failed_metrics_export_is_counted_and_the_next_still_goes(
 
 def test_from_settings_is_none_when_off() -> None:
     assert SelfTelemetry.from_settings(load_config(), Telemetry()) is None
+
+
+class StuckSpans(InMemorySpanExporter):
+    """A collector that never answers: export waits (as the SDK's retries do) until shutdown."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.released = threading.Event()
+        self.shutdowns = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> Any:
+        self.released.wait()
+        return super().export(spans)
+
+    def shutdown(self) -> None:
+        self.shutdowns += 1
+        self.released.set()
+
+
+def test_shutdown_does_not_wait_for_a_collector_that_never_answers() -> None:
+    stuck, metrics = StuckSpans(), RecordingMetrics()
+    own = SelfTelemetry(_config(), Telemetry(), span_exporter=stuck, metric_exporter=metrics)
+    own.start()
+    assert own.tracer is not None
+    own.tracer.run("export logs", RequestOrigin("grpc", SAMPLED), lambda clock: _Outcome())
+    own.shutdown(0.2)  # returns: the stuck export is ended by the exporter's shutdown
+    assert stuck.released.is_set() and metrics.shut
+    assert stuck.shutdowns == 1  # once, though the SDK's processor calls it too
