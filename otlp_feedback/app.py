@@ -79,7 +79,14 @@ class FeedbackApp:
         self.self_telemetry = SelfTelemetry.from_settings(settings, self.telemetry)
         tracer = self.self_telemetry.tracer if self.self_telemetry is not None else None
         self.pipeline = Pipeline(
-            settings, self.registry, sink, telemetry=self.telemetry, tracer=tracer
+            settings,
+            self.registry,
+            sink,
+            telemetry=self.telemetry,
+            tracer=tracer,
+            # The cache names the registry by ``registry.url``: only for the one built from it
+            # (a registry handed in, a test's double, is another).
+            id_cache=settings.schema_id_cache_file() if registry is None else None,
         )
         self.receiver = GrpcReceiver(
             settings.receiver,

@@ -230,6 +230,14 @@ class RegistryConfig(_Section):
     schemas_dir: Path | None = Field(
         None, description="Folder of <event_type>/vN.avsc; default: the bundled schemas."
     )
+    id_cache: bool = Field(
+        True,
+        description="Keep the schema ids of the last good start on disk, to serve with them "
+        "when the registry is down at the next start (pipeline/schema_cache.py).",
+    )
+    id_cache_file: Path | None = Field(
+        None, description="Where; default: schema-ids.json beside spool.directory."
+    )
 
     def client_config(self) -> dict[str, Any]:
         conf: dict[str, Any] = {"url": self.url}
@@ -740,6 +748,13 @@ class Settings(BaseSettings):
                     "collector"
                 )
         return self
+
+    def schema_id_cache_file(self) -> Path | None:
+        """The schema id cache's path (``registry.id_cache_file``, else ``schema-ids.json``
+        in ``spool.directory``'s parent: the receiver's state folder); None when it is off."""
+        if not self.registry.id_cache:
+            return None
+        return self.registry.id_cache_file or self.spool.directory.parent / "schema-ids.json"
 
     def client_rate_limits(self) -> dict[str, ClientRateLimit]:
         """Per client id limits: rate_limit.clients, then those set on API keys."""

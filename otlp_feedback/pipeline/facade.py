@@ -20,8 +20,11 @@ Lifecycle: ``start`` once: starts the sink, then binds schemas and compiles the 
 It returns at once if the registry answers nothing (``RegistryUnavailable``): a background
 thread retries the binding with jittered backoff until it answers (``started`` turns True) or
 ``shutdown`` interrupts it; meanwhile requests raise ``RegistryUnavailable`` (retryable:
-UNAVAILABLE/503 with a retry delay) and ``not_ready`` says why. A registry that answers and
-refuses a schema (``SchemaError``) is a configuration error: ``start`` raises it.
+UNAVAILABLE/503 with a retry delay) and ``not_ready`` says why; unless the schema id cache
+(``id_cache``, ``schema_cache``) holds the ids of the last good start and matches this one:
+then the pipeline serves with those at once, and the background binding confirms them. A
+registry that answers and refuses a schema (``SchemaError``) is a configuration error:
+``start`` raises it.
 ``shutdown`` is idempotent and safe before ``start``. Requests before ``start`` or after
 ``shutdown`` raise ``SinkUnavailable`` (retryable).
 
@@ -39,6 +42,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -69,6 +73,7 @@ from otlp_feedback.pipeline.startup import (
     RedactionRules,
     SchemaBinding,
     bind_schemas,
+    cached_binding,
     compile_rules,
     max_value_bytes,
     topics_of,
@@ -98,8 +103,10 @@ class Pipeline:
         clock_ns: Callable[[], int] = time.time_ns,
         telemetry: Telemetry | None = None,
         tracer: RequestTracer | None = None,
+        id_cache: Path | None = None,
     ) -> None:
         self._settings = settings
+        self._id_cache = id_cache  # the schema id cache (``schema_cache``); None: none
         self._tracer = tracer  # None: no spans, and no clock read for them
         self._telemetry = telemetry or Telemetry()
         self._registry = registry
@@ -129,14 +136,44 @@ class Pipeline:
             self._bind()
         except RegistryUnavailable as exc:
             self._bootstrap_error = f"schema registry unavailable: {exc}"
-            log.warning("%s; serving UNAVAILABLE and retrying in the background", exc)
+            if self._serve_cached_ids():
+                log.warning(
+                    "%s; serving with the schema ids of the last good start (%s), confirming "
+                    "them in the background",
+                    exc,
+                    self._id_cache,
+                )
+            else:
+                log.warning("%s; serving UNAVAILABLE and retrying in the background", exc)
             self._bootstrap = threading.Thread(
                 target=self._bind_in_background, name="schema-bootstrap", daemon=True
             )
             self._bootstrap.start()
 
+    def _serve_cached_ids(self) -> bool:
+        if self._id_cache is None:
+            return False
+        binding, why = cached_binding(self._settings, self._id_cache)
+        if binding is None:
+            log.info("not using the schema id cache: %s", why)
+            return False
+        self._publish(binding)
+        return True
+
     def _bind(self) -> None:
-        binding = bind_schemas(self._settings, self._registry)
+        binding = bind_schemas(self._settings, self._registry, self._id_cache)
+        if self._binding is not None:  # served from the cache until now
+            before, after = self._binding.encoder.schema_ids(), binding.encoder.schema_ids()
+            if before != after:
+                log.warning(
+                    "the registry's schema ids %s differ from the cached ones %s: using the "
+                    "registry's from now on",
+                    after,
+                    before,
+                )
+        self._publish(binding)
+
+    def _publish(self, binding: SchemaBinding) -> None:
         self._binding = binding
         self._rules = compile_rules(
             self._settings, self._rules.redactor.config, binding, self._telemetry
@@ -206,6 +243,11 @@ class Pipeline:
     def encoder(self) -> EventEncoder | None:
         """The event encoder bound at start (None before)."""
         return self._binding.encoder if self._binding is not None else None
+
+    @property
+    def id_cache(self) -> Path | None:
+        """The schema id cache this pipeline writes and, with the registry down, reads."""
+        return self._id_cache
 
     @property
     def tracing(self) -> bool:

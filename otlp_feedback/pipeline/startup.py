@@ -7,17 +7,23 @@ encode with) and a ``RedactionRules`` (read once per request, replaced whole on 
 
 ``bind_schemas`` resolves a registry id for each event type's newest local schema, registering
 the local history (oldest to newest) and setting the subject's compatibility mode first when
-``registry.auto_register`` is on, or only looking the newest one up when it is off. Raises
-``SchemaError``/``RegistryUnavailable``. Nothing here runs per request.
+``registry.auto_register`` is on, or only looking the newest one up when it is off, and writes
+the ids to the schema id cache when given one. Raises ``SchemaError``/``RegistryUnavailable``.
+``cached_binding`` is the same binding from that cache, when the registry does not answer and
+the cache matches this start (``schema_cache``). Nothing here runs per request.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
+import otlp_feedback.pipeline.schema_cache as schema_cache
 from otlp_feedback.config import KafkaConfig, RedactionConfig, Settings
 from otlp_feedback.encoding import AvroEventSerializer, load_schemas
 from otlp_feedback.encoding.outbound import EventEncoder
+from otlp_feedback.encoding.schemas import LocalSchema
 from otlp_feedback.events import EVENT_TYPES, EventType
 from otlp_feedback.native import NativeLogs, build_plan
 from otlp_feedback.observability.metrics import Telemetry
@@ -63,24 +69,53 @@ class RedactionRules:
     native: NativeLogs | None = None
 
 
-def bind_schemas(settings: Settings, registry: SchemaRegistry) -> SchemaBinding:
-    """Resolve a registry id for each type's newest local schema. Raises ``SchemaError``
-    (a schema is missing or refused) or ``RegistryUnavailable``."""
+def bind_schemas(
+    settings: Settings, registry: SchemaRegistry, id_cache: Path | None = None
+) -> SchemaBinding:
+    """Resolve a registry id for each type's newest local schema, then write them to
+    ``id_cache`` (if given). Raises ``SchemaError`` (a schema is missing or refused) or
+    ``RegistryUnavailable``."""
     cfg = settings.registry
     schemas = load_schemas(cfg.schemas_dir)
     topics = topics_of(settings.kafka)
-    serializers: dict[EventType, AvroEventSerializer] = {}
+    ids: dict[EventType, int] = {}
     for event_type, topic in topics.items():
         subject = subject_for(topic)
-        latest = schemas.latest(event_type)
         if cfg.auto_register:
             registry.set_compatibility(subject, cfg.compatibility)
             for schema in schemas.versions[event_type]:  # history first, oldest to newest
-                schema_id = registry.register(subject, schema.text)
+                ids[event_type] = registry.register(subject, schema.text)
         else:
-            schema_id = registry.lookup(subject, latest.text)
-        serializers[event_type] = AvroEventSerializer(latest, schema_id)
+            ids[event_type] = registry.lookup(subject, schemas.latest(event_type).text)
+    latest = {t: schemas.latest(t) for t in topics}
+    if id_cache is not None:
+        subjects = {t: subject_for(topic) for t, topic in topics.items()}
+        schema_cache.write(id_cache, _registry_key(cfg.url), subjects, latest, ids)
+    return _binding(latest, topics, ids)
+
+
+def cached_binding(settings: Settings, id_cache: Path) -> tuple[SchemaBinding | None, str]:
+    """The binding of the last good start, read from ``id_cache``, if it matches this start
+    exactly (``schema_cache.read``); else None and why."""
+    schemas = load_schemas(settings.registry.schemas_dir)
+    topics = topics_of(settings.kafka)
+    subjects = {t: subject_for(topic) for t, topic in topics.items()}
+    latest = {t: schemas.latest(t) for t in topics}
+    ids, why = schema_cache.read(id_cache, _registry_key(settings.registry.url), subjects, latest)
+    return (_binding(latest, topics, ids) if ids is not None else None), why
+
+
+def _binding(
+    latest: dict[EventType, LocalSchema], topics: dict[EventType, str], ids: dict[EventType, int]
+) -> SchemaBinding:
+    serializers = {t: AvroEventSerializer(latest[t], ids[t]) for t in topics}
     return SchemaBinding(serializers, topics, EventEncoder(serializers, topics))
+
+
+def _registry_key(url: str) -> str:
+    """The registry's URL without its user info: the cache names the registry, not the
+    credentials, which it must not hold."""
+    return re.sub(r"//[^/@]*@", "//", url)
 
 
 def redactor_for(settings: Settings, config: RedactionConfig) -> Redactor:

@@ -32,7 +32,7 @@ BASE = [
 ]
 
 # The pipeline package's modules, in stage order, and the ones every stage may use.
-PIPELINE_STAGES = ["startup", "ingest", "admission", "process", "deliver", "facade"]
+PIPELINE_STAGES = ["schema_cache", "startup", "ingest", "admission", "process", "deliver", "facade"]
 PIPELINE_BASE = ["outcome"]
 # What pipeline modules may import from the rest of the package.
 PIPELINE_USES = [*STAGES, *BASE, "native", "registry"]
