@@ -367,11 +367,13 @@ class ServeProcess:
         self._lines.put(None)
 
     def wait_for_log(self, matches: Callable[[dict[str, Any]], bool], timeout: float = 60) -> str:
-        """The message of the first log line (from now on) that ``matches``."""
+        """The message of the first log line (from now on) that ``matches``, within
+        ``timeout`` in all (a process that keeps logging other lines does not extend it)."""
         seen = []
+        deadline = time.monotonic() + timeout
         while True:
             try:
-                entry = self._lines.get(timeout=timeout)
+                entry = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 raise AssertionError(f"no matching log line; saw {seen}") from None
             if entry is None:
