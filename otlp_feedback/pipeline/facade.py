@@ -22,6 +22,8 @@ thread retries the binding with jittered backoff until it answers (``started`` t
 ``shutdown`` interrupts it; meanwhile requests raise ``RegistryUnavailable`` (retryable:
 UNAVAILABLE/503 with a retry delay) and ``not_ready`` says why. A registry that answers and
 refuses a schema (``SchemaError``) is a configuration error: ``start`` raises it.
+``when_ready`` registers a callback for the moment the schemas are bound (the gRPC receiver
+turns its health service SERVING then), so nothing polls ``started``.
 ``shutdown`` is idempotent and safe before ``start``. Requests before ``start`` or after
 ``shutdown`` raise ``SinkUnavailable`` (retryable).
 
@@ -114,6 +116,10 @@ class Pipeline:
         self._stop = threading.Event()  # set by shutdown: interrupts the schema bootstrap
         self._bootstrap: threading.Thread | None = None
         self._bootstrap_error: str | None = None  # why schemas are not bound yet
+        # ``when_ready`` callbacks not called yet; the lock orders a registration against
+        # the binding, so each callback runs exactly once, whichever comes first.
+        self._ready_lock = threading.Lock()
+        self._on_ready: list[Callable[[], None]] = []
         self.started = False
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -143,8 +149,22 @@ class Pipeline:
             self._validator, binding.encoder, max_value_bytes(self._settings.kafka)
         )
         self._bootstrap_error = None
-        self.started = True
+        with self._ready_lock:
+            self.started = True
+            callbacks, self._on_ready = self._on_ready, []
         log.info("pipeline started; schema ids %s", binding.encoder.schema_ids())
+        for callback in callbacks:
+            callback()
+
+    def when_ready(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once the schemas are bound: at once (in this thread) if they are,
+        else from the thread that binds them (``start``'s, or the schema bootstrap's). Never
+        called if the pipeline shuts down first. ``callback`` must be quick and not raise."""
+        with self._ready_lock:
+            if not self.started:
+                self._on_ready.append(callback)
+                return
+        callback()
 
     def _bind_in_background(self) -> None:
         def attempt() -> bool:
