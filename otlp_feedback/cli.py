@@ -382,7 +382,8 @@ def _dev(args: argparse.Namespace) -> int:
     registry_db = dev.data_dir / "registry.db"
     registry = RegistryServer(host="127.0.0.1", port=dev.registry_port, db_path=registry_db)
     app = FeedbackApp(settings)
-    try:
+
+    def start() -> None:
         broker.start()
         # After the broker: if another dev holds its port, start fails before touching its data.
         forget_registry(registry_db)
@@ -391,7 +392,11 @@ def _dev(args: argparse.Namespace) -> int:
         settle_process_heap()
         http_port = app.otlp_http.port if app.otlp_http is not None else None
         _print_banner(settings, app.port, http_port)
-        _wait_for_signal()
+
+    try:
+        # Signals are watched before the banner invites a Ctrl-C (as in ``serve``): one sent
+        # right after it stops cleanly (exit 0) instead of by the default action (-15).
+        _wait_for_signal(start=start)
     finally:
         app.shutdown()
         registry.shutdown()

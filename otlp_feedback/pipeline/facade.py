@@ -24,7 +24,8 @@ UNAVAILABLE/503 with a retry delay) and ``not_ready`` says why; unless the schem
 (``id_cache``, ``schema_cache``) holds the ids of the last good start and matches this one:
 then the pipeline serves with those at once, and the background binding confirms them. A
 registry that answers and refuses a schema (``SchemaError``) is a configuration error:
-``start`` raises it.
+``start`` raises it. ``when_ready`` registers a callback for the moment the schemas are bound
+(the gRPC receiver turns its health service SERVING then), so nothing polls ``started``.
 ``shutdown`` is idempotent and safe before ``start``. Requests before ``start`` or after
 ``shutdown`` raise ``SinkUnavailable`` (retryable).
 
@@ -124,6 +125,10 @@ class Pipeline:
         self._stop = threading.Event()  # set by shutdown: interrupts the schema bootstrap
         self._bootstrap: threading.Thread | None = None
         self._bootstrap_error: str | None = None  # why schemas are not bound yet
+        # ``when_ready`` callbacks not called yet; the lock orders a registration against
+        # the binding, so each callback runs exactly once, whichever comes first.
+        self._ready_lock = threading.Lock()
+        self._on_ready: list[Callable[[], None]] = []
         self.started = False
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -183,8 +188,22 @@ class Pipeline:
             self._validator, binding.encoder, max_value_bytes(self._settings.kafka)
         )
         self._bootstrap_error = None
-        self.started = True
+        with self._ready_lock:
+            self.started = True
+            callbacks, self._on_ready = self._on_ready, []
         log.info("pipeline started; schema ids %s", binding.encoder.schema_ids())
+        for callback in callbacks:
+            callback()
+
+    def when_ready(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once the schemas are bound: at once (in this thread) if they are,
+        else from the thread that binds them (``start``'s, or the schema bootstrap's). Never
+        called if the pipeline shuts down first. ``callback`` must be quick and not raise."""
+        with self._ready_lock:
+            if not self.started:
+                self._on_ready.append(callback)
+                return
+        callback()
 
     def _bind_in_background(self) -> None:
         def attempt() -> bool:
@@ -374,7 +393,7 @@ class Pipeline:
             state = "shut down" if self._shut_down else "not started yet"
             raise SinkUnavailable(f"pipeline is {state}", retry_after=1.0)
         if batch.unknown_names:
-            self._unknown_names.warn(batch.unknown_names)
+            self._unknown_names.warn(batch.unknown_names, redactor)
         admit(batch, self._max_per_request, admission)
         scope = admission.scope if admission is not None else None
         processed = processor.process(batch, redactor, client_id, scope)
@@ -392,28 +411,39 @@ class Pipeline:
 class UnknownNames:
     """Warns once per ``feedback.*`` event name that announces no type, with the nearest
     known name: such a record is ignored, not rejected, so neither the sender (partial_success
-    counts only rejections) nor the rejection log would say a word about a misspelling."""
+    counts only rejections) nor the rejection log would say a word about a misspelling.
+
+    The name is the sender's text, so it is shown as a rejection reason quotes a value
+    (``Redactor.quote``): scrubbed by the request's redactor (an e-mail address or a phone
+    number in it is masked) and cut to ``SHOWN_CHARS``. What is remembered is that shown form:
+    names that would print the same line are one warning, and memory stays bounded.
+    """
 
     MAX_NAMES = 1000  # names warned about and remembered; beyond, new ones are not warned
+    SHOWN_CHARS = 80  # of a name in the log line (the known names are under 30)
 
     def __init__(self) -> None:
         self._warned: set[str] = set()
 
-    def warn(self, names: Sequence[str]) -> None:
+    def warn(self, names: Sequence[str], redactor: Redactor) -> None:
         for name in dict.fromkeys(names):
-            if name in self._warned or len(self._warned) >= self.MAX_NAMES:
+            if len(self._warned) >= self.MAX_NAMES:
+                return
+            shown = redactor.quote(name, self.SHOWN_CHARS)
+            if shown in self._warned:
                 continue
-            self._warned.add(name)  # a race may warn twice: harmless
+            self._warned.add(shown)  # a race may warn twice: harmless
             log.warning(
-                "ignored records named %r: no event type has that name%s (known: %s)",
-                name,
+                "ignored records named %s: no event type has that name%s (known: %s)",
+                shown,
                 did_you_mean(name),
                 ", ".join(FEEDBACK_EVENT_NAMES),
             )
 
 
 def did_you_mean(name: str) -> str:
-    """``"; did you mean 'feedback.user_feedback'?"`` for the nearest known name, if any."""
+    """``"; did you mean 'feedback.user_feedback'?"`` for the nearest known name, if any (only
+    ever a known name: nothing of ``name`` itself is shown)."""
     close = difflib.get_close_matches(name, FEEDBACK_EVENT_NAMES, n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
 

@@ -4,6 +4,11 @@ Contract (as in the OTel Collector): ``start`` returns once the port is bound; `
 idempotent and safe before ``start``: health goes NOT_SERVING, new RPCs are refused, in-flight
 RPCs get ``grace`` seconds to finish, then the pipeline is flushed and shut down.
 
+The health service follows readiness: NOT_SERVING from ``start`` until the pipeline has bound
+its schemas (``Pipeline.when_ready``; the registry may be down at start), SERVING from then on,
+NOT_SERVING again once ``shutdown`` begins. A probe thus routes no traffic to a receiver that
+would only answer UNAVAILABLE (as ``/readyz``; liveness is ``/healthz``).
+
 With ``tls`` the port speaks TLS only (mutual TLS with a client CA); rotated certificate files
 are picked up by new connections (``tls.py``). ``set_guard`` swaps the authentication and
 rate-limit rules live (``FeedbackApp.reload`` on SIGHUP: API key rotation, the same new guard
@@ -27,6 +32,9 @@ from otlp_feedback.receiver.service import LOGS_SERVICE, TRACE_SERVICE, ExportSe
 from otlp_feedback.receiver.tls import CertificateReloader, server_credentials
 
 log = logging.getLogger(__name__)
+
+# What the health service reports on: the whole server ("") and each OTLP service.
+_HEALTH_NAMES = ("", LOGS_SERVICE, TRACE_SERVICE)
 
 
 class GrpcReceiver:
@@ -72,6 +80,7 @@ class GrpcReceiver:
             maximum_concurrent_rpcs=cfg.max_concurrent_rpcs,
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)  # until schemas are bound
         try:
             if credentials is not None:
                 port = server.add_secure_port(cfg.endpoint, credentials)
@@ -82,8 +91,9 @@ class GrpcReceiver:
         if port == 0:
             raise OSError(f"cannot bind OTLP/gRPC receiver to {cfg.endpoint}")
         server.start()
-        for name in ("", LOGS_SERVICE, TRACE_SERVICE):
-            self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        # Now if the pipeline is bound, else from its binding thread; after shutdown began
+        # the servicer ignores it (``enter_graceful_shutdown``), so the two cannot race.
+        self._pipeline.when_ready(lambda: self._set_health(health_pb2.HealthCheckResponse.SERVING))
         self._server = server
         self.port = port
         log.info(
@@ -93,6 +103,10 @@ class GrpcReceiver:
             _describe_tls(self._tls),
         )
         self._warn_if_open()
+
+    def _set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
+        for name in _HEALTH_NAMES:
+            self._health.set(name, status)
 
     def _warn_if_open(self) -> None:
         auth = self._service.guard.authenticator

@@ -1,11 +1,14 @@
 """Run a receiver in-process on free loopback ports (gRPC and HTTP), with in-memory twins by
-default."""
+default; await a status of its gRPC health service (``await_health``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from otlp_feedback.app import FeedbackApp
 from otlp_feedback.config import load_config
@@ -35,3 +38,26 @@ def run_receiver(
         yield app
     finally:
         app.shutdown(grace=2.0)
+
+
+def await_health(
+    channel: grpc.Channel,
+    status: health_pb2.HealthCheckResponse.ServingStatus.ValueType,
+    timeout: float,
+    service: str = "",
+) -> list[health_pb2.HealthCheckResponse.ServingStatus.ValueType]:
+    """Watch ``service`` on ``channel``'s ``grpc.health.v1.Health`` until it reports ``status``
+    (pushed by the server as it changes: no polling). Returns the statuses seen, the first being
+    the one at the call. Raises ``grpc.RpcError`` (DEADLINE_EXCEEDED) after ``timeout``."""
+    stream = health_pb2_grpc.HealthStub(channel).Watch(
+        health_pb2.HealthCheckRequest(service=service), timeout=timeout
+    )
+    seen = []
+    try:
+        for response in stream:
+            seen.append(response.status)
+            if response.status == status:
+                return seen
+    finally:
+        stream.cancel()
+    raise AssertionError(f"health stream ended before {status}; saw {seen}")

@@ -1,6 +1,7 @@
 """``otlp-feedback serve`` with its dependencies down (issue 14 item 9): the ports open at once;
-with the registry not yet running the OTel SDK's export is refused UNAVAILABLE with a retry
-delay and retried until the registry starts, then its event lands in Kafka; SIGTERM during a
+with the registry not yet running the gRPC health service says NOT_SERVING and the OTel SDK's
+export is refused UNAVAILABLE with a retry delay and retried until the registry starts, then
+its event lands in Kafka and health turns SERVING; SIGTERM during a
 broker outage exits 0 promptly. Each step awaits an event (a log line, an open port), never a
 sleep; the bounds are generous, the times measured are printed (``-s``) for the record."""
 
@@ -15,6 +16,8 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
+from grpc_health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
+from grpc_health.v1.health_pb2_grpc import HealthStub
 from harness import (
     KafkaReader,
     ServeProcess,
@@ -33,6 +36,7 @@ from otlp_feedback.config import Settings
 from otlp_feedback.embedded.tansu import TansuBroker, free_port
 from otlp_feedback.registry.runner import RegistryServer
 from otlp_feedback.testing import logs_request, make_log_record
+from otlp_feedback.testing.receiver import await_health
 
 pytestmark = pytest.mark.integration
 
@@ -62,6 +66,9 @@ def test_registry_down_at_start_the_sdk_is_retried_until_it_runs_then_the_event_
         ready = httpx.get(f"{health}/readyz", timeout=BOUND_S)
         assert ready.status_code == 503
         assert any("registry unavailable" in p for p in ready.json()["problems"])
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        status = HealthStub(channel).Check(HealthCheckRequest(), timeout=BOUND_S).status
+        assert status == HealthCheckResponse.NOT_SERVING
 
         exporter = OTLPLogExporter(endpoint=f"127.0.0.1:{port}", insecure=True, timeout=BOUND_S)
         results: list[LogRecordExportResult] = []
@@ -74,6 +81,8 @@ def test_registry_down_at_start_the_sdk_is_retried_until_it_runs_then_the_event_
         sending.join(BOUND_S)
         exporter.shutdown()
         assert results == [LogRecordExportResult.SUCCESS]
+        assert await_health(channel, HealthCheckResponse.SERVING, BOUND_S)
+        channel.close()
 
         (record,) = KafkaReader(settings).read(1)
         assert record["value"]["session_id"] == "sess-late-registry"

@@ -9,10 +9,12 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 from otlp_feedback import native
 
@@ -81,3 +83,17 @@ def test_the_wheel_bundles_every_schema_and_the_installed_package_loads_them(
         str(tmp_path / "site" / "otlp_feedback" / "_schemas" / "avro"),
         str(len(expected)),
     ]
+
+
+def test_the_license_is_a_pep_639_spdx_string_and_setuptools_is_new_enough_for_it() -> None:
+    # The table form ({text = ...}) made setuptools warn three times per build; a string is
+    # refused by setuptools before 77, so the build floor moves with it.
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert pyproject["project"]["license"] == "Apache-2.0"
+    (setuptools,) = (
+        Requirement(r)
+        for r in pyproject["build-system"]["requires"]
+        if Requirement(r).name == "setuptools"
+    )
+    assert not setuptools.specifier.contains("76.1.0"), setuptools
+    assert setuptools.specifier.contains("77.0.0"), setuptools

@@ -406,6 +406,34 @@ def test_a_misspelt_feedback_name_is_warned_about_once_with_the_nearest_name(
     )
 
 
+@pytest.mark.parametrize("path", ["native", "python"])
+def test_pii_in_an_unknown_feedback_name_is_masked_in_the_warning_and_the_name_is_clipped(
+    pipeline: Pipeline, caplog: pytest.LogCaptureFixture, path: str
+) -> None:
+    caplog.set_level("WARNING", logger="otlp_feedback.pipeline.facade")
+    attributes = {"session.id": "s", "feedback.thumbs": "up"}
+    request = logs_request(
+        log_record("feedback.user_feedback john.doe@example.com", attributes),
+        log_record("feedback.user_feedback call +44 20 7946 0958", attributes),
+        log_record("feedback.user_feedbak " + "x" * 500, attributes),
+    )
+    for _ in range(2):  # once per name, still
+        if path == "native":
+            pipeline.export("logs", request.SerializeToString())
+        else:
+            pipeline.export_logs(request)
+    warned = [r.getMessage() for r in caplog.records if "no event type" in r.getMessage()]
+    assert len(warned) == 3
+    assert "john.doe@example.com" not in caplog.text and "7946" not in caplog.text
+    assert warned[0].startswith(
+        "ignored records named 'feedback.user_feedback [EMAIL]': no event type has that name; "
+        "did you mean 'feedback.user_feedback'?"
+    )
+    assert warned[1].startswith("ignored records named 'feedback.user_feedback call [PHONE]'")
+    shown = warned[2].removeprefix("ignored records named ").split(":")[0]
+    assert shown == "'feedback.user_feedbak " + "x" * 57 + "..."  # 80 characters, then "..."
+
+
 def test_a_misspelt_span_event_name_is_warned_about_too(
     pipeline: Pipeline, caplog: pytest.LogCaptureFixture
 ) -> None:

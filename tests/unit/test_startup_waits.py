@@ -1,6 +1,7 @@
 """Start-up never waits on the registry or Kafka (issue 14 item 9): the ports open at once; with
 the registry down requests are answered UNAVAILABLE/503 with a retry delay and ``/readyz`` says
-why, the schema binding is retried in the background until the registry answers, and shutdown
+why, gRPC health is NOT_SERVING, the schema binding is retried in the background until the
+registry answers (then health turns SERVING, notified by ``Pipeline.when_ready``), and shutdown
 interrupts that retry (and topic creation) at once."""
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import grpc
 import httpx
 import pytest
 from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2
+from grpc_health.v1.health_pb2 import HealthCheckResponse
+from grpc_health.v1.health_pb2_grpc import HealthStub
 from grpc_status import rpc_status
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
@@ -25,10 +29,12 @@ from otlp_feedback.app import FeedbackApp
 from otlp_feedback.config import load_config
 from otlp_feedback.errors import SchemaError
 from otlp_feedback.pipeline import Pipeline
+from otlp_feedback.receiver.service import LOGS_SERVICE, TRACE_SERVICE
 from otlp_feedback.registry.client import InMemoryRegistry
 from otlp_feedback.sinks.kafka import KafkaSink
 from otlp_feedback.sinks.memory import InMemorySink
 from otlp_feedback.testing.kafka import FakeKafka
+from otlp_feedback.testing.receiver import await_health
 from otlp_feedback.testing.registry import DownRegistry
 
 WAIT_S = 30.0  # a generous bound for what takes milliseconds; never a measure
@@ -119,6 +125,70 @@ def test_registry_down_http_is_503_with_retry_after_and_readyz_says_why(
         )
         assert accepted.status_code == 200
     assert len(sink.records) == 1
+
+
+def test_registry_down_grpc_health_is_not_serving_until_the_schemas_are_bound(
+    app: FeedbackApp, registry: DownRegistry
+) -> None:
+    assert registry.refused.wait(WAIT_S)
+    with grpc.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+        check = HealthStub(channel).Check
+        for name in ("", LOGS_SERVICE, TRACE_SERVICE):
+            answer = check(health_pb2.HealthCheckRequest(service=name), timeout=WAIT_S)
+            assert answer.status == HealthCheckResponse.NOT_SERVING, name
+
+        registry.bring_up()  # the watch below is pushed the change: nothing polls
+        seen = await_health(channel, HealthCheckResponse.SERVING, WAIT_S)
+        assert seen[-1] == HealthCheckResponse.SERVING
+        assert app.pipeline.not_ready is None
+        for name in (LOGS_SERVICE, TRACE_SERVICE):
+            answer = check(health_pb2.HealthCheckRequest(service=name), timeout=WAIT_S)
+            assert answer.status == HealthCheckResponse.SERVING, name
+
+        # Shutdown (the fixture's second one is a no-op) turns a watcher's status over first.
+        stream = HealthStub(channel).Watch(health_pb2.HealthCheckRequest(), timeout=WAIT_S)
+        assert next(stream).status == HealthCheckResponse.SERVING
+        stopping = threading.Thread(target=app.shutdown, args=(WAIT_S,))
+        stopping.start()
+        assert next(stream).status == HealthCheckResponse.NOT_SERVING
+        stream.cancel()  # the grace period waits for open streams
+        stopping.join(WAIT_S)
+        assert not stopping.is_alive()
+
+
+def test_when_ready_is_called_once_by_the_binding_or_at_once_when_bound(
+    registry: DownRegistry, sink: InMemorySink
+) -> None:
+    pipeline = Pipeline(load_config(), registry, sink)
+    calls: list[str] = []
+    bound = threading.Event()
+    pipeline.when_ready(lambda: calls.append("before start"))
+    pipeline.when_ready(bound.set)
+    pipeline.start()
+    try:
+        assert registry.refused.wait(WAIT_S)
+        assert calls == []
+        pipeline.when_ready(lambda: calls.append("while binding"))
+        registry.bring_up()
+        assert bound.wait(WAIT_S)
+        assert calls == ["before start", "while binding"]
+        pipeline.when_ready(lambda: calls.append("after"))  # bound: called at once, here
+        assert calls == ["before start", "while binding", "after"]
+    finally:
+        pipeline.shutdown(1.0)
+
+
+def test_when_ready_is_never_called_if_shutdown_comes_first(
+    registry: DownRegistry, sink: InMemorySink
+) -> None:
+    pipeline = Pipeline(load_config(), registry, sink)
+    called = threading.Event()
+    pipeline.when_ready(called.set)
+    pipeline.start()
+    assert registry.refused.wait(WAIT_S)
+    pipeline.shutdown(1.0)
+    registry.bring_up()
+    assert not pipeline.started and not called.is_set()
 
 
 def test_shutdown_interrupts_the_binding_backoff(
