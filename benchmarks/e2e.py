@@ -12,6 +12,11 @@ their OTLP/HTTP port ``--base-port + 3``, receiver N's metrics endpoint ``--base
 ``--transport http`` (protobuf) or ``http-json`` drives the OTLP/HTTP port instead of gRPC
 (warm-up included); the receivers are the same either way.
 
+The receivers run the default configuration apart from ports, broker, spool folder and what the
+options here ask for (see ``receiver.py``); the summary's ``settings_overrides`` lists every
+setting that differs from its default, as the receiver reports it. ``--receiver-script`` runs
+another copy of ``receiver.py`` (e.g. an older one, for an interleaved A/B comparison).
+
 Run: ``.venv/bin/python benchmarks/e2e.py --duration 15 --procs 2 --concurrency 4``.
 """
 
@@ -40,6 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from loadgen import LoadResult, run
 from machine import busy_seconds, speed_index
+
+from otlp_feedback.config import Settings
 
 HERE = Path(__file__).resolve().parent
 PYTHON = sys.executable
@@ -109,35 +116,45 @@ def tansu(port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
 
 @contextmanager
 def receiver(args: argparse.Namespace, index: int, workdir: Path) -> Iterator[dict[str, Any]]:
+    """Receiver ``index``; yields its process, statistics file and settings overrides (None
+    when the script does not report them, as receiver.py before Step 9 did not)."""
     stats_file = workdir / f"stats-{index}.json"
     cmd = [
         PYTHON,
-        str(HERE / "receiver.py"),
+        str(args.receiver_script),
         f"--port={args.base_port + 2}",
         f"--http-port={args.base_port + 3}",
         f"--bootstrap=127.0.0.1:{args.base_port + 1}",
-        f"--compression={args.compression}",
-        f"--workers={args.workers}",
         f"--metrics-port={args.base_port + 10 + index}",
-        f"--partitions={args.partitions}",
         f"--stats-file={stats_file}",
         f"--spool-dir={workdir / f'spool-{index}'}",
     ]
+    # Only what was asked: otherwise the receiver keeps the configuration's default.
+    for option in ("compression", "workers", "partitions", "linger_ms"):
+        if getattr(args, option) is not None:
+            cmd.append(f"--{option.replace('_', '-')}={getattr(args, option)}")
     if args.fastavro:
         cmd.append("--fastavro")
     if args.python_path:
         cmd.append("--python-path")
-    if args.linger_ms is not None:
-        cmd.append(f"--linger-ms={args.linger_ms}")
     errors = (workdir / f"receiver-{index}.log").open("wb")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors)
     try:
         assert proc.stdout is not None
-        ready, _, _ = select.select([proc.stdout], [], [], 60)
-        line = proc.stdout.readline().decode() if ready else ""
-        if not line.startswith("READY"):
-            raise RuntimeError(f"receiver {index} did not start; see {errors.name}")
-        yield {"proc": proc, "stats_file": stats_file}
+        overrides = None
+        deadline = time.monotonic() + 60
+        while True:
+            ready, _, _ = select.select(
+                [proc.stdout], [], [], max(0.0, deadline - time.monotonic())
+            )
+            line = proc.stdout.readline().decode() if ready else ""
+            if line.startswith("SETTINGS "):
+                overrides = json.loads(line.removeprefix("SETTINGS "))["overrides"]
+                continue
+            if not line.startswith("READY"):
+                raise RuntimeError(f"receiver {index} did not start; see {errors.name}")
+            break
+        yield {"proc": proc, "stats_file": stats_file, "overrides": overrides}
     finally:
         _stop(proc, f"receiver {index}")
         errors.close()
@@ -230,22 +247,27 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         stats_after = read_stats([r["stats_file"] for r in receivers])
         late = events_in_kafka(bootstrap) - kafka_before - delivered
         for i in range(args.receiver_procs):
-            log_text = (workdir / f"receiver-{i}.log").read_text(errors="replace").strip()
-            if log_text:
-                print(f"--- receiver {i} log (last lines):", *log_text.splitlines()[-8:], sep="\n")
+            log_text = (workdir / f"receiver-{i}.log").read_text(errors="replace")
+            # The default log level is INFO: show the warnings and errors, not the start-up lines.
+            worse = [line for line in log_text.splitlines() if not _is_info(line)]
+            if worse:
+                print(f"--- receiver {i} log (last lines):", *worse[-8:], sep="\n", file=sys.stderr)
     sent = {k: stats_after.get(k, 0) - stats_before.get(k, 0) for k in stats_after}
     elapsed = result.elapsed_s
+    defaults = Settings.model_construct()
     return {
         "receiver_procs": args.receiver_procs,
         "load_procs": args.procs,
         "concurrency": args.concurrency,
         "records_per_request": args.records,
-        "compression": args.compression,
-        "partitions": args.partitions,
-        "linger_ms": args.linger_ms,
+        "compression": args.compression or defaults.kafka.compression,
+        "partitions": args.partitions or defaults.kafka.partitions,
+        "linger_ms": args.linger_ms if args.linger_ms is not None else defaults.kafka.linger_ms,
         "encoder": "fastavro" if args.fastavro else "compiled",
         "path": "python" if args.python_path else "native",
         "transport": args.transport,
+        "receiver_script": str(args.receiver_script),
+        "settings_overrides": receivers[0]["overrides"],
         **result.summary(),
         "events_in_kafka": delivered,
         "events_per_s_in_kafka": round(delivered / elapsed, 1) if elapsed else 0.0,
@@ -263,6 +285,14 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _is_info(line: str) -> bool:
+    """Whether a receiver log line (JSON, the default format) is below WARNING."""
+    try:
+        return json.loads(line).get("level") in ("DEBUG", "INFO")
+    except (ValueError, AttributeError):
+        return False
+
+
 def _interrupted(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -274,11 +304,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=4, help="calls in flight per process")
     parser.add_argument("--records", type=int, default=512, help="log records per request")
     parser.add_argument(
-        "--compression", default="lz4", choices=["none", "gzip", "snappy", "lz4", "zstd"]
+        "--compression",
+        default=None,
+        choices=["none", "gzip", "snappy", "lz4", "zstd"],
+        help="default: KafkaConfig's",
     )
     parser.add_argument("--receiver-procs", type=int, default=1)
-    parser.add_argument("--workers", type=int, default=16, help="gRPC threads per receiver")
-    parser.add_argument("--partitions", type=int, default=12, help="per feedback topic")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="gRPC/HTTP threads per receiver; default: the config's",
+    )
+    parser.add_argument(
+        "--partitions", type=int, default=None, help="per feedback topic; default: KafkaConfig's"
+    )
     parser.add_argument("--linger-ms", type=float, default=None, help="default: KafkaConfig's")
     parser.add_argument("--fastavro", action="store_true", help="receivers use fastavro")
     parser.add_argument(
@@ -289,6 +329,12 @@ def main(argv: list[str] | None = None) -> None:
         default="grpc",
         choices=["grpc", "http", "http-json"],
         help="OTLP/gRPC, or OTLP/HTTP with protobuf or JSON bodies",
+    )
+    parser.add_argument(
+        "--receiver-script",
+        type=Path,
+        default=HERE / "receiver.py",
+        help="the receiver process to start (another copy of receiver.py, for A/B comparisons)",
     )
     parser.add_argument("--base-port", type=int, default=18200)
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
