@@ -96,6 +96,26 @@ def _stop(proc: subprocess.Popen[Any], name: str, grace: float = 10.0) -> None:
 
 
 @contextmanager
+def collector(port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Rotel (a real OTLP collector) taking the receivers' self-telemetry and dropping it."""
+    import rotel
+
+    binary = Path(rotel.__file__).parent / "rotel-agent"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(binary), "start", "--otlp-grpc-endpoint", f"127.0.0.1:{port}",
+             "--otlp-http-endpoint", f"127.0.0.1:{port + 1}", "--exporter", "blackhole"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        _wait_port(port, 15)
+        yield proc
+    finally:
+        _stop(proc, "rotel")
+
+
+@contextmanager
 def tansu(port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     env = {
         **os.environ,
@@ -137,6 +157,8 @@ def receiver(args: argparse.Namespace, index: int, workdir: Path) -> Iterator[di
         cmd.append("--fastavro")
     if args.python_path:
         cmd.append("--python-path")
+    if args.self_telemetry:
+        cmd.append(f"--telemetry-endpoint=http://127.0.0.1:{args.base_port + 20}")
     errors = (workdir / f"receiver-{index}.log").open("wb")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors)
     try:
@@ -210,6 +232,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     with ExitStack() as stack:
         stack.callback(shutil.rmtree, workdir, True)
         broker = stack.enter_context(tansu(broker_port, workdir / "tansu.log"))
+        if args.self_telemetry:
+            stack.enter_context(collector(args.base_port + 20, workdir / "rotel.log"))
         receivers = [
             stack.enter_context(receiver(args, i, workdir)) for i in range(args.receiver_procs)
         ]
@@ -265,6 +289,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         "linger_ms": args.linger_ms if args.linger_ms is not None else defaults.kafka.linger_ms,
         "encoder": "fastavro" if args.fastavro else "compiled",
         "path": "python" if args.python_path else "native",
+        "self_telemetry": args.self_telemetry,
         "transport": args.transport,
         "receiver_script": str(args.receiver_script),
         "settings_overrides": receivers[0]["overrides"],
@@ -321,6 +346,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--linger-ms", type=float, default=None, help="default: KafkaConfig's")
     parser.add_argument("--fastavro", action="store_true", help="receivers use fastavro")
+    parser.add_argument(
+        "--self-telemetry",
+        action="store_true",
+        help="receivers send their spans and metrics over OTLP to a Rotel collector (blackhole)",
+    )
     parser.add_argument(
         "--python-path", action="store_true", help="receivers run without the native fast path"
     )

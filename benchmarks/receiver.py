@@ -78,12 +78,15 @@ def benchmark_overrides(args: argparse.Namespace, spool_dir: Path) -> dict[str, 
     observability: dict[str, Any] = (
         {"endpoint": f"127.0.0.1:{args.metrics_port}"} if args.metrics_port else {"enabled": False}
     )
-    return {
+    overrides = {
         "receiver": receiver,
         "kafka": kafka,
         "spool": {"directory": str(spool_dir)},
         "observability": observability,
     }
+    if args.telemetry_endpoint:
+        overrides["telemetry"] = {"otlp": {"endpoint": args.telemetry_endpoint}}
+    return overrides
 
 
 def non_defaults(settings: Settings) -> dict[str, Any]:
@@ -119,6 +122,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--spool-dir", type=Path, default=None, help="default: a temp folder")
     parser.add_argument("--fastavro", action="store_true", help="disable the compiled writer")
     parser.add_argument("--python-path", action="store_true", help="disable the native path")
+    parser.add_argument(
+        "--telemetry-endpoint", default=None, help="telemetry.otlp.endpoint (self-telemetry)"
+    )
     args = parser.parse_args(argv)
 
     if args.stats_file is not None:

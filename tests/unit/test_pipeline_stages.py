@@ -23,6 +23,7 @@ from otlp_feedback.config import load_config
 from otlp_feedback.encoding.outbound import OutboundRecord
 from otlp_feedback.errors import DeliveryFailed, InvalidRequest, RateLimited, RequestTooLarge
 from otlp_feedback.mapping import RawFeedback, map_logs_request
+from otlp_feedback.observability.tracing import RequestOrigin
 from otlp_feedback.pipeline import ExportOutcome, Pipeline, ingest
 from otlp_feedback.receiver.service import ExportService
 from otlp_feedback.registry.client import InMemoryRegistry
@@ -238,15 +239,25 @@ def test_typed_events_are_held_to_the_per_request_limit() -> None:
 
 
 class EntryPointOnly:
-    """A pipeline with nothing but the entry point: the service must need no more."""
+    """A pipeline with nothing but the entry point (and whether it traces, so the service
+    knows to read the trace headers): the service must need no more."""
+
+    tracing = True
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, bytes, str | None, object]] = []
+        self.origins: list[object] = []
 
     def export(
-        self, signal: str, payload: bytes, client_id: str | None, admission: object
+        self,
+        signal: str,
+        payload: bytes,
+        client_id: str | None,
+        admission: object,
+        origin: object = None,
     ) -> ExportOutcome:
         self.calls.append((signal, payload, client_id, admission))
+        self.origins.append(origin)
         return ExportOutcome(accepted=1)
 
 
@@ -276,6 +287,7 @@ def test_both_rpcs_call_only_the_pipelines_entry_point_with_the_caller_as_admiss
     ]
     admission = pipeline.calls[0][3]
     admission.admit(1)  # type: ignore[attr-defined]  # the guard's caller: open, admits
+    assert pipeline.origins == [RequestOrigin("grpc"), RequestOrigin("grpc")]
 
 
 def test_traces_take_the_python_path_through_the_same_entry_point() -> None:

@@ -107,6 +107,8 @@ def fixture_bytes(name: str) -> bytes:
 class _Raising:
     """A pipeline stand-in whose export raises ``exc``."""
 
+    tracing = False
+
     def __init__(self, exc: BaseException) -> None:
         self.exc = exc
 
@@ -623,6 +625,8 @@ def test_responses_are_counted_with_the_http_transport_label(
 
 class _Blocking:
     """A pipeline stand-in whose export waits for ``release`` (after setting ``entered``)."""
+
+    tracing = False
 
     def __init__(self) -> None:
         self.entered = threading.Event()
