@@ -15,7 +15,7 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -23,7 +23,6 @@ from otlp_feedback.config import Settings
 from otlp_feedback.httpserve import BackgroundHttpServer
 from otlp_feedback.observability.http import create_app as create_http_app
 from otlp_feedback.observability.metrics import Telemetry
-from otlp_feedback.observability.selftelemetry import SelfTelemetry
 from otlp_feedback.pipeline import Pipeline
 from otlp_feedback.receiver import GrpcReceiver
 from otlp_feedback.receiver.guard import RequestGuard
@@ -33,6 +32,9 @@ from otlp_feedback.sinks.base import Sink
 from otlp_feedback.sinks.failover import FailoverSink
 from otlp_feedback.sinks.kafka import KafkaSink
 from otlp_feedback.sinks.spool import Spool
+
+if TYPE_CHECKING:
+    from otlp_feedback.observability.selftelemetry import SelfTelemetry
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +77,13 @@ class FeedbackApp:
             )
             sink = self.failover
         self.sink = sink
-        # Opt-in (telemetry.otlp): the receiver's own spans and metrics to a collector.
-        self.self_telemetry = SelfTelemetry.from_settings(settings, self.telemetry)
+        # Opt-in (telemetry.otlp): the receiver's own spans and metrics to a collector. The
+        # OTel SDK is imported only then: a receiver without it does not pay for loading it.
+        self.self_telemetry: SelfTelemetry | None = None
+        if settings.telemetry.otlp.enabled:
+            from otlp_feedback.observability.selftelemetry import SelfTelemetry
+
+            self.self_telemetry = SelfTelemetry(settings.telemetry.otlp, self.telemetry)
         tracer = self.self_telemetry.tracer if self.self_telemetry is not None else None
         self.pipeline = Pipeline(
             settings,

@@ -1,7 +1,8 @@
 """Self-telemetry over OTLP (opt-in: ``telemetry.otlp.endpoint``): the receiver's own spans and
 metrics, sent with the OpenTelemetry SDK's exporters to a collector.
 
-Built by ``SelfTelemetry.from_settings`` (None when off), started and shut down by the app:
+Built by the app only when ``telemetry.otlp`` is enabled (the SDK is imported only then), started
+and shut down by it:
 
 - spans: a ``TracerProvider`` of our own (never the global one: a library user's is theirs),
   sampler ``ParentBased(TraceIdRatioBased(sample_ratio))``, the SDK's ``BatchSpanProcessor``
@@ -35,7 +36,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
-from otlp_feedback.config import OtlpTelemetryConfig, Settings
+from otlp_feedback.config import OtlpTelemetryConfig
 from otlp_feedback.encoding.outbound import RECEIVER_ID, package_version
 from otlp_feedback.logthrottle import Throttle
 from otlp_feedback.observability.metrics import Telemetry
@@ -99,12 +100,6 @@ class SelfTelemetry:
         self._metrics: MetricExporter | None = None
         if config.metrics:
             self._metrics = metric_exporter or _metric_exporter(config)
-
-    @classmethod
-    def from_settings(cls, settings: Settings, telemetry: Telemetry) -> SelfTelemetry | None:
-        """None unless ``telemetry.otlp`` is enabled."""
-        config = settings.telemetry.otlp
-        return cls(config, telemetry) if config.enabled else None
 
     def start(self) -> None:
         if self._metrics is not None and self._thread is None:

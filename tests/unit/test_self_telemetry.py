@@ -389,8 +389,15 @@ def test_a_failed_metrics_export_is_counted_and_the_next_still_goes(
     assert telemetry.values(TELEMETRY_EXPORTS) == {("metrics", "failed"): 1, ("metrics", "ok"): 1}
 
 
-def test_from_settings_is_none_when_off() -> None:
-    assert SelfTelemetry.from_settings(load_config(), Telemetry()) is None
+def test_an_app_without_telemetry_otlp_has_none() -> None:
+    from otlp_feedback.app import FeedbackApp
+
+    app = FeedbackApp(load_config(), InMemoryRegistry(), InMemorySink())
+    assert app.self_telemetry is None and not app.pipeline.tracing
+    on = load_config(telemetry={"otlp": {"endpoint": "http://collector:4317"}})
+    traced = FeedbackApp(on, InMemoryRegistry(), InMemorySink())
+    assert traced.self_telemetry is not None and traced.pipeline.tracing
+    traced.shutdown(1.0)
 
 
 class StuckSpans(InMemorySpanExporter):
