@@ -24,6 +24,7 @@ collector that is down never holds up SIGTERM by more than one attempt.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 import time
@@ -90,7 +91,7 @@ class SelfTelemetry:
         self._provider: TracerProvider | None = None
         self._spans: _CountedSpans | None = None
         if config.traces:
-            self._spans = _CountedSpans(span_exporter or _span_exporter(config), telemetry)
+            self._spans = _CountedSpans(span_exporter or _exporter(config, "traces"), telemetry)
             self._provider = TracerProvider(
                 resource=self.resource,
                 sampler=ParentBased(TraceIdRatioBased(config.sample_ratio)),
@@ -99,7 +100,7 @@ class SelfTelemetry:
             self.tracer = RequestTracer(self._provider.get_tracer("otlp_feedback"))
         self._metrics: MetricExporter | None = None
         if config.metrics:
-            self._metrics = metric_exporter or _metric_exporter(config)
+            self._metrics = metric_exporter or _exporter(config, "metrics")
 
     def start(self) -> None:
         if self._metrics is not None and self._thread is None:
@@ -193,50 +194,42 @@ class _CountedSpans(SpanExporter):
         return self._exporter.force_flush(timeout_millis)
 
 
-def _exporter_options(config: OtlpTelemetryConfig) -> dict[str, Any]:
-    return {
+# The SDK's exporter class for each (signal, protocol): module and name, imported when first
+# built, so only a receiver with self-telemetry on loads one.
+_EXPORTERS = {
+    ("traces", "grpc"): (
+        "opentelemetry.exporter.otlp.proto.grpc.trace_exporter",
+        "OTLPSpanExporter",
+    ),
+    ("traces", "http/protobuf"): (
+        "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+        "OTLPSpanExporter",
+    ),
+    ("metrics", "grpc"): (
+        "opentelemetry.exporter.otlp.proto.grpc.metric_exporter",
+        "OTLPMetricExporter",
+    ),
+    ("metrics", "http/protobuf"): (
+        "opentelemetry.exporter.otlp.proto.http.metric_exporter",
+        "OTLPMetricExporter",
+    ),
+}
+
+
+def _exporter(config: OtlpTelemetryConfig, signal: str) -> Any:
+    """The SDK's OTLP exporter of ``signal`` for ``config``: gRPC dials the endpoint (plain
+    for http://, TLS for https://); OTLP/HTTP posts to ``<endpoint>/v1/<signal>``."""
+    assert config.endpoint is not None
+    module, name = _EXPORTERS[signal, config.protocol]
+    options: dict[str, Any] = {
         "headers": {k: v.get_secret_value() for k, v in config.headers.items()},
         "timeout": config.timeout_s,
     }
-
-
-def _span_exporter(config: OtlpTelemetryConfig) -> SpanExporter:
-    # Imported here: only a receiver with self-telemetry on loads an exporter.
-    assert config.endpoint is not None
     if config.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-
-        return OTLPSpanExporter(
-            endpoint=config.endpoint,
-            insecure=config.endpoint.startswith("http://"),
-            **_exporter_options(config),
-        )
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-        OTLPSpanExporter as HttpSpanExporter,
-    )
-
-    return HttpSpanExporter(
-        endpoint=_http_url(config.endpoint, "traces"), **_exporter_options(config)
-    )
-
-
-def _metric_exporter(config: OtlpTelemetryConfig) -> MetricExporter:
-    assert config.endpoint is not None
-    if config.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-
-        return OTLPMetricExporter(
-            endpoint=config.endpoint,
-            insecure=config.endpoint.startswith("http://"),
-            **_exporter_options(config),
-        )
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
-        OTLPMetricExporter as HttpMetricExporter,
-    )
-
-    return HttpMetricExporter(
-        endpoint=_http_url(config.endpoint, "metrics"), **_exporter_options(config)
-    )
+        options.update(endpoint=config.endpoint, insecure=config.endpoint.startswith("http://"))
+    else:
+        options.update(endpoint=_http_url(config.endpoint, signal))
+    return getattr(importlib.import_module(module), name)(**options)
 
 
 def _http_url(endpoint: str, signal: str) -> str:

@@ -426,3 +426,24 @@ def test_shutdown_does_not_wait_for_a_collector_that_never_answers() -> None:
     own.shutdown(0.2)  # returns: the stuck export is ended by the exporter's shutdown
     assert stuck.released.is_set() and metrics.shut
     assert stuck.shutdowns == 1  # once, though the SDK's processor calls it too
+
+
+@pytest.mark.parametrize(
+    ("protocol", "signal", "module", "endpoint"),
+    [
+        ("grpc", "traces", "grpc.trace_exporter", "c:4317"),
+        ("grpc", "metrics", "grpc.metric_exporter", "c:4317"),
+        ("http/protobuf", "traces", "http.trace_exporter", "https://c:4317/base/v1/traces"),
+        ("http/protobuf", "metrics", "http.metric_exporter", "https://c:4317/base/v1/metrics"),
+    ],
+)
+def test_each_signal_and_protocol_gets_the_sdks_exporter_at_the_right_url(
+    protocol: str, signal: str, module: str, endpoint: str
+) -> None:
+    from otlp_feedback.observability.selftelemetry import _exporter
+
+    config = _otlp(endpoint="https://c:4317/base", protocol=protocol).telemetry.otlp
+    exporter = _exporter(config, signal)
+    assert type(exporter).__module__ == f"opentelemetry.exporter.otlp.proto.{module}"
+    assert exporter._endpoint == endpoint
+    exporter.shutdown()
