@@ -14,9 +14,9 @@ the receiver's own spans, coming back through a collector that forwards to it, d
 more spans for ever (a loop the config refuses for its own port: ``Settings``).
 
 Span attributes are counts, the signal, the transport and the client id; never a record's
-content or a rejection's reason (a reason may quote a value). A request that failed has the
-stage it failed in marked ERROR with ``error.type`` (the error's class) and its message, which
-the receiver wrote.
+content, a rejection's reason or an error's message (either may quote what the sender sent:
+a JSON parse error names the value it could not read). A request that failed has the stage it
+failed in marked ERROR with ``error.type``, the error's class.
 
 ``traceparent`` and ``tracestate`` are read by the W3C propagator; a malformed one is ignored
 (a new trace starts), as the W3C spec asks.
@@ -182,7 +182,7 @@ class RequestTracer:
 def _fail(span: trace.Span, error: BaseException | None) -> None:
     if error is not None:
         span.set_attribute("error.type", type(error).__name__)
-        span.set_status(Status(StatusCode.ERROR, str(error)))
+        span.set_status(Status(StatusCode.ERROR))  # no message: see the module docstring
 
 
 def _request_attributes(
