@@ -33,8 +33,9 @@ from otlp_feedback.receiver.tls import CertificateReloader, server_credentials
 
 log = logging.getLogger(__name__)
 
-# What the health service reports on: the whole server ("") and each OTLP service.
-_HEALTH_NAMES = ("", LOGS_SERVICE, TRACE_SERVICE)
+# What the health service reports on: each OTLP service, then the whole server (""), set in
+# this order: a probe that sees the server SERVING finds each service SERVING too.
+_HEALTH_NAMES = (LOGS_SERVICE, TRACE_SERVICE, "")
 
 
 class GrpcReceiver:
