@@ -35,10 +35,10 @@ from otlp_feedback.config import AuthConfig, ClientRateLimit, Settings, TokensCo
 from otlp_feedback.errors import PermissionDenied, RateLimited, Unauthenticated
 from otlp_feedback.observability.metrics import Telemetry
 from otlp_feedback.receiver.audit import AuditLog
-from otlp_feedback.receiver.auth import WRITE, Authenticator, Scope, bearer_token
+from otlp_feedback.receiver.auth import WRITE, Authenticator, Scope, feedback_bearer
 from otlp_feedback.receiver.budgets import TokenLedger
 from otlp_feedback.receiver.ratelimit import RateLimiter
-from otlp_feedback.tokens import FeedbackToken, TokenVerifier, fingerprint
+from otlp_feedback.tokens import FeedbackToken, fingerprint
 
 ANONYMOUS = "anonymous"
 
@@ -207,11 +207,8 @@ def describe_limits(settings: Settings) -> str:
 def _token_named(headers: Iterable[tuple[str, str | bytes]]) -> dict[str, str]:
     """``{"token": fingerprint}`` when the request's bearer is a feedback token: refusals of
     one name it (never whole); API keys and other JWTs are named by nothing but the reason."""
-    try:
-        token = bearer_token(headers)
-    except Unauthenticated:
-        return {}
-    return {"token": fingerprint(token)} if TokenVerifier.is_token(token) else {}
+    token = feedback_bearer(headers)
+    return {"token": fingerprint(token)} if token is not None else {}
 
 
 def _peer_bucket(peer: str) -> str:
