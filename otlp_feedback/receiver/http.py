@@ -534,7 +534,7 @@ class HttpReceiver:
         with self._lock:
             self._executor, self._server = executor, server
         self.url = server.url
-        self.port = int(server.url.rpartition(":")[2])
+        self.port = server.port
         log.info(
             "OTLP/HTTP receiver listening on %s (port %d, %s)",
             cfg.endpoint,
