@@ -1,7 +1,8 @@
 """Serve an ASGI app with uvicorn on a background thread (registry, metrics and health, OTLP/HTTP).
 
 The listening socket is bound here, before uvicorn starts, so ``port=0`` picks a free port with
-no window in which another process could take it, and ``url`` is known before ``start`` returns.
+no window in which another process could take it, and ``url`` and ``port`` are known before
+``start`` returns.
 Lifecycle: ``start`` returns once connections are accepted; ``shutdown`` is idempotent and safe
 before ``start``; usable as a context manager. Not restartable: make a new instance.
 ``ssl`` serves TLS with the caller's context (which may swap certificates per handshake);
@@ -62,6 +63,7 @@ class BackgroundHttpServer:
         self._failure: BaseException | None = None
         self._stopped = False
         self._url: str | None = None
+        self.port: int | None = None  # the bound port, once ``start`` has returned
 
     @property
     def url(self) -> str:
@@ -101,6 +103,7 @@ class BackgroundHttpServer:
             raise RuntimeError(f"{self._name} failed to start within {timeout}s") from self._failure
         host = f"[{self._host}]" if ":" in self._host else self._host
         self._url = f"{'https' if self._ssl else 'http'}://{host}:{port}"
+        self.port = port
 
     def _ssl_context(self, config: uvicorn.Config, default: Any) -> ssl_module.SSLContext:
         assert self._ssl is not None

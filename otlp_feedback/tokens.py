@@ -94,6 +94,11 @@ def fingerprint(token: str) -> str:
         kid = jwt.get_unverified_header(token).get("kid")
     except jwt.PyJWTError:
         kid = None
+    return _fingerprint(kid, token)
+
+
+def _fingerprint(kid: object, token: str) -> str:
+    """``fingerprint`` with the header's ``kid`` already read (``verify`` has it)."""
     digest = hashlib.sha256(token.encode()).hexdigest()[:12]
     return f"{kid if isinstance(kid, str) and len(kid) <= 64 else '?'}:{digest}"
 
@@ -244,5 +249,5 @@ class TokenVerifier:
             trace_id=tid,
             expires_at=exp,
             max_events=budget,
-            fingerprint=fingerprint(token),
+            fingerprint=_fingerprint(kid, token),
         )

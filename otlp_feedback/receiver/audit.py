@@ -59,29 +59,17 @@ class AuditLog:
         **extra: object,
     ) -> None:
         """Record one refused request. ``event``: unauthenticated | permission_denied |
-        rate_limited; ``extra`` adds fields (e.g. ``events``, ``retry_after_s``)."""
-        entry = {
-            "ts": datetime.fromtimestamp(self._clock(), UTC).isoformat(),
-            "event": event,
-            "client": client,
-            "peer": peer,
-            "method": method,
-            "reason": reason,
-            **extra,
-        }
-        self._logger.warning(json.dumps(entry, default=str))
+        rate_limited | budget_spent; ``extra`` adds fields (e.g. ``events``, ``retry_after_s``)."""
+        self._write(event, client=client, peer=peer, method=method, reason=reason, **extra)
 
     def minted(self, *, client: str | None, peer: str, method: str, **extra: object) -> None:
         """Record one feedback token minted (``extra``: its fingerprint, expiry, budget)."""
-        entry = {
-            "ts": datetime.fromtimestamp(self._clock(), UTC).isoformat(),
-            "event": "token_minted",
-            "client": client,
-            "peer": peer,
-            "method": method,
-            **extra,
-        }
-        self._logger.warning(json.dumps(entry, default=str))
+        self._write("token_minted", client=client, peer=peer, method=method, **extra)
+
+    def _write(self, event: str, **fields: object) -> None:
+        """One line: the time, the event, then ``fields`` in the order given."""
+        entry = {"ts": datetime.fromtimestamp(self._clock(), UTC).isoformat(), "event": event}
+        self._logger.warning(json.dumps({**entry, **fields}, default=str))
 
 
 def configure_audit_logging(config: AuditConfig) -> logging.Handler:

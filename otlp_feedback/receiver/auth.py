@@ -86,6 +86,16 @@ def bearer_token(headers: Iterable[tuple[str, str | bytes]]) -> str:
     return token
 
 
+def feedback_bearer(headers: Iterable[tuple[str, str | bytes]]) -> str | None:
+    """The bearer of ``headers`` if it claims to be a feedback token (``TokenVerifier.is_token``,
+    unverified), else None: no usable bearer, or another kind of credential."""
+    try:
+        token = bearer_token(headers)
+    except Unauthenticated:
+        return None
+    return token if TokenVerifier.is_token(token) else None
+
+
 class Authenticator:
     """Checks the credentials of one request against ``auth``."""
 
@@ -112,7 +122,8 @@ class Authenticator:
         Raises ``Unauthenticated`` or ``PermissionDenied``.
         """
         if self.mode == "none":
-            token = self._feedback_token(headers)
+            # A feedback token is checked as one; anything else is let in as before.
+            token = feedback_bearer(headers) if self._tokens is not None else None
             if token is None:
                 if scope != WRITE:
                     raise PermissionDenied(f"{scope} needs an authenticated caller (auth.mode)")
@@ -138,17 +149,6 @@ class Authenticator:
                 raise Unauthenticated("unknown API key")
         assert self._jwt is not None  # mode jwt, or mode any with a JWT-shaped token
         return self._jwt.verify(token, scope)
-
-    def _feedback_token(self, headers: Iterable[tuple[str, str | bytes]]) -> str | None:
-        """With ``auth.mode: none``: the bearer if it is a feedback token (checked as one),
-        else None (the request is let in as before, whatever else it carries)."""
-        if self._tokens is None:
-            return None
-        try:
-            token = bearer_token(headers)
-        except Unauthenticated:
-            return None
-        return token if self._tokens.is_token(token) else None
 
 
 class _JwtVerifier:

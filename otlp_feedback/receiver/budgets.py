@@ -14,13 +14,16 @@ behind a load balancer a token may send up to N times its budget and rate; its e
 hard bound, which is why ``tokens.max_ttl_s`` keeps tokens short-lived. The ledger outlives
 config reloads (the app hands it to each new guard). At most ``tokens.max_tracked`` tokens are
 kept: when full, expired ones go first, then the least recently used (which would start again
-with a full budget: size it over the tokens alive at once).
+with a full budget: size it over the tokens alive at once). The expired are found through a heap
+by expiry, not a scan: a full ledger is the steady state under many short-lived tokens, and the
+lock is every token-carrying request's.
 
 Thread-safe: one lock around a little arithmetic.
 """
 
 from __future__ import annotations
 
+import heapq
 import threading
 import time
 from collections import OrderedDict
@@ -54,7 +57,10 @@ class TokenLedger:
         self._max_tracked = max_tracked
         self._clock = clock
         self._wall = wall
-        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()  # least recently used first
+        # (expires_at, token id), a min-heap over the entries; may still hold ids since
+        # dropped as least recently used (rebuilt when those are half of it).
+        self._expiries: list[tuple[int, str]] = []
         self._lock = threading.Lock()
 
     def configure(self, limit: ClientRateLimit, max_tracked: int) -> None:
@@ -79,6 +85,7 @@ class TokenLedger:
             if entry is None:
                 bucket = TokenBucket(self._limit.events_per_s, self._limit.burst, now)
                 entry = self._entries[token.token_id] = _Entry(0, bucket, token.expires_at)
+                heapq.heappush(self._expiries, (token.expires_at, token.token_id))
                 if len(self._entries) > self._max_tracked:
                     self._evict()
             else:
@@ -103,11 +110,17 @@ class TokenLedger:
     def _evict(self) -> None:
         """Over ``max_tracked``: drop the expired, else the least recently used. Lock held."""
         wall = self._wall()
-        expired = [tid for tid, e in self._entries.items() if e.expires_at < wall]
-        for tid in expired:
-            del self._entries[tid]
-        while len(self._entries) > self._max_tracked:
-            self._entries.popitem(last=False)
+        entries, expiries = self._entries, self._expiries
+        while expiries and expiries[0][0] < wall:
+            tid = heapq.heappop(expiries)[1]
+            entry = entries.get(tid)
+            if entry is not None and entry.expires_at < wall:  # not a later entry of that id
+                del entries[tid]
+        while len(entries) > self._max_tracked:
+            entries.popitem(last=False)
+        if len(expiries) > 2 * len(entries):
+            self._expiries = [(e.expires_at, tid) for tid, e in entries.items()]
+            heapq.heapify(self._expiries)
 
     def __len__(self) -> int:
         return len(self._entries)

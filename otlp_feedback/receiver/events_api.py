@@ -49,15 +49,15 @@ def parse(body: bytes) -> list[Any]:
 def answer(mapped: Sequence[RawFeedback | Refused], outcome: ExportOutcome) -> bytes:
     """The response body for a processed request: what was accepted, and each item refused or
     rejected by its index in the body (``mapped`` is in body order)."""
-    index = {location_of(i): i for i in range(len(mapped))}
     rejected = [
         (i, item.event_type, item.reason)
         for i, item in enumerate(mapped)
         if isinstance(item, Refused)
     ]
-    # A Kafka refusal is found by its location too (the pipeline keeps each record's).
-    rejected += [(index[r.location], r.event_type, r.reason) for r in outcome.rejections]
-    rejected.sort(key=lambda entry: entry[0])
+    if outcome.rejections:  # found by location (the pipeline keeps each record's), Kafka's too
+        index = {location_of(i): i for i in range(len(mapped))}
+        rejected += [(index[r.location], r.event_type, r.reason) for r in outcome.rejections]
+        rejected.sort(key=lambda entry: entry[0])
     body = {
         "accepted": outcome.accepted,
         "rejected": [{"index": i, "event_type": t, "reason": why} for i, t, why in rejected],

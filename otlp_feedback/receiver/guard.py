@@ -35,10 +35,10 @@ from otlp_feedback.config import AuthConfig, ClientRateLimit, Settings, TokensCo
 from otlp_feedback.errors import PermissionDenied, RateLimited, Unauthenticated
 from otlp_feedback.observability.metrics import Telemetry
 from otlp_feedback.receiver.audit import AuditLog
-from otlp_feedback.receiver.auth import WRITE, Authenticator, Scope, bearer_token
+from otlp_feedback.receiver.auth import WRITE, Authenticator, Scope, feedback_bearer
 from otlp_feedback.receiver.budgets import TokenLedger
 from otlp_feedback.receiver.ratelimit import RateLimiter
-from otlp_feedback.tokens import FeedbackToken, TokenVerifier, fingerprint
+from otlp_feedback.tokens import FeedbackToken, fingerprint
 
 ANONYMOUS = "anonymous"
 
@@ -97,9 +97,7 @@ class RequestGuard:
         """Raises ``ConfigError`` if a JWT public key cannot be loaded. ``ledger``: the token
         budgets to keep (a reload passes the old guard's, reconfigured), else a new one."""
         tokens = settings.tokens
-        if ledger is None:
-            ledger = TokenLedger(tokens.rate_limit, tokens.max_tracked)
-        else:
+        if ledger is not None:  # what tokens spent so far stays; the limits are the new ones
             ledger.configure(tokens.rate_limit, tokens.max_tracked)
         cfg = settings.rate_limit
         limiter = anonymous = None
@@ -157,29 +155,24 @@ class RequestGuard:
                 limiter.acquire(caller.bucket, events)
             if token is not None:
                 self.ledger.acquire(token, events)
-        except RateLimited as exc:
-            self._rate_limited.labels(caller.client_id or ANONYMOUS).inc()
+        except (RateLimited, PermissionDenied) as exc:
+            # PermissionDenied: a feedback token's spent budget (final); else a bucket is empty.
+            event = "budget_spent"
+            extra: dict[str, object] = {}
+            if isinstance(exc, RateLimited):
+                event = "rate_limited"
+                self._rate_limited.labels(caller.client_id or ANONYMOUS).inc()
+                extra["retry_after_s"] = round(exc.retry_after or 0.0, 3)
+            if token is not None:
+                extra["token"] = token.fingerprint
             self.audit.refused(
-                "rate_limited",
+                event,
                 client=caller.client_id,
                 peer=caller.peer,
                 method=caller.method,
                 reason=str(exc),
                 events=events,
-                retry_after_s=round(exc.retry_after or 0.0, 3),
-                **({"token": token.fingerprint} if token is not None else {}),
-            )
-            raise
-        except PermissionDenied as exc:
-            assert token is not None  # only a token's budget refuses so
-            self.audit.refused(
-                "budget_spent",
-                client=caller.client_id,
-                peer=caller.peer,
-                method=caller.method,
-                reason=str(exc),
-                events=events,
-                token=token.fingerprint,
+                **extra,
             )
             raise
 
@@ -190,10 +183,9 @@ def describe_limits(settings: Settings) -> str:
     tokens = f"feedback tokens: {token.events_per_s:g} events/s (burst {token.burst}) each"
     if not cfg.enabled:
         return f"rate limits: off (rate_limit.enabled: false); {tokens}"
+    own = settings.client_rate_limits()
     clients = f"authenticated clients: {cfg.events_per_s:g} events/s (burst {cfg.burst}) each" + (
-        f", {len(settings.client_rate_limits())} with their own"
-        if settings.client_rate_limits()
-        else ""
+        f", {len(own)} with their own" if own else ""
     )
     peers = (
         f"unauthenticated peers: {cfg.anonymous.events_per_s:g} events/s "
@@ -207,11 +199,8 @@ def describe_limits(settings: Settings) -> str:
 def _token_named(headers: Iterable[tuple[str, str | bytes]]) -> dict[str, str]:
     """``{"token": fingerprint}`` when the request's bearer is a feedback token: refusals of
     one name it (never whole); API keys and other JWTs are named by nothing but the reason."""
-    try:
-        token = bearer_token(headers)
-    except Unauthenticated:
-        return {}
-    return {"token": fingerprint(token)} if TokenVerifier.is_token(token) else {}
+    token = feedback_bearer(headers)
+    return {"token": fingerprint(token)} if token is not None else {}
 
 
 def _peer_bucket(peer: str) -> str:

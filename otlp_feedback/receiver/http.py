@@ -377,18 +377,16 @@ class OtlpHttpApp:
         try:
             gzipped = _gzipped(headers.get("content-encoding", ""))
             body = await _read_body(receive, headers, self._handler.max_body_bytes)
-        except OtlpFeedbackError as exc:
-            self._in_progress -= 1
-            return error_answer(exc, encoding)
-        except _Disconnected:
-            self._in_progress -= 1
-            return Answer(499, b"", b"", "CANCELLED")  # nobody to answer; counted as gRPC does
-        peer = peer_of(scope.get("client"))
-        try:
+            peer = peer_of(scope.get("client"))
             loop = asyncio.get_running_loop()
+            # ``handle`` never raises: the excepts below are the body's, read on this loop.
             return await loop.run_in_executor(
                 self._executor, self._handler.handle, path, encoding, gzipped, metadata, peer, body
             )
+        except OtlpFeedbackError as exc:
+            return error_answer(exc, encoding)
+        except _Disconnected:
+            return Answer(499, b"", b"", "CANCELLED")  # nobody to answer; counted as gRPC does
         finally:
             self._in_progress -= 1
 
@@ -536,7 +534,7 @@ class HttpReceiver:
         with self._lock:
             self._executor, self._server = executor, server
         self.url = server.url
-        self.port = int(server.url.rpartition(":")[2])
+        self.port = server.port
         log.info(
             "OTLP/HTTP receiver listening on %s (port %d, %s)",
             cfg.endpoint,

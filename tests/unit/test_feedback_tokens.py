@@ -376,6 +376,20 @@ def test_the_ledger_forgets_expired_tokens_first_when_full() -> None:
     assert ledger.used("dead") == 0
 
 
+def test_a_full_ledger_forgets_what_expired_since_then_before_the_least_recently_used() -> None:
+    wall = [100.0]
+    ledger = TokenLedger(ClientRateLimit(events_per_s=10, burst=10), 2, wall=lambda: wall[0])
+    ledger.acquire(claims(token_id="a", expires_at=300), 1)
+    ledger.acquire(claims(token_id="b", expires_at=150), 1)
+    wall[0] = 200.0  # b has expired since it was admitted
+    ledger.acquire(claims(token_id="c", expires_at=300), 1)
+    assert (ledger.used("a"), ledger.used("b"), ledger.used("c")) == (1, 0, 1)
+    ledger.acquire(claims(token_id="a", expires_at=300), 1)  # a is now the most recently used
+    ledger.acquire(claims(token_id="d", expires_at=300), 1)  # none expired: c goes
+    assert (ledger.used("a"), ledger.used("c"), ledger.used("d")) == (2, 0, 1)
+    assert len(ledger) == 2
+
+
 # --- audit ------------------------------------------------------------------------------------
 
 
