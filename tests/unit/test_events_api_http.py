@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -27,9 +26,9 @@ from otlp_feedback.observability.metrics import Telemetry
 from otlp_feedback.pipeline import Pipeline
 from otlp_feedback.receiver.auth import hash_api_key
 from otlp_feedback.receiver.guard import RequestGuard
-from otlp_feedback.receiver.http import HttpReceiver
 from otlp_feedback.registry.client import InMemoryRegistry
 from otlp_feedback.sinks.memory import InMemorySink
+from otlp_feedback.testing.receiver import http_test_client
 
 URL = "/api/v1/events"
 JSON = {"content-type": "application/json"}
@@ -43,33 +42,8 @@ THUMBS_DOWN: dict[str, Any] = {
 
 
 @pytest.fixture
-def executor() -> Iterator[ThreadPoolExecutor]:
-    pool = ThreadPoolExecutor(2, thread_name_prefix="test_events")
-    yield pool
-    pool.shutdown(wait=True)
-
-
-def client_for(
-    pipeline: Pipeline,
-    executor: ThreadPoolExecutor,
-    settings: Settings | None = None,
-    guard: RequestGuard | None = None,
-    telemetry: Telemetry | None = None,
-) -> TestClient:
-    settings = settings or load_config()
-    telemetry = telemetry or Telemetry()
-    receiver = HttpReceiver(
-        settings.receiver,
-        pipeline,
-        telemetry=telemetry,
-        guard=guard or RequestGuard.open(telemetry),
-    )
-    return TestClient(receiver.app(executor), base_url="http://events")
-
-
-@pytest.fixture
 def client(pipeline: Pipeline, executor: ThreadPoolExecutor) -> TestClient:
-    return client_for(pipeline, executor)
+    return http_test_client(pipeline, executor)
 
 
 def post(client: TestClient, body: Any, **headers: str) -> httpx.Response:
@@ -265,7 +239,7 @@ def test_more_items_than_max_feedback_per_request_are_413_before_any_is_mapped(
     pipeline = Pipeline(settings, registry, sink, clock_ns=lambda: RECEIVED_NS)
     pipeline.start()
     try:
-        client = client_for(pipeline, executor, settings)
+        client = http_test_client(pipeline, executor, settings)
         response = post(client, [1, 2, 3, 4])  # none of them an event: still counted
         assert response.status_code == 413
         assert "validation.max_feedback_per_request" in status_of(response).message
@@ -276,7 +250,7 @@ def test_more_items_than_max_feedback_per_request_are_413_before_any_is_mapped(
 
 def test_a_body_over_the_size_cap_is_413(pipeline: Pipeline, executor: ThreadPoolExecutor) -> None:
     settings = load_config(receiver={"max_recv_msg_size_mib": 1})
-    client = client_for(pipeline, executor, settings)
+    client = http_test_client(pipeline, executor, settings)
     big = [{**THUMBS_DOWN, "comment": "x" * 1000}] * 1100
     response = post(client, big)
     assert response.status_code == 413
@@ -303,7 +277,7 @@ def test_credentials_are_required_as_on_the_otlp_paths(
 ) -> None:
     keys = [{"client_id": "web-app", "key_sha256": hash_api_key(KEY)}]
     settings, guard = _guarded(auth={"mode": "api_key", "api_keys": keys})
-    client = client_for(pipeline, executor, settings, guard)
+    client = http_test_client(pipeline, executor, settings, guard=guard)
     missing = post(client, THUMBS_DOWN)
     assert missing.status_code == 401
     assert status_of(missing).code == code_pb2.UNAUTHENTICATED
@@ -320,7 +294,7 @@ def test_a_client_id_in_the_body_is_rejected_and_never_overrides_the_authenticat
 ) -> None:
     keys = [{"client_id": "web-app", "key_sha256": hash_api_key(KEY)}]
     settings, guard = _guarded(auth={"mode": "api_key", "api_keys": keys})
-    client = client_for(pipeline, executor, settings, guard)
+    client = http_test_client(pipeline, executor, settings, guard=guard)
     spoofed = {**THUMBS_DOWN, "client_id": "admin"}
     response = post(client, [spoofed, THUMBS_DOWN], authorization=f"Bearer {KEY}")
     assert response.json()["rejected"][0]["reason"] == (
@@ -333,7 +307,7 @@ def test_the_rate_limit_counts_events_and_answers_429_with_retry_after(
     pipeline: Pipeline, executor: ThreadPoolExecutor
 ) -> None:
     settings, guard = _guarded(rate_limit={"anonymous": {"events_per_s": 1, "burst": 2}})
-    client = client_for(pipeline, executor, settings, guard)
+    client = http_test_client(pipeline, executor, settings, guard=guard)
     assert post(client, [THUMBS_DOWN, THUMBS_DOWN]).status_code == 200
     limited = post(client, [THUMBS_DOWN, THUMBS_DOWN])
     assert limited.status_code == 429
@@ -345,7 +319,7 @@ def test_responses_are_counted_under_the_events_signal_and_the_http_transport(
     pipeline: Pipeline, executor: ThreadPoolExecutor
 ) -> None:
     telemetry = Telemetry()
-    client = client_for(pipeline, executor, telemetry=telemetry)
+    client = http_test_client(pipeline, executor, telemetry=telemetry)
     post(client, THUMBS_DOWN)
     client.post(URL, content=b"[", headers=JSON)
     responses = telemetry.export_responses
@@ -376,7 +350,9 @@ def test_a_dead_letter_of_the_events_api_replays_through_its_own_mapping(
     pipeline = Pipeline(strict, registry, sink, clock_ns=lambda: RECEIVED_NS)
     pipeline.start()
     try:
-        response = post(client_for(pipeline, executor, strict), {**THUMBS_DOWN, "event_id": "fb-7"})
+        response = post(
+            http_test_client(pipeline, executor, strict), {**THUMBS_DOWN, "event_id": "fb-7"}
+        )
     finally:
         pipeline.shutdown(1.0)
     assert "over the 10-character limit" in response.json()["rejected"][0]["reason"]
