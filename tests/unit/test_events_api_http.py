@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +41,20 @@ THUMBS_DOWN: dict[str, Any] = {
     "thumbs": "down",
     "comment": "wrong total",
 }
+
+
+@contextmanager
+def running(
+    settings: Settings, registry: InMemoryRegistry, sink: InMemorySink
+) -> Iterator[Pipeline]:
+    """A started pipeline on ``settings`` (as the ``pipeline`` fixture, whose settings are the
+    defaults), shut down on leaving."""
+    pipeline = Pipeline(settings, registry, sink, clock_ns=lambda: RECEIVED_NS)
+    pipeline.start()
+    try:
+        yield pipeline
+    finally:
+        pipeline.shutdown(1.0)
 
 
 @pytest.fixture
@@ -236,16 +252,12 @@ def test_more_items_than_max_feedback_per_request_are_413_before_any_is_mapped(
     executor: ThreadPoolExecutor, registry: InMemoryRegistry, sink: InMemorySink
 ) -> None:
     settings = load_config(validation={"max_feedback_per_request": 3})
-    pipeline = Pipeline(settings, registry, sink, clock_ns=lambda: RECEIVED_NS)
-    pipeline.start()
-    try:
+    with running(settings, registry, sink) as pipeline:
         client = http_test_client(pipeline, executor, settings)
         response = post(client, [1, 2, 3, 4])  # none of them an event: still counted
         assert response.status_code == 413
         assert "validation.max_feedback_per_request" in status_of(response).message
         assert post(client, [THUMBS_DOWN] * 3).json()["accepted"] == 3
-    finally:
-        pipeline.shutdown(1.0)
 
 
 def test_a_body_over_the_size_cap_is_413(pipeline: Pipeline, executor: ThreadPoolExecutor) -> None:
@@ -347,25 +359,17 @@ def test_a_dead_letter_of_the_events_api_replays_through_its_own_mapping(
     executor: ThreadPoolExecutor, registry: InMemoryRegistry, sink: InMemorySink
 ) -> None:
     strict = load_config(validation={"max_string_length": 10})
-    pipeline = Pipeline(strict, registry, sink, clock_ns=lambda: RECEIVED_NS)
-    pipeline.start()
-    try:
+    with running(strict, registry, sink) as pipeline:
         response = post(
             http_test_client(pipeline, executor, strict), {**THUMBS_DOWN, "event_id": "fb-7"}
         )
-    finally:
-        pipeline.shutdown(1.0)
     assert "over the 10-character limit" in response.json()["rejected"][0]["reason"]
     ((record, _),) = letters(sink)
 
     sink.records.clear()
-    relaxed = Pipeline(load_config(), registry, sink, clock_ns=lambda: RECEIVED_NS)
-    relaxed.start()
-    try:
+    with running(load_config(), registry, sink) as relaxed:
         report = ReplayReport()
         _replay_batch(relaxed, [_Letter(record.value)], report)  # type: ignore[list-item]
-    finally:
-        relaxed.shutdown(1.0)
     assert (report.replayed, report.still_failing) == (1, 0)
     (event,) = decoded(registry, sink)
     assert (event.event_id, event.carrier, event.comment) == ("fb-7", "events_api", "wrong total")
