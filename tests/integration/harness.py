@@ -430,3 +430,23 @@ def sdk_log_records(session_id: str) -> Sequence[ReadableLogRecord]:
     )
     provider.shutdown()
     return captured.get_finished_logs()
+
+
+class RecordingStub:
+    """Wraps an SDK exporter's gRPC stub to keep each Export response: the SDK drops them, and
+    with them ``partial_success``, which is what the sender is told about rejected records."""
+
+    def __init__(self, stub: Any) -> None:
+        self._stub = stub
+        self.responses: list[Any] = []
+
+    def Export(self, *args: Any, **kwargs: Any) -> Any:  # the gRPC method's name
+        response = self._stub.Export(*args, **kwargs)
+        self.responses.append(response)
+        return response
+
+
+def record_responses(exporter: Any) -> RecordingStub:
+    """Make an OTel SDK gRPC exporter (logs or traces) keep its Export responses."""
+    stub = exporter._client = RecordingStub(exporter._client)
+    return stub
