@@ -1,6 +1,6 @@
 """Run a receiver in-process on free loopback ports (gRPC and HTTP), with in-memory twins by
 default; await a status of its gRPC health service (``await_health``); drive the OTLP/HTTP
-port's ASGI app with no socket at all (``http_test_client``)."""
+port's ASGI app with no socket at all (``http_test_client``, ``guarded_test_client``)."""
 
 from __future__ import annotations
 
@@ -90,3 +90,11 @@ def http_test_client(
         guard=guard or RequestGuard.open(telemetry),
     )
     return TestClient(receiver.app(executor), base_url="http://otlp")
+
+
+def guarded_test_client(pipeline: Any, executor: ThreadPoolExecutor, **sections: Any) -> TestClient:
+    """``http_test_client`` on ``load_config(**sections)`` behind the guard those settings
+    build (``auth``, ``rate_limit``, ``tokens``), as the app builds it."""
+    settings = load_config(**sections)
+    guard = RequestGuard.from_settings(settings, Telemetry())
+    return http_test_client(pipeline, executor, settings, guard=guard)

@@ -27,10 +27,9 @@ from otlp_feedback.events import UserFeedback
 from otlp_feedback.observability.metrics import Telemetry
 from otlp_feedback.pipeline import Pipeline
 from otlp_feedback.receiver.auth import hash_api_key
-from otlp_feedback.receiver.guard import RequestGuard
 from otlp_feedback.registry.client import InMemoryRegistry
 from otlp_feedback.sinks.memory import InMemorySink
-from otlp_feedback.testing.receiver import http_test_client
+from otlp_feedback.testing.receiver import guarded_test_client, http_test_client
 
 URL = "/api/v1/events"
 JSON = {"content-type": "application/json"}
@@ -279,17 +278,11 @@ def test_get_is_405_and_the_404_names_the_events_api(client: TestClient) -> None
 # --- the same guard as OTLP ------------------------------------------------------------------
 
 
-def _guarded(**sections: Any) -> tuple[Settings, RequestGuard]:
-    settings = load_config(**sections)
-    return settings, RequestGuard.from_settings(settings, Telemetry())
-
-
 def test_credentials_are_required_as_on_the_otlp_paths(
     pipeline: Pipeline, executor: ThreadPoolExecutor, sink: InMemorySink
 ) -> None:
     keys = [{"client_id": "web-app", "key_sha256": hash_api_key(KEY)}]
-    settings, guard = _guarded(auth={"mode": "api_key", "api_keys": keys})
-    client = http_test_client(pipeline, executor, settings, guard=guard)
+    client = guarded_test_client(pipeline, executor, auth={"mode": "api_key", "api_keys": keys})
     missing = post(client, THUMBS_DOWN)
     assert missing.status_code == 401
     assert status_of(missing).code == code_pb2.UNAUTHENTICATED
@@ -305,8 +298,7 @@ def test_a_client_id_in_the_body_is_rejected_and_never_overrides_the_authenticat
     pipeline: Pipeline, executor: ThreadPoolExecutor, sink: InMemorySink
 ) -> None:
     keys = [{"client_id": "web-app", "key_sha256": hash_api_key(KEY)}]
-    settings, guard = _guarded(auth={"mode": "api_key", "api_keys": keys})
-    client = http_test_client(pipeline, executor, settings, guard=guard)
+    client = guarded_test_client(pipeline, executor, auth={"mode": "api_key", "api_keys": keys})
     spoofed = {**THUMBS_DOWN, "client_id": "admin"}
     response = post(client, [spoofed, THUMBS_DOWN], authorization=f"Bearer {KEY}")
     assert response.json()["rejected"][0]["reason"] == (
@@ -318,8 +310,8 @@ def test_a_client_id_in_the_body_is_rejected_and_never_overrides_the_authenticat
 def test_the_rate_limit_counts_events_and_answers_429_with_retry_after(
     pipeline: Pipeline, executor: ThreadPoolExecutor
 ) -> None:
-    settings, guard = _guarded(rate_limit={"anonymous": {"events_per_s": 1, "burst": 2}})
-    client = http_test_client(pipeline, executor, settings, guard=guard)
+    limit = {"anonymous": {"events_per_s": 1, "burst": 2}}
+    client = guarded_test_client(pipeline, executor, rate_limit=limit)
     assert post(client, [THUMBS_DOWN, THUMBS_DOWN]).status_code == 200
     limited = post(client, [THUMBS_DOWN, THUMBS_DOWN])
     assert limited.status_code == 429

@@ -31,7 +31,7 @@ from otlp_feedback.receiver.guard import RequestGuard
 from otlp_feedback.registry.client import InMemoryRegistry
 from otlp_feedback.sinks.memory import InMemorySink
 from otlp_feedback.testing import run_receiver
-from otlp_feedback.testing.receiver import http_test_client
+from otlp_feedback.testing.receiver import guarded_test_client, http_test_client
 from otlp_feedback.testing.security import make_jwt
 from otlp_feedback.tokens import (
     AUDIENCE,
@@ -439,7 +439,9 @@ def test_a_token_sends_over_otlp_http_and_the_events_api(
 
 
 def minting_client(pipeline: Pipeline, executor: ThreadPoolExecutor, **tokens: Any) -> TestClient:
-    settings = load_config(
+    return guarded_test_client(
+        pipeline,
+        executor,
         auth={
             "mode": "api_key",
             "api_keys": [
@@ -453,8 +455,6 @@ def minting_client(pipeline: Pipeline, executor: ThreadPoolExecutor, **tokens: A
         },
         tokens=tokens or {"keys": {"k1": K1}, "signing_key_id": "k1"},
     )
-    guard = RequestGuard.from_settings(settings, Telemetry())
-    return http_test_client(pipeline, executor, settings, guard=guard)
 
 
 def test_post_feedback_tokens_mints_for_the_callers_client_id(

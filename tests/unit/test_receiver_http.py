@@ -43,7 +43,7 @@ from otlp_builders import (
 from starlette.testclient import TestClient
 
 from otlp_feedback import errors
-from otlp_feedback.config import Settings, load_config
+from otlp_feedback.config import load_config
 from otlp_feedback.errors import (
     DeliveryTimeout,
     InvalidRequest,
@@ -55,13 +55,12 @@ from otlp_feedback.errors import (
 from otlp_feedback.observability.metrics import NATIVE, Telemetry
 from otlp_feedback.pipeline import ExportOutcome, Pipeline
 from otlp_feedback.receiver.auth import hash_api_key
-from otlp_feedback.receiver.guard import RequestGuard
 from otlp_feedback.receiver.http import HttpReceiver, inflate, peer_of
 from otlp_feedback.receiver.otlp_json import to_protobuf
 from otlp_feedback.receiver.status import STATUS_TABLE, http_status_for, status_for
 from otlp_feedback.sinks.memory import InMemorySink
 from otlp_feedback.testing import run_receiver
-from otlp_feedback.testing.receiver import http_test_client
+from otlp_feedback.testing.receiver import guarded_test_client, http_test_client
 from otlp_feedback.testing.security import Pki, make_jwt, make_pki
 
 PROTOBUF = {"content-type": "application/x-protobuf"}
@@ -511,17 +510,11 @@ def test_a_hostile_body_gets_a_clear_status_and_the_server_stays_up(
 # --- authentication, rate limits ------------------------------------------------------------------
 
 
-def _guarded(auth: dict[str, Any], **sections: Any) -> tuple[Settings, RequestGuard]:
-    settings = load_config(auth=auth, **sections)
-    return settings, RequestGuard.from_settings(settings, Telemetry())
-
-
 def test_requests_without_or_with_bad_credentials_are_401_and_good_ones_pass(
     pipeline: Pipeline, executor: ThreadPoolExecutor
 ) -> None:
     auth = {"mode": "api_key", "api_keys": [{"client_id": "a", "key_sha256": hash_api_key(KEY)}]}
-    settings, guard = _guarded(auth)
-    client = http_test_client(pipeline, executor, settings, guard=guard)
+    client = guarded_test_client(pipeline, executor, auth=auth)
     body = VALID
     missing = client.post("/v1/logs", content=body, headers=PROTOBUF)
     wrong = client.post(
@@ -539,8 +532,7 @@ def test_two_authorization_headers_are_refused_as_two_metadata_entries_are(
     pipeline: Pipeline, executor: ThreadPoolExecutor
 ) -> None:
     auth = {"mode": "api_key", "api_keys": [{"client_id": "a", "key_sha256": hash_api_key(KEY)}]}
-    settings, guard = _guarded(auth)
-    client = http_test_client(pipeline, executor, settings, guard=guard)
+    client = guarded_test_client(pipeline, executor, auth=auth)
     headers = [*PROTOBUF.items(), ("authorization", f"Bearer {KEY}"), ("authorization", "x")]
     response = client.post("/v1/logs", content=VALID, headers=headers)
     assert response.status_code == 401
@@ -549,8 +541,7 @@ def test_two_authorization_headers_are_refused_as_two_metadata_entries_are(
 
 def test_a_token_without_the_scope_is_403(pipeline: Pipeline, executor: ThreadPoolExecutor) -> None:
     jwt_config = {"secret": HS_SECRET, "issuer": "https://idp.test", "audience": "otlp-feedback"}
-    settings, guard = _guarded({"mode": "jwt", "jwt": jwt_config})
-    client = http_test_client(pipeline, executor, settings, guard=guard)
+    client = guarded_test_client(pipeline, executor, auth={"mode": "jwt", "jwt": jwt_config})
     token = make_jwt(HS_SECRET, scope="something:else")
     response = client.post(
         "/v1/logs", content=VALID, headers={**JSON, "authorization": f"Bearer {token}"}
@@ -562,8 +553,8 @@ def test_a_token_without_the_scope_is_403(pipeline: Pipeline, executor: ThreadPo
 def test_the_rate_limit_answers_429_with_retry_after_and_retry_info(
     pipeline: Pipeline, executor: ThreadPoolExecutor
 ) -> None:
-    settings, guard = _guarded({}, rate_limit={"anonymous": {"events_per_s": 1, "burst": 2}})
-    client = http_test_client(pipeline, executor, settings, guard=guard)
+    limit = {"anonymous": {"events_per_s": 1, "burst": 2}}
+    client = guarded_test_client(pipeline, executor, rate_limit=limit)
     first = client.post("/v1/logs", content=valid_logs(2).SerializeToString(), headers=PROTOBUF)
     second = client.post("/v1/logs", content=valid_logs(2).SerializeToString(), headers=PROTOBUF)
     assert first.status_code == 200
