@@ -32,7 +32,7 @@ from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogR
 from otlp_feedback.config import Settings
 from otlp_feedback.embedded.tansu import free_port
 from otlp_feedback.events import EVENT_TYPES
-from otlp_feedback.testing import logs_request, make_log_record
+from otlp_feedback.testing import logs_request, make_log_record, waiting
 
 
 def feedback_request(ids: list[str]) -> ExportLogsServiceRequest:
@@ -50,13 +50,8 @@ def feedback_request(ids: list[str]) -> ExportLogsServiceRequest:
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``condition``, which another thread or process makes true without signalling it,
-    until it holds; fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
+    """``otlp_feedback.testing.waiting.wait_until``, in the argument order these tests use."""
+    waiting.wait_until(condition, what, timeout)
 
 
 # What the OTel SDK's gRPC exporter retries (opentelemetry-exporter-otlp-proto-grpc,

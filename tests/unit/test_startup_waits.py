@@ -7,7 +7,7 @@ interrupts that retry (and topic creation) at once."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any
 
@@ -36,17 +36,9 @@ from otlp_feedback.sinks.memory import InMemorySink
 from otlp_feedback.testing.kafka import FakeKafka
 from otlp_feedback.testing.receiver import await_health
 from otlp_feedback.testing.registry import DownRegistry
+from otlp_feedback.testing.waiting import wait_until
 
 WAIT_S = 30.0  # a generous bound for what takes milliseconds; never a measure
-
-
-def wait_until(condition: Callable[[], bool], what: str) -> None:
-    done = threading.Event()
-    for _ in range(int(WAIT_S / 0.02)):
-        if condition():
-            return
-        done.wait(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def request() -> ExportLogsServiceRequest:
