@@ -180,6 +180,11 @@ def test_when_ready_is_never_called_if_shutdown_comes_first(
     assert registry.refused.wait(WAIT_S)
     pipeline.shutdown(1.0)
     registry.bring_up()
+    # Asserted at once, a binding still under way would not have called yet: await its end.
+    binding = pipeline._bootstrap
+    assert binding is not None
+    binding.join(WAIT_S)
+    assert not binding.is_alive()
     assert not pipeline.started and not called.is_set()
 
 
