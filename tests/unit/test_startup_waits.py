@@ -233,6 +233,7 @@ def test_kafka_down_start_returns_at_once_and_shutdown_interrupts_topic_creation
 ) -> None:
     monkeypatch.setattr(kafka_sink, "Producer", FakeKafka().producer)
     monkeypatch.setattr(kafka_sink, "AdminClient", _SilentAdmin)
+    monkeypatch.setattr(_SilentAdmin, "calls", 0)  # a class attribute: count this run's only
     sink = KafkaSink(load_config(kafka={"create_topics": True}).kafka, ["feedback.t"])
     sink.start()  # before: waited out the creation timeout, then raised SinkUnavailable
     wait_until(lambda: _SilentAdmin.calls >= 1, "the background topic creation")
