@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -47,6 +48,13 @@ def feedback_request(ids: list[str]) -> ExportLogsServiceRequest:
         for event_id in ids
     ]
     return logs_request(records, {"service.name": "chaos"})
+
+
+def port_open(port: int) -> bool:
+    """Whether something accepts connections on ``port`` of the loopback (for ``wait_until``)."""
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
