@@ -34,7 +34,7 @@ from otlp_feedback.sinks.failover import FailoverSink
 from otlp_feedback.sinks.spool import Spool
 from otlp_feedback.testing.waiting import wait_until
 
-WAIT_S = 5.0  # generous upper bound for the replayer; a passing test never waits this long
+WAIT_S = 30.0  # generous upper bound for the replayer; a passing test never waits this long
 # A held gate is released by the test itself; this bound only keeps a forgotten one from hanging
 # pytest. Were it WAIT_S, a slow test body would see the "held" delivery go through on its own.
 GATE_HANG_GUARD_S = 60.0
