@@ -9,6 +9,7 @@
   waits (on the health Watch stream) for its gRPC health status; ``receiver.http_test_client``
   drives the OTLP/HTTP port's ASGI app in-process (Starlette's ``TestClient``), behind the guard
   its settings build with ``receiver.guarded_test_client``.
+- ``cli.run_cli``: the ``otlp-feedback`` command in-process under pytest, its output captured.
 - ``waiting.wait_until``: poll a condition nothing signals, within a bound (prefer an event).
 - ``observe``: what a pipeline did with one export, as values two runs compare by (the native
   fast path's equivalence tests).
