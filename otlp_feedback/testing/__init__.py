@@ -6,7 +6,11 @@
 - ``registry.DownRegistry``: the registry twin that is down until brought up (start-up).
 - ``kafka.FakeKafka``: a scripted ``confluent_kafka.Producer`` stand-in for the Kafka sink.
 - ``run_receiver``: a receiver on a free loopback port with those twins; ``receiver.await_health``
-  waits (on the health Watch stream) for its gRPC health status.
+  waits (on the health Watch stream) for its gRPC health status; ``receiver.http_test_client``
+  drives the OTLP/HTTP port's ASGI app in-process (Starlette's ``TestClient``), behind the guard
+  its settings build with ``receiver.guarded_test_client``.
+- ``cli.run_cli``: the ``otlp-feedback`` command in-process under pytest, its output captured.
+- ``waiting.wait_until``: poll a condition nothing signals, within a bound (prefer an event).
 - ``observe``: what a pipeline did with one export, as values two runs compare by (the native
   fast path's equivalence tests).
 """

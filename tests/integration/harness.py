@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -32,7 +33,7 @@ from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogR
 from otlp_feedback.config import Settings
 from otlp_feedback.embedded.tansu import free_port
 from otlp_feedback.events import EVENT_TYPES
-from otlp_feedback.testing import logs_request, make_log_record
+from otlp_feedback.testing import logs_request, make_log_record, waiting
 
 
 def feedback_request(ids: list[str]) -> ExportLogsServiceRequest:
@@ -49,14 +50,16 @@ def feedback_request(ids: list[str]) -> ExportLogsServiceRequest:
     return logs_request(records, {"service.name": "chaos"})
 
 
+def port_open(port: int) -> bool:
+    """Whether something accepts connections on ``port`` of the loopback (for ``wait_until``)."""
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``condition``, which another thread or process makes true without signalling it,
-    until it holds; fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
+    """``otlp_feedback.testing.waiting.wait_until``, in the argument order these tests use."""
+    waiting.wait_until(condition, what, timeout)
 
 
 # What the OTel SDK's gRPC exporter retries (opentelemetry-exporter-otlp-proto-grpc,
@@ -430,3 +433,23 @@ def sdk_log_records(session_id: str) -> Sequence[ReadableLogRecord]:
     )
     provider.shutdown()
     return captured.get_finished_logs()
+
+
+class RecordingStub:
+    """Wraps an SDK exporter's gRPC stub to keep each Export response: the SDK drops them, and
+    with them ``partial_success``, which is what the sender is told about rejected records."""
+
+    def __init__(self, stub: Any) -> None:
+        self._stub = stub
+        self.responses: list[Any] = []
+
+    def Export(self, *args: Any, **kwargs: Any) -> Any:  # the gRPC method's name
+        response = self._stub.Export(*args, **kwargs)
+        self.responses.append(response)
+        return response
+
+
+def record_responses(exporter: Any) -> RecordingStub:
+    """Make an OTel SDK gRPC exporter (logs or traces) keep its Export responses."""
+    stub = exporter._client = RecordingStub(exporter._client)
+    return stub

@@ -43,7 +43,7 @@ def _wait_for(lines: queue.Queue[str], text: str, timeout: float) -> str:
     seen = []
     while time.monotonic() < deadline:
         try:
-            line = lines.get(timeout=deadline - time.monotonic())
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
         except queue.Empty:
             break
         seen.append(line)
@@ -118,9 +118,7 @@ def test_dev_runs_everything_accepts_feedback_and_stops_on_sigterm(tmp_path: Pat
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _stop(proc)
 
 
 def _spawn_dev(config: Path) -> subprocess.Popen[str]:
@@ -140,6 +138,8 @@ def _start_dev(config: Path) -> subprocess.Popen[str]:
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM, so that dev stops the Tansu broker it spawned (a SIGKILL would orphan it, on
+    its port); SIGKILL only if it has not exited 30 s later. A no-op once it has exited."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -257,6 +257,4 @@ def test_a_newcomers_path_good_and_bad_records_are_all_accounted_for(tmp_path: P
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _stop(proc)

@@ -105,6 +105,25 @@ def emit(
     return done.returncode, report
 
 
+def emitted(
+    node: str,
+    app: FeedbackApp,
+    protocol: str,
+    scenario: dict[str, Any],
+    compression: str,
+    items: tuple[str, int],
+    headers: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """``emit``, asserting that the SDK exported: exit 0, one export of ``items`` (signal,
+    count) answered with success, no warning; its report."""
+    code, report = emit(node, app, protocol, scenario, compression, headers)
+    assert code == 0, report
+    signal, count = items
+    assert report["exports"] == [{"signal": signal, "code": 0, "error": None, "items": count}]
+    assert report["warnings"] == []
+    return report
+
+
 def envelope(**fields: Any) -> dict[str, Any]:
     """The envelope fields of an event from this module's resource, as read back (no auth, no
     PII: ``client_id`` null and nothing redacted)."""
@@ -267,10 +286,8 @@ def test_js_sdk_logs_arrive_typed_and_complete(
     protocol: str,
     compression: str,
 ) -> None:
-    code, report = emit(node, app, protocol, {"logs": LOGS}, compression)
-    assert code == 0, report
-    assert report["exports"] == [{"signal": "logs", "code": 0, "error": None, "items": 3}]
-    assert (report["partialSuccess"], report["warnings"]) == ([], [])
+    report = emitted(node, app, protocol, {"logs": LOGS}, compression, ("logs", 3))
+    assert report["partialSuccess"] == []
 
     records = by_session_or_request(kafka_reader(3))
     assert sorted(records) == ["req-3", "sess-1", "sess-2"]
@@ -388,11 +405,8 @@ def test_js_sdk_mixed_batch_gets_partial_success_and_the_good_records_land(
     protocol: str,
     compression: str,
 ) -> None:
-    code, report = emit(node, app, protocol, {"logs": MIXED}, compression)
     # A partial success is a success to the SDK (nothing to retry); it reports the rejection.
-    assert code == 0, report
-    assert report["exports"] == [{"signal": "logs", "code": 0, "error": None, "items": 6}]
-    assert report["warnings"] == []
+    report = emitted(node, app, protocol, {"logs": MIXED}, compression, ("logs", 6))
     (partial,) = report["partialSuccess"]
     # int64 is a string in OTLP/JSON; the proto exporter's decoder gives a number.
     assert partial == {
@@ -459,10 +473,8 @@ def test_js_sdk_genai_span_and_its_span_events_arrive_typed_and_complete(
     protocol: str,
     compression: str,
 ) -> None:
-    code, report = emit(node, app, protocol, {"spans": SPANS}, compression)
-    assert code == 0, report
-    assert report["exports"] == [{"signal": "traces", "code": 0, "error": None, "items": 1}]
-    assert (report["partialSuccess"], report["warnings"]) == ([], [])
+    report = emitted(node, app, protocol, {"spans": SPANS}, compression, ("traces", 1))
+    assert report["partialSuccess"] == []
     ((trace_id, span_id),) = [(s["traceId"], s["spanId"]) for s in report["spans"]]
 
     records = {r["headers"]["event_type"].decode(): r for r in kafka_reader(3)}
@@ -592,17 +604,13 @@ def test_js_sdk_credentials_name_the_client_and_a_refusal_fails_the_export(
     }
     one = {"logs": LOGS[1:2]}
     with FeedbackApp(make_settings(auth=auth)) as app:
-        code, report = emit(
-            node, app, protocol, one, compression, (f"authorization=Bearer {WIDGET_KEY}",)
-        )
+        bearer = (f"authorization=Bearer {WIDGET_KEY}",)
+        emitted(node, app, protocol, one, compression, ("logs", 1), bearer)
         refused_code, refused = emit(
             node, app, protocol, one, compression, ("authorization=Bearer not-a-key",)
         )
         unsigned_code, unsigned = emit(node, app, protocol, one, compression)
 
-    assert code == 0, report
-    assert report["exports"] == [{"signal": "logs", "code": 0, "error": None, "items": 1}]
-    assert report["warnings"] == []
     # 401 is final to the SDK: the export fails (no retry), with the receiver's google.rpc.Status.
     assert (refused_code, unsigned_code) == (1, 1)
     for answer, reason in ((refused, "unknown API key"), (unsigned, "missing credentials")):

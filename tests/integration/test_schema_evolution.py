@@ -30,7 +30,6 @@ from fastavro import schemaless_reader
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
 
 from otlp_feedback.app import FeedbackApp
-from otlp_feedback.cli import main
 from otlp_feedback.config import Settings
 from otlp_feedback.encoding import AvroEventSerializer, load_schemas
 from otlp_feedback.encoding.schemas import default_schemas_dir
@@ -39,6 +38,7 @@ from otlp_feedback.events import EVENT_MODELS, EventType, ModelResponse, Perform
 from otlp_feedback.pipeline import subject_for
 from otlp_feedback.registry.client import ConfluentRegistry
 from otlp_feedback.testing import logs_request, make_log_record
+from otlp_feedback.testing.cli import run_cli as run
 
 pytestmark = pytest.mark.integration
 
@@ -278,14 +278,6 @@ def cli_config(settings: Settings, tmp_path: Path) -> Path:
         json.dumps({"registry": {"url": settings.registry.url}, "kafka": {"topics": topics}})
     )
     return path
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, str]:
-    code = main([str(arg) for arg in argv])
-    captured = capsys.readouterr()
-    # The first stderr line names the schemas folder read (tests/unit/test_cli_help.py).
-    err = "".join(captured.err.splitlines(keepends=True)[1:])
-    return code, captured.out + err
 
 
 def test_receiver_registered_the_history_that_schemas_check_expects(

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from harness import record_responses
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.exporter.otlp.proto.http import Compression
@@ -370,20 +371,6 @@ def value_type(record: dict[str, Any]) -> str:
     return str(record["headers"]["event_type"].decode())
 
 
-class _RecordingStub:
-    """Wraps an SDK exporter's gRPC stub to keep each Export response: the SDK drops them, and
-    with them ``partial_success``, which is what the sender is told about rejected records."""
-
-    def __init__(self, stub: Any) -> None:
-        self._stub = stub
-        self.responses: list[Any] = []
-
-    def Export(self, *args: Any, **kwargs: Any) -> Any:  # the gRPC method's name
-        response = self._stub.Export(*args, **kwargs)
-        self.responses.append(response)
-        return response
-
-
 NEEDS_ONE = "user_feedback needs at least one of feedback.rating, feedback.thumbs, feedback.comment"
 
 
@@ -393,8 +380,8 @@ def test_mistyped_values_and_feedback_without_rating_thumbs_or_comment_are_rejec
     endpoint = f"127.0.0.1:{app.port}"
     log_exporter = OTLPLogExporter(endpoint=endpoint, insecure=True)
     span_exporter = OTLPSpanExporter(endpoint=endpoint, insecure=True)
-    log_stub = log_exporter._client = _RecordingStub(log_exporter._client)
-    span_stub = span_exporter._client = _RecordingStub(span_exporter._client)
+    log_stub = record_responses(log_exporter)
+    span_stub = record_responses(span_exporter)
     logs = LoggerProvider(resource=RESOURCE)
     logs.add_log_record_processor(SimpleLogRecordProcessor(log_exporter))
     traces = TracerProvider(resource=RESOURCE)

@@ -21,7 +21,7 @@ import pytest
 import rotel
 from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
-from harness import read_raw, sdk_log_records, wait_until
+from harness import port_open, read_raw, sdk_log_records, wait_until
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http._log_exporter import (
     OTLPLogExporter as HttpLogExporter,
@@ -66,19 +66,12 @@ def collector(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> Iterat
         stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        wait_until(lambda: _listening(grpc_port) and _listening(http_port), 30, "rotel's ports")
+        wait_until(lambda: port_open(grpc_port) and port_open(http_port), 30, "rotel's ports")
         yield {"grpc": grpc_port, "http": http_port, "topics": topics}
     finally:
         proc.terminate()
         proc.wait(10)
         log.close()
-
-
-def _listening(port: int) -> bool:
-    import socket
-
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 @pytest.fixture(params=["grpc", "http"])

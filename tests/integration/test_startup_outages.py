@@ -7,7 +7,6 @@ sleep; the bounds are generous, the times measured are printed (``-s``) for the 
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from harness import (
     KafkaReader,
     ServeProcess,
     message_starts,
+    port_open,
     sdk_log_records,
     serve_config,
     wait_until,
@@ -41,12 +41,6 @@ from otlp_feedback.testing.receiver import await_health
 pytestmark = pytest.mark.integration
 
 BOUND_S = 60.0  # generous: what is measured below takes about a second
-
-
-def port_open(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def test_registry_down_at_start_the_sdk_is_retried_until_it_runs_then_the_event_lands(

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from harness import record_responses
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk._logs import LoggerProvider
@@ -18,7 +19,6 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from test_sdk_end_to_end import _RecordingStub
 
 from otlp_feedback.app import FeedbackApp
 from otlp_feedback.encoding import load_schemas
@@ -54,7 +54,7 @@ def test_tokens_total_is_read_or_derived_on_every_carrier_and_a_contradiction_is
 ) -> None:
     endpoint = f"127.0.0.1:{app.port}"
     log_exporter = OTLPLogExporter(endpoint=endpoint, insecure=True)
-    log_stub = log_exporter._client = _RecordingStub(log_exporter._client)
+    log_stub = record_responses(log_exporter)
     logs = LoggerProvider(resource=RESOURCE)
     # Batched, with a delay far past the test: force_flush sends the four records in one Export,
     # so the refusal and the deliveries around it answer the same request.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -61,3 +62,11 @@ def pipeline(
     running.start()
     yield running
     running.shutdown(1.0)
+
+
+@pytest.fixture
+def executor() -> Iterator[ThreadPoolExecutor]:
+    """The pool an OTLP/HTTP app runs its exports on (``http_test_client``)."""
+    pool = ThreadPoolExecutor(4, thread_name_prefix="test_http")
+    yield pool
+    pool.shutdown(wait=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -10,13 +9,11 @@ import pytest
 from otlp_builders import MINIMAL, log_record, logs_request
 from starlette.testclient import TestClient
 
-from otlp_feedback.config import CorsConfig, Settings, load_config
+from otlp_feedback.config import CorsConfig, load_config
 from otlp_feedback.errors import ConfigError
-from otlp_feedback.observability.metrics import Telemetry
 from otlp_feedback.pipeline import Pipeline
 from otlp_feedback.receiver.cors import CorsPolicy
-from otlp_feedback.receiver.guard import RequestGuard
-from otlp_feedback.receiver.http import HttpReceiver
+from otlp_feedback.testing.receiver import http_test_client
 
 APP = "https://app.example.com"
 PATTERN = "https://*.example.com"
@@ -90,13 +87,6 @@ def test_no_origins_means_no_cors_at_all() -> None:
 # --- over the port ------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def executor() -> Iterator[ThreadPoolExecutor]:
-    pool = ThreadPoolExecutor(2, thread_name_prefix="test_cors")
-    yield pool
-    pool.shutdown(wait=True)
-
-
 class _Untouchable:
     """A pipeline that fails the test if a request reaches it."""
 
@@ -105,14 +95,8 @@ class _Untouchable:
 
 
 def client_for(pipeline: Any, executor: ThreadPoolExecutor, *origins: str) -> TestClient:
-    settings: Settings = load_config(
-        receiver={"http": {"cors": {"allowed_origins": list(origins)}}}
-    )
-    telemetry = Telemetry()
-    receiver = HttpReceiver(
-        settings.receiver, pipeline, 5, telemetry, guard=RequestGuard.open(telemetry)
-    )
-    return TestClient(receiver.app(executor), base_url="http://otlp")
+    settings = load_config(receiver={"http": {"cors": {"allowed_origins": list(origins)}}})
+    return http_test_client(pipeline, executor, settings)
 
 
 def preflight(origin: str) -> dict[str, str]:

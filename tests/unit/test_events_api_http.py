@@ -8,6 +8,7 @@ import gzip
 import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,10 +27,9 @@ from otlp_feedback.events import UserFeedback
 from otlp_feedback.observability.metrics import Telemetry
 from otlp_feedback.pipeline import Pipeline
 from otlp_feedback.receiver.auth import hash_api_key
-from otlp_feedback.receiver.guard import RequestGuard
-from otlp_feedback.receiver.http import HttpReceiver
 from otlp_feedback.registry.client import InMemoryRegistry
 from otlp_feedback.sinks.memory import InMemorySink
+from otlp_feedback.testing.receiver import guarded_test_client, http_test_client
 
 URL = "/api/v1/events"
 JSON = {"content-type": "application/json"}
@@ -42,34 +42,23 @@ THUMBS_DOWN: dict[str, Any] = {
 }
 
 
-@pytest.fixture
-def executor() -> Iterator[ThreadPoolExecutor]:
-    pool = ThreadPoolExecutor(2, thread_name_prefix="test_events")
-    yield pool
-    pool.shutdown(wait=True)
-
-
-def client_for(
-    pipeline: Pipeline,
-    executor: ThreadPoolExecutor,
-    settings: Settings | None = None,
-    guard: RequestGuard | None = None,
-    telemetry: Telemetry | None = None,
-) -> TestClient:
-    settings = settings or load_config()
-    telemetry = telemetry or Telemetry()
-    receiver = HttpReceiver(
-        settings.receiver,
-        pipeline,
-        telemetry=telemetry,
-        guard=guard or RequestGuard.open(telemetry),
-    )
-    return TestClient(receiver.app(executor), base_url="http://events")
+@contextmanager
+def running(
+    settings: Settings, registry: InMemoryRegistry, sink: InMemorySink
+) -> Iterator[Pipeline]:
+    """A started pipeline on ``settings`` (as the ``pipeline`` fixture, whose settings are the
+    defaults), shut down on leaving."""
+    pipeline = Pipeline(settings, registry, sink, clock_ns=lambda: RECEIVED_NS)
+    pipeline.start()
+    try:
+        yield pipeline
+    finally:
+        pipeline.shutdown(1.0)
 
 
 @pytest.fixture
 def client(pipeline: Pipeline, executor: ThreadPoolExecutor) -> TestClient:
-    return client_for(pipeline, executor)
+    return http_test_client(pipeline, executor)
 
 
 def post(client: TestClient, body: Any, **headers: str) -> httpx.Response:
@@ -262,21 +251,17 @@ def test_more_items_than_max_feedback_per_request_are_413_before_any_is_mapped(
     executor: ThreadPoolExecutor, registry: InMemoryRegistry, sink: InMemorySink
 ) -> None:
     settings = load_config(validation={"max_feedback_per_request": 3})
-    pipeline = Pipeline(settings, registry, sink, clock_ns=lambda: RECEIVED_NS)
-    pipeline.start()
-    try:
-        client = client_for(pipeline, executor, settings)
+    with running(settings, registry, sink) as pipeline:
+        client = http_test_client(pipeline, executor, settings)
         response = post(client, [1, 2, 3, 4])  # none of them an event: still counted
         assert response.status_code == 413
         assert "validation.max_feedback_per_request" in status_of(response).message
         assert post(client, [THUMBS_DOWN] * 3).json()["accepted"] == 3
-    finally:
-        pipeline.shutdown(1.0)
 
 
 def test_a_body_over_the_size_cap_is_413(pipeline: Pipeline, executor: ThreadPoolExecutor) -> None:
     settings = load_config(receiver={"max_recv_msg_size_mib": 1})
-    client = client_for(pipeline, executor, settings)
+    client = http_test_client(pipeline, executor, settings)
     big = [{**THUMBS_DOWN, "comment": "x" * 1000}] * 1100
     response = post(client, big)
     assert response.status_code == 413
@@ -293,17 +278,11 @@ def test_get_is_405_and_the_404_names_the_events_api(client: TestClient) -> None
 # --- the same guard as OTLP ------------------------------------------------------------------
 
 
-def _guarded(**sections: Any) -> tuple[Settings, RequestGuard]:
-    settings = load_config(**sections)
-    return settings, RequestGuard.from_settings(settings, Telemetry())
-
-
 def test_credentials_are_required_as_on_the_otlp_paths(
     pipeline: Pipeline, executor: ThreadPoolExecutor, sink: InMemorySink
 ) -> None:
     keys = [{"client_id": "web-app", "key_sha256": hash_api_key(KEY)}]
-    settings, guard = _guarded(auth={"mode": "api_key", "api_keys": keys})
-    client = client_for(pipeline, executor, settings, guard)
+    client = guarded_test_client(pipeline, executor, auth={"mode": "api_key", "api_keys": keys})
     missing = post(client, THUMBS_DOWN)
     assert missing.status_code == 401
     assert status_of(missing).code == code_pb2.UNAUTHENTICATED
@@ -319,8 +298,7 @@ def test_a_client_id_in_the_body_is_rejected_and_never_overrides_the_authenticat
     pipeline: Pipeline, executor: ThreadPoolExecutor, sink: InMemorySink
 ) -> None:
     keys = [{"client_id": "web-app", "key_sha256": hash_api_key(KEY)}]
-    settings, guard = _guarded(auth={"mode": "api_key", "api_keys": keys})
-    client = client_for(pipeline, executor, settings, guard)
+    client = guarded_test_client(pipeline, executor, auth={"mode": "api_key", "api_keys": keys})
     spoofed = {**THUMBS_DOWN, "client_id": "admin"}
     response = post(client, [spoofed, THUMBS_DOWN], authorization=f"Bearer {KEY}")
     assert response.json()["rejected"][0]["reason"] == (
@@ -332,8 +310,8 @@ def test_a_client_id_in_the_body_is_rejected_and_never_overrides_the_authenticat
 def test_the_rate_limit_counts_events_and_answers_429_with_retry_after(
     pipeline: Pipeline, executor: ThreadPoolExecutor
 ) -> None:
-    settings, guard = _guarded(rate_limit={"anonymous": {"events_per_s": 1, "burst": 2}})
-    client = client_for(pipeline, executor, settings, guard)
+    limit = {"anonymous": {"events_per_s": 1, "burst": 2}}
+    client = guarded_test_client(pipeline, executor, rate_limit=limit)
     assert post(client, [THUMBS_DOWN, THUMBS_DOWN]).status_code == 200
     limited = post(client, [THUMBS_DOWN, THUMBS_DOWN])
     assert limited.status_code == 429
@@ -345,7 +323,7 @@ def test_responses_are_counted_under_the_events_signal_and_the_http_transport(
     pipeline: Pipeline, executor: ThreadPoolExecutor
 ) -> None:
     telemetry = Telemetry()
-    client = client_for(pipeline, executor, telemetry=telemetry)
+    client = http_test_client(pipeline, executor, telemetry=telemetry)
     post(client, THUMBS_DOWN)
     client.post(URL, content=b"[", headers=JSON)
     responses = telemetry.export_responses
@@ -373,23 +351,17 @@ def test_a_dead_letter_of_the_events_api_replays_through_its_own_mapping(
     executor: ThreadPoolExecutor, registry: InMemoryRegistry, sink: InMemorySink
 ) -> None:
     strict = load_config(validation={"max_string_length": 10})
-    pipeline = Pipeline(strict, registry, sink, clock_ns=lambda: RECEIVED_NS)
-    pipeline.start()
-    try:
-        response = post(client_for(pipeline, executor, strict), {**THUMBS_DOWN, "event_id": "fb-7"})
-    finally:
-        pipeline.shutdown(1.0)
+    with running(strict, registry, sink) as pipeline:
+        response = post(
+            http_test_client(pipeline, executor, strict), {**THUMBS_DOWN, "event_id": "fb-7"}
+        )
     assert "over the 10-character limit" in response.json()["rejected"][0]["reason"]
     ((record, _),) = letters(sink)
 
     sink.records.clear()
-    relaxed = Pipeline(load_config(), registry, sink, clock_ns=lambda: RECEIVED_NS)
-    relaxed.start()
-    try:
+    with running(load_config(), registry, sink) as relaxed:
         report = ReplayReport()
         _replay_batch(relaxed, [_Letter(record.value)], report)  # type: ignore[list-item]
-    finally:
-        relaxed.shutdown(1.0)
     assert (report.replayed, report.still_failing) == (1, 0)
     (event,) = decoded(registry, sink)
     assert (event.event_id, event.carrier, event.comment) == ("fb-7", "events_api", "wrong total")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,8 +32,9 @@ from otlp_feedback.observability.metrics import DEAD_LETTER_FAILURES, Telemetry
 from otlp_feedback.sinks.breaker import CircuitBreaker
 from otlp_feedback.sinks.failover import FailoverSink
 from otlp_feedback.sinks.spool import Spool
+from otlp_feedback.testing.waiting import wait_until
 
-WAIT_S = 5.0  # generous upper bound for the replayer; a passing test never waits this long
+WAIT_S = 30.0  # generous upper bound for the replayer; a passing test never waits this long
 # A held gate is released by the test itself; this bound only keeps a forgotten one from hanging
 # pytest. Were it WAIT_S, a slow test body would see the "held" delivery go through on its own.
 GATE_HANG_GUARD_S = 60.0
@@ -176,14 +176,6 @@ def running(sink: FailoverSink) -> Iterator[FailoverSink]:
         sink.shutdown(2.0)
 
 
-def wait_until(condition: Callable[[], bool], what: str) -> None:
-    """Poll a condition the replayer thread makes true (it has no event to wait on)."""
-    deadline = time.monotonic() + WAIT_S
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.002)
-
-
 def replayer_caught_up(sink: FailoverSink) -> bool:
     # The replayer clears the backlog flag one loop after its last commit; nothing public says
     # so, and until then new records still queue behind the (empty) spool.
@@ -300,7 +292,8 @@ def test_new_records_queue_behind_a_backlog_and_are_replayed_in_order(
         assert spool.pending_records == 6
 
         kafka.fail_with = None  # Kafka is back
-        wait_until(lambda: replayer_caught_up(sink), "the spool is drained")
+        # The replayer thread has no event to wait on.
+        wait_until(lambda: replayer_caught_up(sink), "the spool is drained", WAIT_S)
 
         assert ids(kafka.delivered) == ["a-0", "a-1", "a-2", "b-0", "b-1", "c-0"]
         assert all(len(c.event_ids) <= 2 for c in kafka.replay_calls())

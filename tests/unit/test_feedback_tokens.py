@@ -28,10 +28,10 @@ from otlp_feedback.receiver.audit import AUDIT_LOGGER
 from otlp_feedback.receiver.auth import MINT, Authenticator, Principal, hash_api_key
 from otlp_feedback.receiver.budgets import TokenLedger
 from otlp_feedback.receiver.guard import RequestGuard
-from otlp_feedback.receiver.http import HttpReceiver
 from otlp_feedback.registry.client import InMemoryRegistry
 from otlp_feedback.sinks.memory import InMemorySink
 from otlp_feedback.testing import run_receiver
+from otlp_feedback.testing.receiver import guarded_test_client, http_test_client
 from otlp_feedback.testing.security import make_jwt
 from otlp_feedback.tokens import (
     AUDIENCE,
@@ -421,19 +421,10 @@ def test_audit_lines_name_a_token_by_its_fingerprint_never_whole(
 # --- over HTTP --------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def executor() -> Iterator[ThreadPoolExecutor]:
-    pool = ThreadPoolExecutor(2, thread_name_prefix="test_tokens")
-    yield pool
-    pool.shutdown(wait=True)
-
-
 def test_a_token_sends_over_otlp_http_and_the_events_api(
     pipeline: Pipeline, sink: InMemorySink, guard: RequestGuard, executor: ThreadPoolExecutor
 ) -> None:
-    settings = load_config()
-    receiver = HttpReceiver(settings.receiver, pipeline, 5, Telemetry(), guard=guard)
-    client = TestClient(receiver.app(executor), base_url="http://otlp")
+    client = http_test_client(pipeline, executor, guard=guard)
     token = mint(CONFIG, client_id="web", session_id=SESSION)
     headers = {"authorization": f"Bearer {token}", "content-type": "application/x-protobuf"}
     ok = client.post(
@@ -462,7 +453,9 @@ def test_a_token_sends_over_otlp_http_and_the_events_api(
 
 
 def minting_client(pipeline: Pipeline, executor: ThreadPoolExecutor, **tokens: Any) -> TestClient:
-    settings = load_config(
+    return guarded_test_client(
+        pipeline,
+        executor,
         auth={
             "mode": "api_key",
             "api_keys": [
@@ -476,9 +469,6 @@ def minting_client(pipeline: Pipeline, executor: ThreadPoolExecutor, **tokens: A
         },
         tokens=tokens or {"keys": {"k1": K1}, "signing_key_id": "k1"},
     )
-    guard = RequestGuard.from_settings(settings, Telemetry())
-    receiver = HttpReceiver(settings.receiver, pipeline, 5, Telemetry(), guard=guard)
-    return TestClient(receiver.app(executor), base_url="http://otlp")
 
 
 def test_post_feedback_tokens_mints_for_the_callers_client_id(

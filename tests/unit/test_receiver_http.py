@@ -43,7 +43,7 @@ from otlp_builders import (
 from starlette.testclient import TestClient
 
 from otlp_feedback import errors
-from otlp_feedback.config import Settings, load_config
+from otlp_feedback.config import load_config
 from otlp_feedback.errors import (
     DeliveryTimeout,
     InvalidRequest,
@@ -55,12 +55,12 @@ from otlp_feedback.errors import (
 from otlp_feedback.observability.metrics import NATIVE, Telemetry
 from otlp_feedback.pipeline import ExportOutcome, Pipeline
 from otlp_feedback.receiver.auth import hash_api_key
-from otlp_feedback.receiver.guard import RequestGuard
 from otlp_feedback.receiver.http import HttpReceiver, inflate, peer_of
 from otlp_feedback.receiver.otlp_json import to_protobuf
 from otlp_feedback.receiver.status import STATUS_TABLE, http_status_for, status_for
 from otlp_feedback.sinks.memory import InMemorySink
 from otlp_feedback.testing import run_receiver
+from otlp_feedback.testing.receiver import guarded_test_client, http_test_client
 from otlp_feedback.testing.security import Pki, make_jwt, make_pki
 
 PROTOBUF = {"content-type": "application/x-protobuf"}
@@ -117,34 +117,8 @@ class _Raising:
 
 
 @pytest.fixture
-def executor() -> Iterator[ThreadPoolExecutor]:
-    pool = ThreadPoolExecutor(4, thread_name_prefix="test_http")
-    yield pool
-    pool.shutdown(wait=True)
-
-
-def client_for(
-    pipeline: Any,
-    executor: ThreadPoolExecutor,
-    settings: Settings | None = None,
-    telemetry: Telemetry | None = None,
-    guard: RequestGuard | None = None,
-) -> TestClient:
-    settings = settings or load_config()
-    telemetry = telemetry or Telemetry()
-    receiver = HttpReceiver(
-        settings.receiver,
-        pipeline,
-        settings.validation.max_rejection_messages,
-        telemetry,
-        guard=guard or RequestGuard.open(telemetry),
-    )
-    return TestClient(receiver.app(executor), base_url="http://otlp")
-
-
-@pytest.fixture
 def client(pipeline: Pipeline, executor: ThreadPoolExecutor) -> TestClient:
-    return client_for(pipeline, executor)
+    return http_test_client(pipeline, executor)
 
 
 def status_of(response: httpx.Response) -> status_pb2.Status:
@@ -170,7 +144,7 @@ def test_protobuf_logs_are_accepted_with_an_empty_response_over_the_native_path(
 ) -> None:
     telemetry = Telemetry()
     pipeline._telemetry = telemetry  # count this request's native records here
-    client = client_for(pipeline, executor, telemetry=telemetry)
+    client = http_test_client(pipeline, executor, telemetry=telemetry)
     response = client.post("/v1/logs", content=valid_logs(3).SerializeToString(), headers=PROTOBUF)
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/x-protobuf"
@@ -213,7 +187,7 @@ def test_otlp_json_and_protobuf_of_one_request_give_the_same_kafka_records_and_r
     fixture: str,
     cls: type[Any],
 ) -> None:
-    client = client_for(pipeline, executor)
+    client = http_test_client(pipeline, executor)
     as_protobuf = cls.FromString(to_protobuf(path.rpartition("/")[2], fixture_bytes(fixture)))
     by_protobuf = client.post(path, content=as_protobuf.SerializeToString(), headers=PROTOBUF)
     records_by_protobuf = list(sink.records)
@@ -365,7 +339,7 @@ def test_pipeline_errors_answer_the_table_status_with_a_status_body_and_retry_af
     retry_after: str | None,
     headers: dict[str, str],
 ) -> None:
-    client = client_for(_Raising(exc), executor)
+    client = http_test_client(_Raising(exc), executor)
     body = b"{}" if headers is JSON else b""
     response = client.post("/v1/logs", content=body, headers=headers)
     assert response.status_code == status
@@ -415,7 +389,7 @@ def test_an_unknown_content_encoding_is_415_with_a_status_body(client: TestClien
 def small(pipeline: Pipeline, executor: ThreadPoolExecutor) -> TestClient:
     """A client of a receiver whose size cap is 64 KiB."""
     settings = load_config(receiver={"max_recv_msg_size_mib": 1 / 16})
-    return client_for(pipeline, executor, settings)
+    return http_test_client(pipeline, executor, settings)
 
 
 def test_a_declared_length_over_the_cap_is_413(small: TestClient) -> None:
@@ -536,17 +510,11 @@ def test_a_hostile_body_gets_a_clear_status_and_the_server_stays_up(
 # --- authentication, rate limits ------------------------------------------------------------------
 
 
-def _guarded(auth: dict[str, Any], **sections: Any) -> tuple[Settings, RequestGuard]:
-    settings = load_config(auth=auth, **sections)
-    return settings, RequestGuard.from_settings(settings, Telemetry())
-
-
 def test_requests_without_or_with_bad_credentials_are_401_and_good_ones_pass(
     pipeline: Pipeline, executor: ThreadPoolExecutor
 ) -> None:
     auth = {"mode": "api_key", "api_keys": [{"client_id": "a", "key_sha256": hash_api_key(KEY)}]}
-    settings, guard = _guarded(auth)
-    client = client_for(pipeline, executor, settings, guard=guard)
+    client = guarded_test_client(pipeline, executor, auth=auth)
     body = VALID
     missing = client.post("/v1/logs", content=body, headers=PROTOBUF)
     wrong = client.post(
@@ -564,8 +532,7 @@ def test_two_authorization_headers_are_refused_as_two_metadata_entries_are(
     pipeline: Pipeline, executor: ThreadPoolExecutor
 ) -> None:
     auth = {"mode": "api_key", "api_keys": [{"client_id": "a", "key_sha256": hash_api_key(KEY)}]}
-    settings, guard = _guarded(auth)
-    client = client_for(pipeline, executor, settings, guard=guard)
+    client = guarded_test_client(pipeline, executor, auth=auth)
     headers = [*PROTOBUF.items(), ("authorization", f"Bearer {KEY}"), ("authorization", "x")]
     response = client.post("/v1/logs", content=VALID, headers=headers)
     assert response.status_code == 401
@@ -574,8 +541,7 @@ def test_two_authorization_headers_are_refused_as_two_metadata_entries_are(
 
 def test_a_token_without_the_scope_is_403(pipeline: Pipeline, executor: ThreadPoolExecutor) -> None:
     jwt_config = {"secret": HS_SECRET, "issuer": "https://idp.test", "audience": "otlp-feedback"}
-    settings, guard = _guarded({"mode": "jwt", "jwt": jwt_config})
-    client = client_for(pipeline, executor, settings, guard=guard)
+    client = guarded_test_client(pipeline, executor, auth={"mode": "jwt", "jwt": jwt_config})
     token = make_jwt(HS_SECRET, scope="something:else")
     response = client.post(
         "/v1/logs", content=VALID, headers={**JSON, "authorization": f"Bearer {token}"}
@@ -587,8 +553,8 @@ def test_a_token_without_the_scope_is_403(pipeline: Pipeline, executor: ThreadPo
 def test_the_rate_limit_answers_429_with_retry_after_and_retry_info(
     pipeline: Pipeline, executor: ThreadPoolExecutor
 ) -> None:
-    settings, guard = _guarded({}, rate_limit={"anonymous": {"events_per_s": 1, "burst": 2}})
-    client = client_for(pipeline, executor, settings, guard=guard)
+    limit = {"anonymous": {"events_per_s": 1, "burst": 2}}
+    client = guarded_test_client(pipeline, executor, rate_limit=limit)
     first = client.post("/v1/logs", content=valid_logs(2).SerializeToString(), headers=PROTOBUF)
     second = client.post("/v1/logs", content=valid_logs(2).SerializeToString(), headers=PROTOBUF)
     assert first.status_code == 200
@@ -611,7 +577,7 @@ def test_responses_are_counted_with_the_http_transport_label(
     pipeline: Pipeline, executor: ThreadPoolExecutor
 ) -> None:
     telemetry = Telemetry()
-    client = client_for(pipeline, executor, telemetry=telemetry)
+    client = http_test_client(pipeline, executor, telemetry=telemetry)
     client.post("/v1/logs", content=VALID, headers=PROTOBUF)
     client.post("/v1/traces", content=b"\xff", headers=PROTOBUF)
     text = telemetry.exposition().decode()
@@ -764,7 +730,7 @@ def test_mutual_tls_refuses_a_client_without_a_certificate(pki: Pki) -> None:
 def test_the_sink_received_nothing_from_refused_requests(
     executor: ThreadPoolExecutor, pipeline: Pipeline, sink: InMemorySink
 ) -> None:
-    client = client_for(pipeline, executor)
+    client = http_test_client(pipeline, executor)
     client.post("/v1/logs", content=VALID[:5], headers=PROTOBUF)
     client.post("/v1/logs", content=b"{", headers=JSON)
     assert sink.records == []

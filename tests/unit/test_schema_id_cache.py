@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ from otlp_feedback.pipeline.startup import bind_schemas, cached_binding, subject
 from otlp_feedback.registry.client import InMemoryRegistry
 from otlp_feedback.sinks.memory import InMemorySink
 from otlp_feedback.testing.registry import DownRegistry
+from otlp_feedback.testing.waiting import wait_until
 
 SCHEMAS = load_schemas()
 SETTINGS = load_config(validation={"max_age_days": 36500})
@@ -138,12 +137,13 @@ def test_registry_down_with_a_matching_cache_serves_at_once_then_takes_the_regis
         assert "serving with the schema ids of the last good start" in caplog.text
 
         registry.bring_up()  # the background binding confirms, and here replaces, them
-        _wait_until(
+        wait_until(
             lambda: (
                 pipeline.encoder is not None
                 and pipeline.encoder.schema_ids()["user_feedback"]
                 != cached_ids["user_feedback"]["id"]
-            )
+            ),
+            "the registry's binding",
         )
         assert pipeline.export_logs(_request()).accepted == 1
         header = sink.records[-1].value[1:5]
@@ -177,12 +177,3 @@ def test_the_app_keeps_a_cache_only_for_the_registry_it_built_from_the_url(
     assert built.pipeline.id_cache == tmp_path / "schema-ids.json"
     # A registry handed in (a test's double) is not the one ``registry.url`` names.
     assert FeedbackApp(settings, InMemoryRegistry(), InMemorySink()).pipeline.id_cache is None
-
-
-def _wait_until(condition: Callable[[], bool]) -> None:
-    pause = threading.Event()
-    for _ in range(1500):  # 30 s: a bound for what takes milliseconds, never a measure
-        if condition():
-            return
-        pause.wait(0.02)
-    raise AssertionError("the registry's binding never came")

@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-from otlp_feedback.cli import main
 from otlp_feedback.encoding.schemas import default_schemas_dir, load_schemas
 from otlp_feedback.events import EVENT_TYPES
 from otlp_feedback.registry.client import ConfluentRegistry, InMemoryRegistry
 from otlp_feedback.registry.runner import RegistryServer
 from otlp_feedback.schema_tools import check_registry, level_of, register
+from otlp_feedback.testing.cli import run_cli as run
 
 Edit = Callable[[list[dict[str, Any]]], None]
 SUBJECTS = {t: f"feedback.{t}-value" for t in EVENT_TYPES}
@@ -66,14 +66,6 @@ def add_version(schemas_dir: Path, event_type: str, edit: Edit) -> str:
 
 def field(fields: list[dict[str, Any]], name: str) -> dict[str, Any]:
     return next(f for f in fields if f["name"] == name)
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, str]:
-    code = main([str(arg) for arg in argv])
-    captured = capsys.readouterr()
-    # The first stderr line names the schemas folder read (test_cli_help holds it).
-    err = "".join(captured.err.splitlines(keepends=True)[1:])
-    return code, captured.out + err
 
 
 # -- the edits a schema author might make ------------------------------------------------------

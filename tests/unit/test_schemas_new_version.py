@@ -20,7 +20,6 @@ from google.protobuf import descriptor_pb2
 from grpc_tools import protoc
 from pydantic import Field
 
-from otlp_feedback.cli import main
 from otlp_feedback.encoding.schemas import default_schemas_dir, load_schemas
 from otlp_feedback.events import EVENT_MODELS, FeedbackEvent, NonNegInt, SystemHealth
 from otlp_feedback.schema_tools.explain import VersionedSchema
@@ -30,6 +29,7 @@ from otlp_feedback.schema_tools.new_version import (
     history_of,
     plan,
 )
+from otlp_feedback.testing.cli import run_cli as run
 
 REPO = Path(__file__).parents[2]
 PROTO = REPO / "proto" / "otlp_feedback" / "v1" / "events.proto"
@@ -237,14 +237,6 @@ def repo_copy(tmp_path: Path) -> Path:
     shutil.copytree(default_schemas_dir(), root / "schemas" / "avro")
     shutil.copytree(REPO / "proto", root / "proto")
     return root
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, str]:
-    code = main([str(arg) for arg in argv])
-    captured = capsys.readouterr()
-    # The first stderr line names the schemas folder read (test_cli_help holds it).
-    err = "".join(captured.err.splitlines(keepends=True)[1:])
-    return code, captured.out + err
 
 
 def snapshot(root: Path) -> dict[str, str]:

@@ -7,7 +7,7 @@ interrupts that retry (and topic creation) at once."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any
 
@@ -36,17 +36,9 @@ from otlp_feedback.sinks.memory import InMemorySink
 from otlp_feedback.testing.kafka import FakeKafka
 from otlp_feedback.testing.receiver import await_health
 from otlp_feedback.testing.registry import DownRegistry
+from otlp_feedback.testing.waiting import wait_until
 
 WAIT_S = 30.0  # a generous bound for what takes milliseconds; never a measure
-
-
-def wait_until(condition: Callable[[], bool], what: str) -> None:
-    done = threading.Event()
-    for _ in range(int(WAIT_S / 0.02)):
-        if condition():
-            return
-        done.wait(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def request() -> ExportLogsServiceRequest:
@@ -188,6 +180,11 @@ def test_when_ready_is_never_called_if_shutdown_comes_first(
     assert registry.refused.wait(WAIT_S)
     pipeline.shutdown(1.0)
     registry.bring_up()
+    # Asserted at once, a binding still under way would not have called yet: await its end.
+    binding = pipeline._bootstrap
+    assert binding is not None
+    binding.join(WAIT_S)
+    assert not binding.is_alive()
     assert not pipeline.started and not called.is_set()
 
 
@@ -236,6 +233,7 @@ def test_kafka_down_start_returns_at_once_and_shutdown_interrupts_topic_creation
 ) -> None:
     monkeypatch.setattr(kafka_sink, "Producer", FakeKafka().producer)
     monkeypatch.setattr(kafka_sink, "AdminClient", _SilentAdmin)
+    monkeypatch.setattr(_SilentAdmin, "calls", 0)  # a class attribute: count this run's only
     sink = KafkaSink(load_config(kafka={"create_topics": True}).kafka, ["feedback.t"])
     sink.start()  # before: waited out the creation timeout, then raised SinkUnavailable
     wait_until(lambda: _SilentAdmin.calls >= 1, "the background topic creation")
