@@ -1467,7 +1467,7 @@ static int encode_record(Call *c, const TypeSpec *ts, const Record *rec, Parts *
                     if (r != RC_OK) return r;
                     size_t cut = utf8_prefix(text.p, text.n, (size_t)plan->max_attribute_value_len);
                     /* A value redaction covers is cut by the cut rule (scrub a window, drop the
-                     * split token: redaction.cut_text), which Python applies. */
+                     * split token: cutrule.cut_text), which Python applies. */
                     int was_cut = cut < text.n;
                     text.n = cut;
                     if ((Py_ssize_t)utf8_len(key.p, key.n) > plan->max_text_length ||

@@ -13,7 +13,7 @@ scrubbed by name (``comment``), and the entries of its ``attributes`` map by the
 
 A letter always fits ``kafka.message_max_bytes``: a string value longer than the letter's cap
 (``MAX_VALUE_CHARS``, then smaller caps until the letter fits) is cut by the cut rule
-(``redaction.cut_text``: the value is scrubbed within a bounded window, so a cut never costs
+(``cutrule.cut_text``: the value is scrubbed within a bounded window, so a cut never costs
 more than the cap nor leaves a fragment of an item) and tagged ``{"$truncated": text, "length":
 original characters, "sha256": hex digest of the original UTF-8}``; if the smallest cap is not
 enough, the attribute maps are dropped. ``"fitted": {"max_value_chars": cap,
@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from otlp_feedback.cutrule import cut_text
 from otlp_feedback.encoding.outbound import RECEIVER_HEADERS, OutboundRecord
 from otlp_feedback.errors import InvalidRequest
 from otlp_feedback.events import EVENT_TYPES
@@ -37,7 +38,7 @@ from otlp_feedback.mapping.attributes import AttrValue
 from otlp_feedback.mapping.convention import SERVICE_KEY
 from otlp_feedback.mapping.events_api import CARRIER as EVENTS_API
 from otlp_feedback.mapping.records import SourceRecord
-from otlp_feedback.validation.redaction import Redactor, cut_text
+from otlp_feedback.validation.redaction import Redactor
 
 FORMAT_VERSION = 1
 MAX_VALUE_CHARS = 16_384  # per string value kept in a letter, unless it must be smaller

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from otlp_feedback.cutrule import CUT_MARGIN, cut_text
 from otlp_feedback.events import EVENT_MODELS, EVENT_TYPES, Carrier, EventType, FeedbackEvent
 from otlp_feedback.mapping.records import (
     Context,
@@ -83,6 +84,8 @@ _NAMED_AS_SENT: dict[EventType, dict[str, str]] = {
     for event_type, model in EVENT_MODELS.items()
 }
 _HEX = frozenset(string.hexdigits)
+# How much of a value (and of an unknown field's name) a problem quotes.
+_SHOWN, _SHOWN_NAME = 60, 100
 _ID_DIGITS: Final = {"trace_id": 32, "span_id": 16}  # W3C trace context, as OTLP's ids
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = datetime.resolution  # timedelta(microseconds=1)
@@ -113,10 +116,10 @@ def map_event(item: object, location: str) -> RawFeedback | Refused:
     if event_type is None:
         return Refused(None, f"{TYPE_FIELD} is required: one of {', '.join(EVENT_TYPES)}")
     if not isinstance(event_type, str) or event_type not in EVENT_MODELS:
-        shown = event_type[:60] if isinstance(event_type, str) else None
+        shown = cut_text(event_type, _SHOWN) if isinstance(event_type, str) else None
         return Refused(
             shown,
-            f"unknown {TYPE_FIELD} {json.dumps(event_type)[:60]}: one of {', '.join(EVENT_TYPES)}",
+            f"unknown {TYPE_FIELD} {_shown(event_type)}: one of {', '.join(EVENT_TYPES)}",
         )
     return _record(event_type, item, location)
 
@@ -131,7 +134,7 @@ def _record(event_type: EventType, item: dict[str, Any], location: str) -> RawFe
         if name in RECEIVER_OWNED:
             problems.append(f"{name} is set by the receiver, not by the sender")
         elif name not in allowed:
-            problems.append(f"unknown field {json.dumps(name)[:100]} for {event_type}")
+            problems.append(f"unknown field {_shown(name, _SHOWN_NAME)} for {event_type}")
         elif value is not None:  # null is absent
             fields[name] = value
 
@@ -199,6 +202,16 @@ def raw_from_source(source: SourceRecord, location: str, event_id: str | None) -
     return mapped
 
 
+def _shown(value: object, limit: int | None = None) -> str:
+    """A value the sender sent, as a problem quotes it: JSON, cut by the cut rule (never in
+    the middle of a token, so no fragment of an e-mail address or phone number is left for the
+    scrubbing of the reason to miss: ``Validator`` scrubs every problem whole)."""
+    limit = limit or _SHOWN
+    if isinstance(value, str):  # bounded cost, whatever the length sent
+        value = value[: limit + CUT_MARGIN]
+    return cut_text(json.dumps(value), limit)
+
+
 def _timestamp_ns(value: object) -> int | str:
     """RFC 3339 text -> ns since the epoch; else the problem, as a rejection states it."""
     expected = "timestamp: expected RFC 3339 text with an offset, e.g. 2026-12-04T20:15:00.250Z"
@@ -207,9 +220,9 @@ def _timestamp_ns(value: object) -> int | str:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        return f"{expected}, got {json.dumps(value)[:60]}"
+        return f"{expected}, got {_shown(value)}"
     if parsed.tzinfo is None:
-        return f"{expected} (no offset in {json.dumps(value)[:60]})"
+        return f"{expected} (no offset in {_shown(value)})"
     # Integer arithmetic: microseconds exactly, as the Avro field keeps them.
     return (parsed - _EPOCH) // _MICROSECOND * 1000
 

@@ -19,7 +19,7 @@ Thread-safe (no state).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from otlp_feedback.errors import InvalidRequest
@@ -46,11 +46,15 @@ def parse(body: bytes) -> list[Any]:
     )
 
 
-def answer(mapped: Sequence[RawFeedback | Refused], outcome: ExportOutcome) -> bytes:
+def answer(
+    mapped: Sequence[RawFeedback | Refused], outcome: ExportOutcome, scrub: Callable[[str], str]
+) -> bytes:
     """The response body for a processed request: what was accepted, and each item refused or
-    rejected by its index in the body (``mapped`` is in body order)."""
+    rejected by its index in the body (``mapped`` is in body order). ``scrub`` (the pipeline's
+    redactor) cleans what a refusal at the door quotes of the item, as the pipeline's
+    rejections are cleaned."""
     rejected = [
-        (i, item.event_type, item.reason)
+        (i, item.event_type and scrub(item.event_type), scrub(item.reason))
         for i, item in enumerate(mapped)
         if isinstance(item, Refused)
     ]

@@ -242,7 +242,12 @@ class ExportHandler:
         except OtlpFeedbackError as exc:
             return error_answer(exc, "json")
         self._telemetry.feedback_per_request.observe(len(mapped))
-        return Answer(200, _CONTENT_TYPES["json"], events_api.answer(mapped, outcome), "OK")
+        return Answer(
+            200,
+            _CONTENT_TYPES["json"],
+            events_api.answer(mapped, outcome, self._pipeline.rules.redactor.redact_text),
+            "OK",
+        )
 
     def _mint(self, gzipped: bool, headers: Headers, peer: str, body: bytes) -> Answer:
         """``POST /v1/feedback-tokens`` (``mint_api``): a caller allowed to mint gets a token

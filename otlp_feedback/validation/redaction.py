@@ -36,6 +36,7 @@ from collections.abc import Callable
 from typing import Any
 
 from otlp_feedback.config import RedactionConfig
+from otlp_feedback.cutrule import CUT_MARGIN, cut_text, drop_partial_token
 from otlp_feedback.events import FeedbackEvent
 from otlp_feedback.mapping import convention as conv
 from otlp_feedback.validation.detectors import Always, DetectorRule, builtin_detectors
@@ -43,48 +44,6 @@ from otlp_feedback.validation.detectors import Always, DetectorRule, builtin_det
 REDACTED_FIELDS = "redacted_fields"
 _MAX_PASSES = 4
 _KEY_CACHE_SIZE = 4096
-# The cut rule's window reaches this far past the cut: further than any item a detector can
-# match reaches (an e-mail address is at most 254 characters, a phone or card number < 40).
-CUT_MARGIN = 256
-
-
-def drop_partial_token(head: str, rest: str) -> str:
-    """``head`` (text cut before ``rest``) without the token the cut split, if any.
-
-    A token is a run of non-whitespace characters. One longer than ``CUT_MARGIN`` (counting
-    both sides of the cut) is kept as cut: no item a detector matches is that long, and a cut
-    into a long base64, JSON or URL value should not empty it.
-    """
-    if not head or not rest or head[-1].isspace() or rest[0].isspace():
-        return head
-    end = len(head)
-    stop = max(end - CUT_MARGIN, 0)
-    while end > stop and not head[end - 1].isspace():
-        end -= 1
-    after = 0
-    while after < len(rest) and after <= CUT_MARGIN and not rest[after].isspace():
-        after += 1
-    if len(head) - end + after > CUT_MARGIN:
-        return head
-    return head[:end]
-
-
-def cut_text(text: str, limit: int, scrub: Callable[[str], str] | None = None) -> str:
-    """The cut rule, the one way text is shortened before it leaves the process.
-
-    ``text`` at most ``limit`` characters long: a window of ``limit + CUT_MARGIN`` characters is
-    cut first (so the cost is bounded by the limit, never by what was sent), scrubbed by
-    ``scrub`` when given, cut at ``limit``, and the token the cut split is dropped. Scrubbing
-    the window rather than the cut text means an item the cut splits ("4111 1111 11") is
-    recognised whole and replaced, and dropping the split token removes what is left of a
-    placeholder or of an item longer than the margin.
-    """
-    if len(text) <= limit:
-        return scrub(text) if scrub is not None else text
-    window = text[: limit + CUT_MARGIN]
-    if scrub is not None:
-        window = scrub(window)
-    return drop_partial_token(window[:limit], window[limit:])
 
 
 class Redactor:

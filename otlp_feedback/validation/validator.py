@@ -23,11 +23,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from otlp_feedback.config import ValidationConfig
+from otlp_feedback.cutrule import CUT_MARGIN
 from otlp_feedback.events import EVENT_MODELS, Carrier, EventType, FeedbackEvent
 from otlp_feedback.mapping import convention as conv
 from otlp_feedback.mapping.attributes import AttrValue
 from otlp_feedback.mapping.records import RawFeedback, SourceRecord
-from otlp_feedback.validation.redaction import CUT_MARGIN, Redactor
+from otlp_feedback.validation.redaction import Redactor
 
 _NS_PER_DAY = 86_400 * 10**9
 # A reason echoes what the sender sent; clipped, so that a huge key or value cannot blow up the
@@ -109,7 +110,9 @@ class Validator:
         says which attribute values the redaction stage will cut after scrubbing.
         """
         if raw.problems:
-            return Rejection.of(raw, "; ".join(raw.problems))
+            # The mapping's problems may quote what was sent (the events API's do): scrubbed
+            # here, as every value a reason quotes is, before they reach the sender or a log.
+            return Rejection.of(raw, redactor.redact_text("; ".join(raw.problems)))
         time_ns = raw.time_ns or received_at_ns
         if time_ns > received_at_ns + self._max_future_ns:
             return Rejection.of(raw, f"timestamp {_iso(time_ns)} is too far in the future")

@@ -90,7 +90,7 @@ def test_every_item_is_an_event_in_kafka_or_named_by_index(
     parsed = events_api.parse(body)
     mapped = [map_event(item, location_of(i)) for i, item in enumerate(parsed)]
     outcome = pipeline.export_events([m for m in mapped if isinstance(m, RawFeedback)])
-    answer = json.loads(events_api.answer(mapped, outcome))
+    answer = json.loads(events_api.answer(mapped, outcome, str))
 
     rejected = [entry["index"] for entry in answer["rejected"]]
     assert rejected == sorted(set(rejected))  # each item named once, in body order

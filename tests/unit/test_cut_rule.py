@@ -10,6 +10,7 @@ import pytest
 from otlp_builders import log_record, only, validate
 
 from otlp_feedback.config import RedactionConfig, ValidationConfig, load_config
+from otlp_feedback.cutrule import CUT_MARGIN, cut_text
 from otlp_feedback.mapping import map_logs_request
 from otlp_feedback.pipeline import Pipeline
 from otlp_feedback.registry.client import InMemoryRegistry
@@ -17,7 +18,7 @@ from otlp_feedback.sinks.memory import InMemorySink
 from otlp_feedback.testing.observe import decode_event
 from otlp_feedback.testing.otlp import logs_request, make_log_record
 from otlp_feedback.validation import Rejection
-from otlp_feedback.validation.redaction import CUT_MARGIN, Redactor, cut_text
+from otlp_feedback.validation.redaction import Redactor
 
 REDACTOR = Redactor(RedactionConfig())
 # One item per detector; the text around them holds no digit and no "@".

@@ -365,3 +365,35 @@ def test_a_dead_letter_of_the_events_api_replays_through_its_own_mapping(
     assert (report.replayed, report.still_failing) == (1, 0)
     (event,) = decoded(registry, sink)
     assert (event.event_id, event.carrier, event.comment) == ("fb-7", "events_api", "wrong total")
+
+
+# --- what a reason quotes is scrubbed ---------------------------------------------------------
+
+
+def test_what_a_reason_quotes_of_the_body_is_scrubbed_in_the_answer_the_log_and_the_dlq(
+    client: TestClient, sink: InMemorySink, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A value cut at the quote limit must not leave a fragment the scrubbing would miss.
+    long = "x" * 50 + " carol.jones@example.com trailing"
+    body = [
+        {**THUMBS_DOWN, "timestamp": "alice@example.com"},
+        {**THUMBS_DOWN, "timestamp": long},
+        {**THUMBS_DOWN, "dave@example.com": 1},
+        {"event_type": "bob@example.com"},
+    ]
+    with caplog.at_level("INFO", logger="otlp_feedback.rejections"):
+        response = post(client, body)
+    assert response.status_code == 200
+    rejected = response.json()["rejected"]
+    assert [r["index"] for r in rejected] == [0, 1, 2, 3]
+    assert "[EMAIL]" in rejected[0]["reason"] and "[EMAIL]" in rejected[2]["reason"]
+    assert rejected[3]["event_type"] == "[EMAIL]"
+    # The letters keep each record as sent (scrubbed where redaction covers it, for replay);
+    # what their reasons quote is scrubbed like every reason.
+    reasons = [letter.reason for _, letter in letters(sink)]
+    reasons += [dict(record.headers)["reason"].decode() for record, _ in letters(sink)]
+    assert len(reasons) == 6  # three letters: the door's refusal is not one
+    for leaked in ("alice", "carol", "dave", "bob", "example.com"):
+        assert leaked not in response.text
+        assert leaked not in caplog.text
+        assert all(leaked not in reason for reason in reasons)

@@ -24,6 +24,7 @@ STAGES = ["mapping", "validation", "encoding", "sinks"]
 BASE = [
     "backoff",
     "config",
+    "cutrule",
     "errors",
     "events",
     "logthrottle",
