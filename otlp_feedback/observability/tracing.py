@@ -15,8 +15,9 @@ more spans for ever (a loop the config refuses for its own port: ``Settings``).
 
 Span attributes are counts, the signal, the transport and the client id; never a record's
 content or a rejection's reason (a reason may quote a value). A request that failed has the
-stage it failed in marked ERROR with ``error.type`` (the error's class) and its message, which
-the receiver wrote.
+stage it failed in marked ERROR with ``error.type`` (the error's class) and, for the receiver's
+own errors (``OtlpFeedbackError``), its message, which the receiver wrote; any other exception
+(a bug) may quote a value, so its message stays out of the span.
 
 ``traceparent`` and ``tracestate`` are read by the W3C propagator; a malformed one is ignored
 (a new trace starts), as the W3C spec asks.
@@ -32,6 +33,8 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from otlp_feedback.errors import OtlpFeedbackError
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
@@ -182,7 +185,10 @@ class RequestTracer:
 def _fail(span: trace.Span, error: BaseException | None) -> None:
     if error is not None:
         span.set_attribute("error.type", type(error).__name__)
-        span.set_status(Status(StatusCode.ERROR, str(error)))
+        # Only the receiver's own errors are worded for the outside; any other (a bug) may
+        # quote a record's value, so the span names its class alone (the log has the rest).
+        described = str(error) if isinstance(error, OtlpFeedbackError) else None
+        span.set_status(Status(StatusCode.ERROR, described))
 
 
 def _request_attributes(
