@@ -29,12 +29,12 @@ from confluent_kafka import (
     OFFSET_END,
     Consumer,
     KafkaError,
-    KafkaException,
     Message,
     TopicPartition,
 )
 
 from otlp_feedback.config import Settings
+from otlp_feedback.consumer.reader import cluster_metadata
 from otlp_feedback.encoding.dead_letter import DeadLetter, from_value
 from otlp_feedback.errors import ConfigError, InvalidRequest, SinkUnavailable
 from otlp_feedback.mapping import events_api
@@ -90,14 +90,9 @@ def tail_dead_letters(
         }
     )
     try:
-        try:
-            metadata = consumer.list_topics(topic, timeout=broker_timeout)
-        except KafkaException as exc:
-            raise SinkUnavailable(
-                f"no Kafka broker answered at {settings.kafka.bootstrap_servers} within "
-                f"{broker_timeout:g}s ({exc}); start one with `otlp-feedback dev`, or set "
-                "kafka.bootstrap_servers"
-            ) from exc
+        metadata = cluster_metadata(
+            consumer, settings.kafka.bootstrap_servers, broker_timeout, topic
+        )
         found = metadata.topics.get(topic)
         if found is None or found.error is not None:
             log.warning("dead-letter topic %s does not exist (yet): no dead letters", topic)
