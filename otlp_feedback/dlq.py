@@ -17,7 +17,6 @@ back on the dead-letter topic with the new reason.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterator
@@ -35,7 +34,7 @@ from confluent_kafka import (
 
 from otlp_feedback.config import Settings
 from otlp_feedback.consumer.reader import cluster_metadata
-from otlp_feedback.encoding.dead_letter import DeadLetter, from_value
+from otlp_feedback.encoding.dead_letter import DeadLetter, from_value, read_value
 from otlp_feedback.errors import ConfigError, InvalidRequest, SinkUnavailable
 from otlp_feedback.mapping import events_api
 from otlp_feedback.mapping.events_api import CARRIER
@@ -112,13 +111,12 @@ def tail_dead_letters(
                     continue
                 raise SinkUnavailable(f"consumer error: {error.str()}")
             last = time.monotonic()
-            value = msg.value() or b""
             try:
-                letter = from_value(value)
+                letter, body = read_value(msg.value() or b"")
             except InvalidRequest as exc:
                 log.warning("skipping unreadable dead letter at offset %s: %s", msg.offset(), exc)
                 continue
-            yield ReadLetter(letter, json.loads(value), msg.partition() or 0, msg.offset() or 0)
+            yield ReadLetter(letter, body, msg.partition() or 0, msg.offset() or 0)
     finally:
         consumer.close()
 
