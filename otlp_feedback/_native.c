@@ -1800,7 +1800,7 @@ static int run_record(Call *c, Slice s, int resource_defer, Out *o) {
         if (ts == NULL) {
             const Slice pre = c->plan->feedback_prefix;
             c->outs.ignored++;
-            if (name.n > pre.n && memcmp(name.p, pre.p, pre.n) == 0) c->outs.unknown++;
+            if (name.n >= pre.n && memcmp(name.p, pre.p, pre.n) == 0) c->outs.unknown++;
             return RC_OK;
         }
     }

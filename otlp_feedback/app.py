@@ -95,24 +95,17 @@ class FeedbackApp:
             # (a registry handed in, a test's double, is another).
             id_cache=settings.schema_id_cache_file() if registry is None else None,
         )
-        self.receiver = GrpcReceiver(
+        # Both ports take the same settings, pipeline, telemetry, TLS and guard.
+        door = (
             settings.receiver,
             self.pipeline,
             settings.validation.max_rejection_messages,
             self.telemetry,
-            tls=settings.tls,
-            guard=self.guard,
         )
+        self.receiver = GrpcReceiver(*door, tls=settings.tls, guard=self.guard)
         self.otlp_http: HttpReceiver | None = None
         if settings.receiver.http.enabled:
-            self.otlp_http = HttpReceiver(
-                settings.receiver,
-                self.pipeline,
-                settings.validation.max_rejection_messages,
-                self.telemetry,
-                tls=settings.tls,
-                guard=self.guard,
-            )
+            self.otlp_http = HttpReceiver(*door, tls=settings.tls, guard=self.guard)
         self.http: BackgroundHttpServer | None = None
 
     @property

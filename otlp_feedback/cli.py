@@ -552,12 +552,17 @@ def _schemas_context(
 
     settings = load_config(args.config)
     configure_logging("WARNING", "pretty")
-    folder = schemas_folder(args.schemas_dir or settings.registry.schemas_dir, Path.cwd())
+    folder = _schemas_dir(args, settings)
     # On stderr: stdout is the command's report, which scripts read.
     print(f"schemas: {folder}", file=sys.stderr)
     schemas = load_schemas(folder)
     subjects = {t: subject_for(settings.kafka.topic_for(t)) for t in EVENT_TYPES}
     return settings, schemas, subjects
+
+
+def _schemas_dir(args: argparse.Namespace, settings: Settings) -> Path:
+    """The folder this ``schemas`` command reads and writes (``--schemas-dir`` wins)."""
+    return schemas_folder(args.schemas_dir or settings.registry.schemas_dir, Path.cwd())
 
 
 def schemas_folder(given: Path | None, cwd: Path) -> Path:
@@ -641,7 +646,7 @@ def _schemas_new_version(args: argparse.Namespace) -> int:
     if new is None:
         print(f"{event_type}: v{len(history)} already has every field of the model; nothing to do")
         return 0
-    folder = schemas_folder(args.schemas_dir or settings.registry.schemas_dir, Path.cwd())
+    folder = _schemas_dir(args, settings)
     proto = args.proto or proto_next_to(folder)
     proto_path = proto if proto.is_file() else None
     if args.dry_run:

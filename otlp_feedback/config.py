@@ -46,6 +46,13 @@ Endpoint = Annotated[str, AfterValidator(_check_endpoint)]
 """A listen address; every one is checked the same way."""
 
 
+def host_port(endpoint: Endpoint) -> tuple[str, int]:
+    """The ``(host, port)`` an ``Endpoint`` binds: brackets of an IPv6 host removed, an empty
+    host (``:4317``) meaning every interface."""
+    host, _, port = endpoint.rpartition(":")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -115,8 +122,7 @@ class HttpReceiverConfig(_Section):
 
     @property
     def host_port(self) -> tuple[str, int]:
-        host, _, port = self.endpoint.rpartition(":")
-        return host.strip("[]") or "0.0.0.0", int(port)
+        return host_port(self.endpoint)
 
 
 class ReceiverConfig(_Section):
@@ -405,8 +411,7 @@ class ObservabilityConfig(_Section):
 
     @property
     def host_port(self) -> tuple[str, int]:
-        host, _, port = self.endpoint.rpartition(":")
-        return host.strip("[]") or "0.0.0.0", int(port)
+        return host_port(self.endpoint)
 
 
 # Hosts that mean "this machine" when an exporter dials them.
@@ -738,10 +743,10 @@ class Settings(BaseSettings):
         if self.receiver.http.enabled:
             own.append(self.receiver.http.endpoint)
         for endpoint in own:
-            bind, _, bind_port = endpoint.rpartition(":")
-            bind = bind.strip("[]").lower() or "0.0.0.0"
+            bind, bind_port = host_port(endpoint)
+            bind = bind.lower()
             same_host = host == bind or (host in _LOCAL_HOSTS and bind in _LOCAL_HOSTS)
-            if same_host and int(bind_port) == port:
+            if same_host and bind_port == port:
                 raise ValueError(
                     f"telemetry.otlp.endpoint {otlp.endpoint} is this receiver's own port "
                     f"({endpoint}): its spans would come back to it, for ever; send them to a "

@@ -17,7 +17,6 @@ back on the dead-letter topic with the new reason.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterator
@@ -29,13 +28,13 @@ from confluent_kafka import (
     OFFSET_END,
     Consumer,
     KafkaError,
-    KafkaException,
     Message,
     TopicPartition,
 )
 
 from otlp_feedback.config import Settings
-from otlp_feedback.encoding.dead_letter import DeadLetter, from_value
+from otlp_feedback.consumer.reader import cluster_metadata
+from otlp_feedback.encoding.dead_letter import DeadLetter, from_value, read_value
 from otlp_feedback.errors import ConfigError, InvalidRequest, SinkUnavailable
 from otlp_feedback.mapping import events_api
 from otlp_feedback.mapping.events_api import CARRIER
@@ -90,14 +89,9 @@ def tail_dead_letters(
         }
     )
     try:
-        try:
-            metadata = consumer.list_topics(topic, timeout=broker_timeout)
-        except KafkaException as exc:
-            raise SinkUnavailable(
-                f"no Kafka broker answered at {settings.kafka.bootstrap_servers} within "
-                f"{broker_timeout:g}s ({exc}); start one with `otlp-feedback dev`, or set "
-                "kafka.bootstrap_servers"
-            ) from exc
+        metadata = cluster_metadata(
+            consumer, settings.kafka.bootstrap_servers, broker_timeout, topic
+        )
         found = metadata.topics.get(topic)
         if found is None or found.error is not None:
             log.warning("dead-letter topic %s does not exist (yet): no dead letters", topic)
@@ -117,13 +111,12 @@ def tail_dead_letters(
                     continue
                 raise SinkUnavailable(f"consumer error: {error.str()}")
             last = time.monotonic()
-            value = msg.value() or b""
             try:
-                letter = from_value(value)
+                letter, body = read_value(msg.value() or b"")
             except InvalidRequest as exc:
                 log.warning("skipping unreadable dead letter at offset %s: %s", msg.offset(), exc)
                 continue
-            yield ReadLetter(letter, json.loads(value), msg.partition() or 0, msg.offset() or 0)
+            yield ReadLetter(letter, body, msg.partition() or 0, msg.offset() or 0)
     finally:
         consumer.close()
 

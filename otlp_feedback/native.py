@@ -381,7 +381,6 @@ KNOWN_MODEL_CONFIG: Mapping[str, Any] = {
 # The models' validators, by name (the rule each is, and how the plan holds it).
 KNOWN_VALIDATORS: Mapping[str, str] = {
     "_ints_as_text": "text_fields: an int for a plain string defers",
-    "_has_one_of": "needs_one_of: TypePlan.one_of",
     # needs_one_of and sum_fields in one validator (as step 6's tokens_total writes them)
     "_rules": "needs_one_of: TypePlan.one_of; sum_fields: TypePlan.sums",
 }

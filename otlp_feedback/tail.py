@@ -100,12 +100,10 @@ def letter_table_header() -> str:
 
 def letter_table_row(letter: DeadLetter) -> str:
     """Time (the record's own), event type, service, then the reason, escaped and cut."""
-    when = datetime.fromtimestamp(letter.source.time_ns / 1e9, UTC)
-    text = when.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
     return _row(
-        text,
+        _time(datetime.fromtimestamp(letter.source.time_ns / 1e9, UTC)),
         letter.source.event_type,
-        _cut(_escape(letter.service or "-"), _SERVICE_W),
+        _service(letter.service),
         _cut(_escape(letter.reason), 4 * _TEXT_MAX),
     )
 
@@ -115,14 +113,23 @@ def table_header() -> str:
 
 
 def table_row(event: FeedbackEvent) -> str:
-    when = event.timestamp.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
     details = []
     for name in KEY_FIELDS[event.event_type]:
         value = getattr(event, name, None)
         if value is None or value == [] or (name == "success" and value is True):
             continue
         details.append(f"{name}={_show(value)}")
-    return _row(when, event.event_type, _cut(_escape(event.service or "-"), _SERVICE_W), details)
+    return _row(_time(event.timestamp), event.event_type, _service(event.service), details)
+
+
+def _time(when: datetime) -> str:
+    """The time column: UTC, to the millisecond."""
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def _service(name: str | None) -> str:
+    """The service column: escaped and cut, ``-`` when there is none."""
+    return _cut(_escape(name or "-"), _SERVICE_W)
 
 
 def _row(when: str, event_type: str, service: str, details: str | list[str]) -> str:

@@ -34,6 +34,7 @@ from confluent_kafka import (
     Message,
     TopicPartition,
 )
+from confluent_kafka.admin import ClusterMetadata
 
 from otlp_feedback.config import Settings
 from otlp_feedback.consumer.decoder import EventDecoder, frame_schema_id
@@ -185,13 +186,7 @@ class FeedbackConsumer:
     def check_broker(self, timeout: float) -> None:
         """Raise ``SinkUnavailable`` unless a broker answers a metadata request within
         ``timeout`` seconds (a consumer alone would wait for one in silence)."""
-        try:
-            self._consumer.list_topics(timeout=timeout)
-        except KafkaException as exc:
-            raise SinkUnavailable(
-                f"no Kafka broker answered at {self._bootstrap} within {timeout:g}s ({exc}); "
-                "start one with `otlp-feedback dev`, or set kafka.bootstrap_servers"
-            ) from exc
+        cluster_metadata(self._consumer, self._bootstrap, timeout)
 
     def commit(self) -> None:
         """Mark the event in hand processed and commit every processed offset, synchronously.
@@ -335,3 +330,18 @@ def _headers(msg: Message) -> tuple[tuple[str, bytes | None], ...]:
     raw = msg.headers() or []
     pairs = raw.items() if isinstance(raw, dict) else raw
     return tuple((k, v.encode() if isinstance(v, str) else v) for k, v in pairs)
+
+
+def cluster_metadata(
+    consumer: Consumer, bootstrap: str, timeout: float, topic: str | None = None
+) -> ClusterMetadata:
+    """The cluster's metadata (``topic``'s alone, if given), asked of ``bootstrap`` through
+    ``consumer``. Raises ``SinkUnavailable`` saying how to start a broker unless one answers
+    within ``timeout`` seconds (a consumer alone would wait for one in silence)."""
+    try:
+        return consumer.list_topics(topic, timeout=timeout)
+    except KafkaException as exc:
+        raise SinkUnavailable(
+            f"no Kafka broker answered at {bootstrap} within {timeout:g}s ({exc}); "
+            "start one with `otlp-feedback dev`, or set kafka.bootstrap_servers"
+        ) from exc

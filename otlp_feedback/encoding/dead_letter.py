@@ -152,6 +152,12 @@ def _body(
 
 def from_value(value: bytes) -> DeadLetter:
     """Decode a dead letter. Raises ``InvalidRequest`` for anything that is not one."""
+    return read_value(value)[0]
+
+
+def read_value(value: bytes) -> tuple[DeadLetter, dict[str, Any]]:
+    """``from_value``, with the letter's JSON body as stored (what ``dlq tail`` prints), from
+    the one parse. Raises ``InvalidRequest`` for anything that is not a dead letter."""
     try:
         body = json.loads(value)
         event_type = body["event_type"]
@@ -169,13 +175,14 @@ def from_value(value: bytes) -> DeadLetter:
             trace_id=bytes.fromhex(body["trace_id"]),
             span_id=bytes.fromhex(body["span_id"]),
         )
-        return DeadLetter(
+        letter = DeadLetter(
             reason=str(body["reason"]),
             location=str(body["location"]),
             event_id=body.get("event_id"),
             source=source,
             replay_count=int(body.get("replay_count", 0)),
         )
+        return letter, body
     except (ValueError, KeyError, TypeError) as exc:
         raise InvalidRequest(f"not a dead letter: {exc}") from exc
 

@@ -33,9 +33,10 @@ def map_traces_request(request: ExportTraceServiceRequest) -> MappedRequest:
                     for ei, ev in enumerate(span.events)
                     if (et := conv.event_type_for(ev.name)) is not None
                 ]
-                out.unknown_names.extend(
-                    ev.name for ev in span.events if conv.is_unknown_feedback_name(ev.name)
-                )
+                if len(feedback_events) < len(span.events):  # only an ignored one can be misspelt
+                    out.unknown_names.extend(
+                        ev.name for ev in span.events if conv.is_unknown_feedback_name(ev.name)
+                    )
                 is_genai = has_key(span.attributes, conv.GENAI_OPERATION_KEY)
                 if not feedback_events and not is_genai:
                     out.ignored += 1 + len(span.events)

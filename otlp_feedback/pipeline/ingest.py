@@ -131,20 +131,12 @@ def native_batch(result: NativeResult, payload: bytes, received_ns: int) -> Batc
     request = decode(ExportLogsServiceRequest, payload)
     # Rare (a misspelt name): C counted them; Python names them, from the one decode.
     unknown = unknown_feedback_names(request) if result.unknown_feedback else ()
-    if not result.deferred:
-        entries = cast("list[Entry]", slots)
-        return Batch(
-            entries,
-            result.ignored,
-            received_ns,
-            native=len(slots),
-            unknown_names=unknown,
-            payload=payload,
-            _request=request,
-        )
-    deferred = map_logs_request(request, only=frozenset(result.deferred)).feedback
-    pending = iter(deferred)
-    merged: list[Entry] = [slot if slot is not None else next(pending) for slot in slots]
+    deferred: Sequence[RawFeedback] = ()
+    merged = cast("list[Entry]", slots)  # no None where nothing was deferred
+    if result.deferred:
+        deferred = map_logs_request(request, only=frozenset(result.deferred)).feedback
+        pending = iter(deferred)
+        merged = [slot if slot is not None else next(pending) for slot in slots]
     return Batch(
         merged,
         result.ignored,

@@ -254,7 +254,10 @@ class KafkaSink:
         Raises ``DeliveryTimeout`` (no confirmation by the deadline) or ``SinkUnavailable``.
         """
         producer = self._current_producer()
-        self._ensure_topics(max(0.1, min(_CREATE_TOPICS_TIMEOUT_S, deadline - time.monotonic())))
+        if self._topics_pending:  # rare (start-up, a broker that forgot them): no clock read
+            self._ensure_topics(
+                max(0.1, min(_CREATE_TOPICS_TIMEOUT_S, deadline - time.monotonic()))
+            )
         batch = _Batch(len(records))
         produce, on_delivery = producer.produce, batch.on_delivery
         for record in records:

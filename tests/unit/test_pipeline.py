@@ -407,6 +407,20 @@ def test_a_misspelt_feedback_name_is_warned_about_once_with_the_nearest_name(
 
 
 @pytest.mark.parametrize("path", ["native", "python"])
+def test_the_bare_prefix_is_an_unknown_feedback_name_on_both_paths(
+    pipeline: Pipeline, caplog: pytest.LogCaptureFixture, path: str
+) -> None:
+    # C and Python share the rule (``conv.is_unknown_feedback_name``): "feedback." itself too.
+    caplog.set_level("WARNING", logger="otlp_feedback.pipeline.facade")
+    request = logs_request(log_record("feedback.", {"session.id": "s"}))
+    if path == "native":
+        pipeline.export("logs", request.SerializeToString())
+    else:
+        pipeline.export_logs(request)
+    assert any("ignored records named 'feedback.'" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("path", ["native", "python"])
 def test_pii_in_an_unknown_feedback_name_is_masked_in_the_warning_and_the_name_is_clipped(
     pipeline: Pipeline, caplog: pytest.LogCaptureFixture, path: str
 ) -> None:

@@ -316,6 +316,21 @@ def test_an_error_that_quotes_the_request_leaves_no_trace_of_it_in_the_spans(
     assert "example.com" not in repr(span.to_json())
 
 
+def test_an_unexpected_errors_message_stays_out_of_the_span(spans: InMemorySpanExporter) -> None:
+    # A bug's exception may quote a record's value: the span names its class, not its text.
+    def bug(clock: Any) -> Any:
+        raise ValueError("ann@example.com")
+
+    with pytest.raises(ValueError):
+        _tracer(spans).run("export logs", RequestOrigin("grpc", SAMPLED), bug)
+    found = _by_name(spans.get_finished_spans())
+    assert set(found) == {"export logs", "ingest"}
+    for span in found.values():
+        assert span.status.status_code is StatusCode.ERROR
+        assert span.status.description is None
+        assert span.attributes is not None and span.attributes["error.type"] == "ValueError"
+
+
 def test_events_api_requests_are_traced_and_replays_are_not(
     traced: Pipeline, spans: InMemorySpanExporter
 ) -> None:
