@@ -576,7 +576,7 @@ class TokensConfig(_Section):
     )
     signing_key_id: str | None = Field(None, description="The key new tokens are signed with.")
     max_ttl_s: float = Field(
-        3600.0, gt=0, le=7 * 86400, description="The longest lifetime a token may be minted with."
+        3600.0, ge=1, le=7 * 86400, description="The longest lifetime a token may be minted with."
     )
     default_ttl_s: float = Field(900.0, gt=0, description="Lifetime when mint names none.")
     default_max_events: int = Field(20, ge=1, description="Event budget when mint names none.")

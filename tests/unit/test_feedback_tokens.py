@@ -588,3 +588,12 @@ def test_a_token_sends_over_grpc_with_its_scope_and_a_bad_one_is_unauthenticated
         assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
     (record,) = event_records(sink)
     assert dict(record.headers)["client_id"] == b"web"
+
+
+def test_a_lifetime_cap_under_a_second_is_refused() -> None:
+    # Token times are whole seconds: a cap under one would mint tokens the verifier refuses.
+    from otlp_feedback.config import load_config as load
+    from otlp_feedback.errors import ConfigError as Refused
+
+    with pytest.raises(Refused, match=r"tokens\.max_ttl_s"):
+        load(tokens={"max_ttl_s": 0.5})
