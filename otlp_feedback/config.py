@@ -881,6 +881,11 @@ def _with_host(endpoint: str, host: str) -> str:
 _SECRET_WORDS = ("password", "secret", "token", "credential", "private")
 
 
+def without_userinfo(url: str, mask: str = "") -> str:
+    """``url`` with its user info (``user:password@``) replaced by ``mask``."""
+    return re.sub(r"//[^/@]*@", "//" + mask.replace("\\", "\\\\"), url)
+
+
 def masked_yaml(settings: Settings) -> str:
     """The settings as YAML with every secret shown as ``**********``: ``SecretStr`` values
     (pydantic masks them in JSON mode), credential-like ``kafka.extra`` entries and user info
@@ -890,7 +895,7 @@ def masked_yaml(settings: Settings) -> str:
     for key in extra:
         if any(word in key.lower() for word in _SECRET_WORDS):
             extra[key] = "**********"
-    data["registry"]["url"] = re.sub(r"//[^/@]*@", "//**********@", data["registry"]["url"])
+    data["registry"]["url"] = without_userinfo(data["registry"]["url"], "**********@")
     return yaml.safe_dump(data, sort_keys=False)
 
 

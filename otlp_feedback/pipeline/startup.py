@@ -15,12 +15,11 @@ the cache matches this start (``schema_cache``). Nothing here runs per request.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import otlp_feedback.pipeline.schema_cache as schema_cache
-from otlp_feedback.config import KafkaConfig, RedactionConfig, Settings
+from otlp_feedback.config import KafkaConfig, RedactionConfig, Settings, without_userinfo
 from otlp_feedback.encoding import AvroEventSerializer, load_schemas
 from otlp_feedback.encoding.outbound import EventEncoder
 from otlp_feedback.encoding.schemas import LocalSchema
@@ -115,7 +114,7 @@ def _binding(
 def _registry_key(url: str) -> str:
     """The registry's URL without its user info: the cache names the registry, not the
     credentials, which it must not hold."""
-    return re.sub(r"//[^/@]*@", "//", url)
+    return without_userinfo(url)
 
 
 def redactor_for(settings: Settings, config: RedactionConfig) -> Redactor:
